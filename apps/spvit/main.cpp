@@ -1,0 +1,46 @@
+// `spvit`: one command-line tool with subcommands (info, selftest; train, eval, infer, patchify, synth, bench
+// come with their layers). Launch with mpirun/srun for several ranks.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "app_context.h"
+#include "spvit/build_info.h"
+#include "spvit/core/error.h"
+#include "spvit/core/logging.h"
+
+int main(int argc, char** argv) {
+  spvit::dist::MpiRuntime mpi(&argc, &argv);
+  spvit::app::AppContext ctx;
+  ctx.mpi = &mpi;
+  ctx.world_rank = mpi.world_rank();
+  ctx.world_size = mpi.world_size();
+  spvit::log::init(ctx.world_rank, ctx.world_size, "info");
+
+  CLI::App app{"spvit " SPVIT_VERSION ": sequence-parallel Vision Transformers for very large images"};
+  app.require_subcommand(1);
+  app.add_option("--log-level", ctx.log_level, "trace, debug, info, warn, error or off")->default_val("info");
+  spvit::app::add_registered_commands(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Every rank parses the same arguments; only rank 0 prints the message.
+    if (ctx.world_rank != 0) return e.get_exit_code();
+    return app.exit(e);
+  }
+
+  try {
+    spvit::log::set_level(ctx.log_level);
+    return ctx.run ? ctx.run() : 0;
+  } catch (const spvit::ConfigError& e) {
+    // Configuration is identical on every rank, so every rank stops here: report once, no abort needed.
+    if (ctx.world_rank == 0) spvit::log::error("configuration error: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spvit::log::error("{}", e.what());
+    // Peers may be blocked in a collective waiting for this rank: end the whole job rather than let them hang.
+    if (ctx.world_size > 1) spvit::dist::abort_world(3);
+    return 3;
+  }
+}

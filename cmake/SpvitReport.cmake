@@ -1,0 +1,13 @@
+# Prints which optional features this build has; `spvit info` shows the same at run time.
+message(STATUS "")
+message(STATUS "spvit ${PROJECT_VERSION} configuration")
+message(STATUS "  LibTorch     : ${SPVIT_TORCH_VERSION}")
+message(STATUS "  MPI          : ${MPI_C_VERSION} (${MPIEXEC_EXECUTABLE})")
+message(STATUS "  CUDA         : ${SPVIT_HAVE_CUDA}")
+message(STATUS "  NCCL         : ${SPVIT_HAVE_NCCL} ${NCCL_VERSION}")
+message(STATUS "  OpenCV       : ${SPVIT_HAVE_OPENCV} ${OpenCV_VERSION}")
+message(STATUS "  OpenSlide    : ${SPVIT_HAVE_OPENSLIDE} ${OpenSlide_VERSION}")
+message(STATUS "  HDF5         : ${HDF5_VERSION}")
+message(STATUS "  ccache       : ${SPVIT_CCACHE}")
+message(STATUS "  precompiled headers: ${SPVIT_USE_PCH}")
+message(STATUS "")

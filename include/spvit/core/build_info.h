@@ -1,0 +1,12 @@
+// What this binary was built with (reported by `spvit info` and at the top of every run's log).
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace spvit {
+
+// (name, description) pairs: version, LibTorch, CUDA, NCCL, OpenCV, OpenSlide, HDF5, build type.
+std::vector<std::pair<std::string, std::string>> build_features();
+
+}  // namespace spvit

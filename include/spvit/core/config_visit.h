@@ -1,0 +1,19 @@
+// The small vocabulary config sections use in visit(): Range<T> bounds for a field's value.
+#pragma once
+#include <limits>
+#include <type_traits>
+
+namespace spvit {
+
+// Inclusive bounds for a numeric config field (defaults: the whole type). bool fields use Range<bool>{}.
+template <typename T>
+struct Range {
+  T min = std::numeric_limits<T>::lowest();
+  T max = std::numeric_limits<T>::max();
+  bool contains(T value) const {
+    if constexpr (std::is_same_v<T, bool>) return true;
+    else return value >= min && value <= max;
+  }
+};
+
+}  // namespace spvit

@@ -1,0 +1,48 @@
+// The 2D process grid: world = N_d data groups x N_s sequence ranks (shared/spec/lss.md, "Process grid").
+// Rank r -> data index d = r / N_s, sequence index s = r % N_s: a sequence group is N_s consecutive ranks, which
+// launchers place on one node, so the per-layer K‖V traffic stays on the fast intra-node links.
+#pragma once
+#include <string>
+
+#include "spvit/dist/communicator.h"
+
+namespace spvit::dist {
+
+struct GridShape {
+  int data = 0;  // N_d; 0 = world size / seq
+  int seq = 1;   // N_s
+  // Parses "DxS" (e.g. "2x2"); throws ConfigError naming the text otherwise.
+  static GridShape parse(const std::string& text);
+  std::string str() const { return std::to_string(data) + "x" + std::to_string(seq); }
+};
+
+class ProcessGrid {
+ public:
+  // Builds the grid over MPI_COMM_WORLD. Checks N_d * N_s == world size before any collective (a clear
+  // ConfigError otherwise), then splits the world into the sequence and data communicators.
+  static ProcessGrid create(GridShape shape, double timeout_s);
+
+  int world_rank() const { return world_rank_; }
+  int world_size() const { return world_size_; }
+  int data_size() const { return shape_.data; }   // N_d
+  int seq_size() const { return shape_.seq; }     // N_s
+  int data_index() const { return world_rank_ / shape_.seq; }  // d
+  int seq_index() const { return world_rank_ % shape_.seq; }   // s
+  int local_rank() const { return local_rank_; }   // rank among the processes of this node (GPU selection)
+  int local_size() const { return local_size_; }
+  GridShape shape() const { return shape_; }
+
+  const CommPtr& world() const { return world_; }
+  const CommPtr& seq() const { return seq_; }    // ranks with the same d (one sample's sequence group)
+  const CommPtr& data() const { return data_; }  // ranks with the same s
+
+ private:
+  GridShape shape_;
+  int world_rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
+  CommPtr world_, seq_, data_;
+};
+
+// Checks a requested grid against a world size and fills in data = 0. Throws ConfigError explaining the mismatch.
+GridShape resolve_grid(GridShape requested, int world_size);
+
+}  // namespace spvit::dist

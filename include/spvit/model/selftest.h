@@ -1,0 +1,51 @@
+// The sequence-parallel exactness self-test behind `spvit selftest sp` (and the MPI test matrix).
+//
+// Runs the encoder plus a scalar loss on random input sharded over the grid, with double gradient averaging,
+// then recomputes the same model on one process (strategy local, whole sequence, every data group's sample) and
+// compares: output, loss and every parameter gradient must agree within the dtype's tolerance.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "spvit/dist/process_grid.h"
+
+namespace spvit::model {
+
+struct SelftestOptions {
+  int64_t length = 1001;     // tokens per sample, L
+  int64_t layers = 2;
+  int64_t dim = 64;
+  int64_t heads = 4;
+  int64_t batch = 2;         // samples per data group
+  int64_t patch = 4;         // tokens carry 3·patch² values
+  torch::ScalarType dtype = torch::kFloat64;
+  std::string strategy = "lss-kv";
+  std::string pos_encoding = "grid";  // grid | coords
+  std::string grad_average = "flat";  // flat | two-stage
+  double bucket_mb = 25.0;
+  bool checkpointing = false;
+  int64_t empty_tokens = 0;  // the last N tokens are empty adaptive slots: masked as keys, dropped from the loss
+  uint64_t seed = 1234;
+};
+
+struct SelftestResult {
+  double max_rel_err_out = 0;   // encoder output vs the single-process reference (max over ranks)
+  double max_rel_err_loss = 0;
+  double max_rel_err_grad = 0;  // worst parameter gradient, relative to that gradient's largest entry
+  double tolerance = 0;         // 1e-10 (float64) or 1e-5 (float32)
+  // Collectives issued on the sequence communicator, on this rank.
+  int64_t forward_all_gathers = 0;
+  int64_t backward_all_gathers = 0;      // re-gathers of the activation-checkpointing recompute
+  int64_t backward_reduce_scatters = 0;
+  int64_t other_seq_collectives = 0;     // anything else on the seq communicator during the step (must be 0)
+  int buckets = 0;
+  bool passed() const {
+    return max_rel_err_out <= tolerance && max_rel_err_grad <= tolerance && max_rel_err_loss <= tolerance;
+  }
+};
+
+double selftest_tolerance(torch::ScalarType dtype);
+SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, const SelftestOptions& options);
+
+}  // namespace spvit::model

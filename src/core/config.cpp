@@ -1,0 +1,102 @@
+#include "spvit/core/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "config_visitors.h"
+
+namespace spvit {
+namespace {
+
+// Applies "a.b.c=value" on top of the parsed YAML tree, creating mappings as needed.
+void apply_override(YAML::Node& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    SPVIT_THROW(ConfigError, "override '", assignment, "' must look like key.sub=value");
+  }
+  const std::string path = assignment.substr(0, eq);
+  const std::string value_text = assignment.substr(eq + 1);
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::Exception& e) {
+    SPVIT_THROW(ConfigError, "override '", assignment, "': value is not valid YAML (", e.msg, ")");
+  }
+  if (!root.IsMap()) root = YAML::Node(YAML::NodeType::Map);
+  YAML::Node cur;
+  cur.reset(root);  // yaml-cpp: reset() rebinds, operator= would overwrite the node's value
+  std::stringstream parts(path);
+  std::string part, walked;
+  std::vector<std::string> keys;
+  while (std::getline(parts, part, '.')) {
+    if (part.empty()) SPVIT_THROW(ConfigError, "override '", assignment, "' has an empty key component");
+    keys.push_back(part);
+  }
+  for (size_t i = 0; i + 1 < keys.size(); ++i) {
+    walked += (walked.empty() ? "" : ".") + keys[i];
+    YAML::Node next = cur[keys[i]];
+    if (next && !next.IsNull() && !next.IsMap()) {
+      SPVIT_THROW(ConfigError, "override '", assignment, "': '", walked, "' is a value, not a section");
+    }
+    if (!next || next.IsNull()) cur[keys[i]] = YAML::Node(YAML::NodeType::Map);
+    YAML::Node child = cur[keys[i]];
+    cur.reset(child);
+  }
+  cur[keys.back()] = value;
+}
+
+}  // namespace
+
+void validate(const Config& c) {
+  const auto& m = c.model;
+  if (m.dim % m.heads != 0) {
+    SPVIT_THROW(ConfigError, "config key 'model.dim' = ", m.dim, " must be divisible by 'model.heads' = ", m.heads);
+  }
+  if (m.attention == "local" && c.grid.seq > 1) {
+    SPVIT_THROW(ConfigError, "config key 'model.attention' = local cannot shard a sequence: 'grid.seq' = ",
+                c.grid.seq, " needs lss-kv or lss-x");
+  }
+}
+
+Config parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    SPVIT_THROW(ConfigError, "configuration is not valid YAML: ", e.what());
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) SPVIT_THROW(ConfigError, "configuration must be a YAML mapping of sections");
+  for (const auto& o : overrides) apply_override(root, o);
+
+  Config config;
+  config_detail::YamlReader reader(root, "");
+  config.visit(reader);
+  reader.finish();
+  validate(config);
+  return config;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) SPVIT_THROW(ConfigError, "cannot read config file '", path, "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return parse_config(text.str(), overrides);
+  } catch (Error& e) {
+    e.add_context("loading config file '" + path + "'");
+    throw;  // rethrow the original object so its type (ConfigError) is kept
+  }
+}
+
+std::string to_yaml(const Config& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  config_detail::YamlWriter writer(out);
+  const_cast<Config&>(config).visit(writer);  // visit() is shared with the reader; the writer does not modify
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace spvit

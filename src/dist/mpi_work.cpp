@@ -1,0 +1,85 @@
+#include "mpi_work.h"
+
+#include <chrono>
+#include <exception>
+#include <iomanip>
+#include <sstream>
+#include <thread>
+
+#include "spvit/core/error.h"
+#include "spvit/core/logging.h"
+
+namespace spvit::dist {
+
+std::string mpi_error_string(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
+  return std::string(text, static_cast<size_t>(length));
+}
+
+MpiWork::MpiWork(MPI_Request request, std::vector<torch::Tensor> keep_alive, std::function<void()> on_complete,
+                 std::string description, double timeout_s)
+    : request_(request),
+      keep_alive_(std::move(keep_alive)),
+      on_complete_(std::move(on_complete)),
+      description_(std::move(description)),
+      timeout_s_(timeout_s) {}
+
+MpiWork::~MpiWork() {
+  if (done_) return;
+  if (std::uncaught_exceptions() > 0) {
+    // Unwinding after another failure: the job is about to be aborted. MPI may still write into the buffers, so
+    // they are deliberately leaked rather than freed under a pending request.
+    new std::vector<torch::Tensor>(std::move(keep_alive_));
+    return;
+  }
+  try {
+    wait();
+  } catch (const std::exception& e) {
+    log::error("{} (while destroying an unwaited Work)", e.what());
+    new std::vector<torch::Tensor>(std::move(keep_alive_));
+  }
+}
+
+void MpiWork::complete() {
+  done_ = true;
+  if (on_complete_) on_complete_();
+  keep_alive_.clear();
+  on_complete_ = nullptr;
+}
+
+bool MpiWork::is_completed() {
+  if (done_) return true;
+  int flag = 0;
+  const int rc = MPI_Test(&request_, &flag, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, description_, " failed: ", mpi_error_string(rc));
+  if (flag) complete();
+  return done_;
+}
+
+void MpiWork::wait() {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  // Poll (MPI_Test also drives progress) rather than block in MPI_Wait, so a collective that can never complete
+  // is noticed. Spin briefly for latency, then back off to at most 1 ms between polls.
+  int64_t polls = 0;
+  auto pause = std::chrono::microseconds(10);
+  while (!is_completed()) {
+    if (++polls > 2000) {
+      if (Clock::now() > deadline) {
+        std::ostringstream msg;
+        msg << std::fixed << std::setprecision(1) << "timed out after " << timeout_s_ << " s waiting for "
+            << description_
+            << ": a peer rank has died or is stuck, or the ranks called different collectives"
+               " (dist.timeout_s sets the limit)";
+        SPVIT_THROW(CommTimeoutError, msg.str());
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
+  }
+}
+
+}  // namespace spvit::dist

@@ -1,0 +1,73 @@
+#include "spvit/dist/process_grid.h"
+
+#include <mpi.h>
+
+#include <regex>
+
+#include "mpi_work.h"
+#include "spvit/core/error.h"
+#include "spvit/dist/mpi_communicator.h"
+
+namespace spvit::dist {
+
+GridShape GridShape::parse(const std::string& text) {
+  static const std::regex pattern(R"(^\s*(\d+)\s*[xX]\s*(\d+)\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, pattern)) {
+    SPVIT_THROW(ConfigError, "grid '", text, "' must be DATAxSEQ, e.g. 2x4 (2 data groups of 4 sequence ranks)");
+  }
+  GridShape g;
+  g.data = std::stoi(m[1]);
+  g.seq = std::stoi(m[2]);
+  if (g.seq < 1) SPVIT_THROW(ConfigError, "grid '", text, "': the sequence size must be at least 1");
+  return g;
+}
+
+GridShape resolve_grid(GridShape requested, int world_size) {
+  if (requested.seq < 1) SPVIT_THROW(ConfigError, "grid.seq = ", requested.seq, " must be at least 1");
+  if (requested.data < 0) SPVIT_THROW(ConfigError, "grid.data = ", requested.data, " must be 0 (auto) or positive");
+  GridShape g = requested;
+  if (g.data == 0) {
+    if (world_size % g.seq != 0) {
+      SPVIT_THROW(ConfigError, "grid.seq = ", g.seq, " does not divide the world size ", world_size,
+                  " (number of MPI ranks): launch a multiple of ", g.seq, " ranks or change grid.seq");
+    }
+    g.data = world_size / g.seq;
+  }
+  if (static_cast<int64_t>(g.data) * g.seq != world_size) {
+    SPVIT_THROW(ConfigError, "grid ", g.str(), " (data x seq) needs ", static_cast<int64_t>(g.data) * g.seq,
+                " ranks but this run has ", world_size,
+                " (mpirun -np N): make data * seq equal the number of ranks");
+  }
+  return g;
+}
+
+ProcessGrid ProcessGrid::create(GridShape shape, double timeout_s) {
+  ProcessGrid grid;
+  MPI_Comm_rank(MPI_COMM_WORLD, &grid.world_rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &grid.world_size_);
+  // Validated before any collective: a wrong grid must fail fast and identically on every rank.
+  grid.shape_ = resolve_grid(shape, grid.world_size_);
+
+  auto split = [&](int color, int key, const char* what) {
+    MPI_Comm out = MPI_COMM_NULL;
+    const int rc = MPI_Comm_split(MPI_COMM_WORLD, color, key, &out);
+    if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_split (", what, ") failed: ", mpi_error_string(rc));
+    return out;
+  };
+  const int d = grid.data_index(), s = grid.seq_index();
+  MPI_Comm world_dup = MPI_COMM_NULL;
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &world_dup) != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_dup failed");
+  grid.world_ = std::make_shared<MpiCommunicator>(world_dup, "world", timeout_s);
+  grid.seq_ = std::make_shared<MpiCommunicator>(split(d, s, "sequence groups"), "seq", timeout_s);
+  grid.data_ = std::make_shared<MpiCommunicator>(split(s, d, "data groups"), "data", timeout_s);
+
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid.world_rank_, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &grid.local_rank_);
+  MPI_Comm_size(node, &grid.local_size_);
+  MPI_Comm_free(&node);
+  return grid;
+}
+
+}  // namespace spvit::dist

@@ -1,0 +1,90 @@
+#include "spvit/model/attention.h"
+
+#include "spvit/core/error.h"
+#include "spvit/core/torch_compat.h"
+#include "spvit/dist/collectives.h"
+
+namespace spvit::model {
+
+AttentionStrategy parse_attention_strategy(const std::string& name) {
+  if (name == "local") return AttentionStrategy::Local;
+  if (name == "lss-kv") return AttentionStrategy::LssKv;
+  if (name == "lss-x") return AttentionStrategy::LssX;
+  SPVIT_THROW(ConfigError, "attention strategy '", name, "' is not one of local, lss-kv, lss-x");
+}
+
+std::string to_string(AttentionStrategy strategy) {
+  switch (strategy) {
+    case AttentionStrategy::Local: return "local";
+    case AttentionStrategy::LssKv: return "lss-kv";
+    case AttentionStrategy::LssX: return "lss-x";
+  }
+  return "?";
+}
+
+MultiHeadAttentionImpl::MultiHeadAttentionImpl(const AttentionOptions& options) : options_(options) {
+  SPVIT_CHECK(options.dim > 0 && options.heads > 0 && options.dim % options.heads == 0,
+              "attention: dim ", options.dim, " must be a positive multiple of heads ", options.heads);
+  qkv_ = register_module("qkv", torch::nn::Linear(options.dim, 3 * options.dim));
+  proj_ = register_module("proj", torch::nn::Linear(options.dim, options.dim));
+}
+
+torch::Tensor MultiHeadAttentionImpl::forward(const torch::Tensor& h, const SequenceContext& seq) {
+  SPVIT_CHECK(h.dim() == 3 && h.size(2) == options_.dim, "attention input must be [B, L_s, ", options_.dim,
+              "], got ", h.sizes());
+  SPVIT_CHECK(h.size(1) == seq.shard.local_length(), "attention: this rank holds ", h.size(1),
+              " tokens but the sequence split gives it ", seq.shard.local_length());
+  if (!seq.sharded() || options_.strategy == AttentionStrategy::Local) {
+    SPVIT_CHECK(!seq.sharded(), "attention strategy 'local' cannot run on a sharded sequence");
+    return forward_local(h, seq);
+  }
+  return options_.strategy == AttentionStrategy::LssKv ? forward_kv_gather(h, seq) : forward_x_gather(h, seq);
+}
+
+// q: [B, Lq, E] (local queries); k, v: [B, H, L, Dh] or [B, L, E]-shaped views already split into heads.
+torch::Tensor MultiHeadAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                             const SequenceContext& seq) {
+  const int64_t B = q.size(0), Lq = q.size(1), H = options_.heads, Dh = options_.dim / options_.heads;
+  auto qh = q.view({B, Lq, H, Dh}).transpose(1, 2);
+  torch::Tensor mask;
+  if (seq.key_valid.defined()) mask = seq.key_valid.to(q.device()).view({1, 1, 1, -1});
+  auto o = compat::scaled_dot_product_attention(qh, k, v, mask, options_.allow_fused_kernel);  // [B, H, Lq, Dh]
+  return proj_->forward(o.transpose(1, 2).reshape({B, Lq, options_.dim}));
+}
+
+torch::Tensor MultiHeadAttentionImpl::forward_local(const torch::Tensor& h, const SequenceContext& seq) {
+  const int64_t B = h.size(0), L = h.size(1), E = options_.dim, H = options_.heads, Dh = E / H;
+  auto qkv = qkv_->forward(h).view({B, L, 3, H, Dh});
+  auto k = qkv.select(2, 1).transpose(1, 2);
+  auto v = qkv.select(2, 2).transpose(1, 2);
+  return attend(qkv.select(2, 0).reshape({B, L, E}), k, v, seq);
+}
+
+torch::Tensor MultiHeadAttentionImpl::forward_kv_gather(const torch::Tensor& h, const SequenceContext& seq) {
+  const int64_t B = h.size(0), Ls = h.size(1), E = options_.dim, H = options_.heads, Dh = E / H;
+  const int64_t L = seq.shard.length;
+  auto qkv = qkv_->forward(h).view({B, Ls, 3, E});
+  auto q = qkv.select(2, 0);
+  // Pack k_s ‖ v_s token-major into one contiguous [L_s, 2, B, E] send buffer, so the gathered [L, 2, B, E] buffer
+  // can be read as K and V by views alone (no unpack copy).
+  auto packed = qkv.narrow(2, 1, 2).permute({1, 2, 0, 3}).contiguous();
+  auto gathered = dist::gather_rows(packed, seq.comm, seq.shard.counts).view({L, 2, B, H, Dh});
+  auto k = gathered.select(1, 0).permute({1, 2, 0, 3});  // [B, H, L, Dh]
+  auto v = gathered.select(1, 1).permute({1, 2, 0, 3});
+  return attend(q, k, v, seq);
+}
+
+torch::Tensor MultiHeadAttentionImpl::forward_x_gather(const torch::Tensor& h, const SequenceContext& seq) {
+  const int64_t B = h.size(0), E = options_.dim, H = options_.heads, Dh = E / H;
+  const int64_t L = seq.shard.length;
+  auto h_full = dist::gather_rows(h.transpose(0, 1).contiguous(), seq.comm, seq.shard.counts).transpose(0, 1);
+  const auto& w = qkv_->weight;
+  const auto& b = qkv_->bias;
+  auto q = torch::nn::functional::linear(h, w.narrow(0, 0, E), b.narrow(0, 0, E));
+  auto kv = torch::nn::functional::linear(h_full, w.narrow(0, E, 2 * E), b.narrow(0, E, 2 * E)).view({B, L, 2, H, Dh});
+  auto k = kv.select(2, 0).transpose(1, 2);
+  auto v = kv.select(2, 1).transpose(1, 2);
+  return attend(q, k, v, seq);
+}
+
+}  // namespace spvit::model

@@ -1,0 +1,149 @@
+#include "spvit/model/selftest.h"
+
+#include "spvit/core/error.h"
+#include "spvit/dist/gradient_averager.h"
+#include "spvit/model/vit_encoder.h"
+
+namespace spvit::model {
+namespace {
+
+using dist::CollectiveOp;
+
+// max |a - b| / max |b|: relative to the reference tensor's scale (a tensor of zeros compares absolutely).
+double relative_error(const torch::Tensor& value, const torch::Tensor& reference) {
+  const double diff = (value.to(torch::kFloat64) - reference.to(torch::kFloat64)).abs().max().item<double>();
+  const double scale = reference.to(torch::kFloat64).abs().max().item<double>();
+  return scale > 0 ? diff / scale : diff;
+}
+
+struct Sample {
+  torch::Tensor tokens;   // [B, L, F]
+  torch::Tensor weights;  // [B, L, E]: the loss is sum(out * weights) / (B * L_valid)
+  TokenMetadata meta;     // for the whole sequence
+};
+
+// The same sample on every rank of data group d (a fixed seed per group).
+Sample make_sample(const SelftestOptions& o, const EncoderOptions& enc, int data_index) {
+  torch::manual_seed(o.seed + 1000003ULL * static_cast<uint64_t>(data_index + 1));
+  auto opts = torch::TensorOptions().dtype(o.dtype);
+  Sample s;
+  s.tokens = torch::randn({o.batch, o.length, enc.in_features}, opts);
+  s.weights = torch::randn({o.batch, o.length, enc.dim}, opts);
+  if (o.empty_tokens > 0) s.weights.narrow(1, o.length - o.empty_tokens, o.empty_tokens).zero_();
+  s.meta.index = torch::arange(o.length, torch::kLong);
+  s.meta.coords = torch::rand({o.length, enc.coord_features}, opts);
+  return s;
+}
+
+TokenMetadata slice(const TokenMetadata& m, int64_t offset, int64_t length) {
+  return {m.index.narrow(0, offset, length), m.coords.narrow(0, offset, length)};
+}
+
+}  // namespace
+
+double selftest_tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat64 ? 1e-10 : 1e-5; }
+
+SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, const SelftestOptions& o) {
+  SPVIT_CHECK(o.length >= grid.seq_size(), "selftest: length ", o.length, " is shorter than the sequence group (",
+              grid.seq_size(), " ranks)");
+  SPVIT_CHECK(o.empty_tokens >= 0 && o.empty_tokens < o.length, "selftest: empty_tokens must be in [0, length)");
+  EncoderOptions enc;
+  enc.in_features = 3 * o.patch * o.patch;
+  enc.dim = o.dim;
+  enc.depth = o.layers;
+  enc.heads = o.heads;
+  enc.mlp_ratio = 2.0;
+  enc.pos_encoding = parse_positional_encoding(o.pos_encoding);
+  enc.max_tokens = o.length;
+  enc.coord_features = 3;
+  enc.attention = parse_attention_strategy(o.strategy);
+  enc.checkpointing = o.checkpointing;
+
+  torch::manual_seed(o.seed);  // identical parameters on every rank
+  ViTEncoder model(enc);
+  model->to(o.dtype);
+  EncoderOptions ref_opts = enc;
+  ref_opts.attention = AttentionStrategy::Local;
+  ref_opts.checkpointing = false;
+  ViTEncoder reference(ref_opts);
+  reference->to(o.dtype);
+  {
+    torch::NoGradGuard no_grad;
+    auto src = model->parameters(), dst = reference->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+
+  const int d = grid.data_index();
+  const auto shard = dist::SequenceShard::even(o.length, grid.seq_size(), grid.seq_index());
+  SequenceContext seq{grid.seq(), shard, {}};
+  torch::Tensor key_valid;
+  if (o.empty_tokens > 0) key_valid = torch::arange(o.length) < (o.length - o.empty_tokens);
+  seq.key_valid = key_valid;
+  const double loss_norm = static_cast<double>(o.batch * (o.length - o.empty_tokens));
+
+  // ---- distributed step: this rank's segment, loss normalised by the whole sample, double averaging.
+  Sample sample = make_sample(o, enc, d);
+  const int64_t off = shard.offset(), len = shard.local_length();
+  dist::GradientAverager averager(model->parameters(), grid.world(), grid.seq(), grid.data(),
+                                  {dist::GradientAverager::parse_mode(o.grad_average), o.bucket_mb});
+  auto& seq_comm = *grid.seq();
+  seq_comm.reset_counters();
+  auto out = model->forward(sample.tokens.narrow(1, off, len), slice(sample.meta, off, len), seq);
+  auto loss = (out * sample.weights.narrow(1, off, len)).sum() / loss_norm;
+  const auto after_forward = seq_comm.counters();
+  loss.backward();
+  averager.finish();
+  const auto after_backward = seq_comm.counters();
+
+  SelftestResult r;
+  r.tolerance = selftest_tolerance(o.dtype);
+  r.buckets = averager.num_buckets();
+  r.forward_all_gathers = after_forward.calls_of(CollectiveOp::AllGather);
+  r.backward_all_gathers = after_backward.calls_of(CollectiveOp::AllGather) - r.forward_all_gathers;
+  r.backward_reduce_scatters = after_backward.calls_of(CollectiveOp::ReduceScatter);
+  for (size_t k = 0; k < static_cast<size_t>(CollectiveOp::kCount); ++k) {
+    const auto op = static_cast<CollectiveOp>(k);
+    if (op != CollectiveOp::AllGather && op != CollectiveOp::ReduceScatter) {
+      r.other_seq_collectives += after_backward.calls_of(op);
+    }
+  }
+
+  // ---- single-process reference: every data group's sample, whole sequence, gradients averaged over groups.
+  torch::Tensor ref_out, ref_loss;
+  const auto whole = SequenceContext{nullptr, dist::SequenceShard::whole(o.length), key_valid};
+  for (int g = 0; g < grid.data_size(); ++g) {
+    Sample s = g == d ? sample : make_sample(o, enc, g);
+    auto y = reference->forward(s.tokens, s.meta, whole);
+    auto l = (y * s.weights).sum() / loss_norm;
+    (l / grid.data_size()).backward();
+    if (g == d) {
+      ref_out = y.detach();
+      ref_loss = l.detach();
+    }
+  }
+
+  // ---- compare (the seq collectives here come after the counted step).
+  torch::NoGradGuard no_grad;
+  auto full_out = dist::all_gather_rows(seq_comm, out.detach().transpose(0, 1).contiguous(), shard.counts)
+                      .transpose(0, 1);
+  auto total_loss = loss.detach().clone().reshape({1});
+  seq_comm.all_reduce(total_loss, dist::ReduceOp::Sum)->wait();
+  auto errors = torch::zeros({3}, torch::kFloat64);
+  errors[0] = relative_error(full_out, ref_out);
+  errors[1] = relative_error(total_loss, ref_loss.reshape({1}));
+  auto params = model->parameters(), ref_params = reference->parameters();
+  double grad_err = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    SPVIT_CHECK(params[i].grad().defined() && ref_params[i].grad().defined(), "selftest: parameter ", i,
+                " has no gradient");
+    grad_err = std::max(grad_err, relative_error(params[i].grad(), ref_params[i].grad()));
+  }
+  errors[2] = grad_err;
+  grid.world()->all_reduce(errors, dist::ReduceOp::Max)->wait();
+  r.max_rel_err_out = errors[0].item<double>();
+  r.max_rel_err_loss = errors[1].item<double>();
+  r.max_rel_err_grad = errors[2].item<double>();
+  return r;
+}
+
+}  // namespace spvit::model

@@ -1,0 +1,11 @@
+# Runs COMMAND ('|'-separated) and passes only if it exits non-zero AND its output matches REGEX.
+string(REPLACE "|" ";" _cmd "${COMMAND}")
+execute_process(COMMAND ${_cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expected a non-zero exit status, got 0")
+endif()
+if(NOT "${out}${err}" MATCHES "${REGEX}")
+  message(FATAL_ERROR "output does not contain the expected message: ${REGEX}")
+endif()
+message("ok: exit status ${rc} and the expected message")

@@ -1,0 +1,16 @@
+// Helpers shared by the spvit tests.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace spvit::testing {
+
+// The value of --grid given to the test binary ("" if none).
+std::string requested_grid();
+
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace spvit::testing
