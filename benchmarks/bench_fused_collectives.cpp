@@ -5,7 +5,7 @@
 // dV. `size` is the gathered K‖V bytes (the all-gather output), as nccl-tests reports all_gather sizes.
 // Reported per direction with nccl-tests' definitions: algbw = size / time, busbw = algbw · (n-1)/n.
 // Data is verified once per size before timing.
-#include <mpi.h>
+#include "spvit/dist/mpi.h"
 
 #include <algorithm>
 #include <cstdio>

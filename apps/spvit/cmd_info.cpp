@@ -1,5 +1,5 @@
 // `spvit info`: what this build supports (CUDA, NCCL, OpenCV, OpenSlide, ...) and the MPI library in use.
-#include <mpi.h>
+#include "spvit/dist/mpi.h"
 
 #include <cstdio>
 

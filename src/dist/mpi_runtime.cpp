@@ -1,6 +1,6 @@
 #include "spvit/dist/mpi_runtime.h"
 
-#include <mpi.h>
+#include "spvit/dist/mpi.h"
 
 #include <cstdlib>
 

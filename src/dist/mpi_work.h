@@ -1,6 +1,6 @@
 // Private to src/dist: the Work handle of an MPI non-blocking operation, with the timeout watchdog.
 #pragma once
-#include <mpi.h>
+#include "spvit/dist/mpi.h"
 
 #include <functional>
 #include <string>

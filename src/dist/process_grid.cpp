@@ -1,6 +1,6 @@
 #include "spvit/dist/process_grid.h"
 
-#include <mpi.h>
+#include "spvit/dist/mpi.h"
 
 #include <regex>
 

@@ -51,7 +51,7 @@ torch::Tensor ViTEncoderImpl::run_block(size_t i, const torch::Tensor& x, const 
   if (!options_.checkpointing || !torch::GradMode::is_enabled()) return block->forward(x, seq);
   // The closure owns copies of the block handle and the sequence context: backward may run after this returns.
   SequenceContext seq_copy = seq;
-  return checkpoint([block, seq_copy](const torch::Tensor& in) { return block->forward(in, seq_copy); }, x,
+  return checkpoint([block, seq_copy](const torch::Tensor& in) mutable { return block->forward(in, seq_copy); }, x,
                     block->parameters());
 }
 

@@ -73,7 +73,8 @@ TEST(Config, CrossFieldValidation) {
 
 TEST(Config, MalformedOverrides) {
   expect_config_error("", {"model.dim"}, "must look like key.sub=value");
-  expect_config_error("", {"seed.x=1"}, "'seed' is a value, not a section");
+  expect_config_error("seed: 3\n", {"seed.x=1"}, "'seed' is a value, not a section");
+  expect_config_error("", {"seed.x=1"}, "config key 'seed' must be an integer");
   expect_config_error("", {"model..dim=3"}, "empty key component");
 }
 

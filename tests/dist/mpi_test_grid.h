@@ -1,5 +1,6 @@
 // The process grid an MPI test binary runs on: --grid DxS, or 1xWORLD when not given.
 #pragma once
+#include "spvit/dist/mpi.h"
 #include "spvit/dist/process_grid.h"
 #include "test_support.h"
 

@@ -1,7 +1,7 @@
 // Communicator over an MPI communicator. Works on CPU tensors directly; other devices and dtypes MPI cannot
 // reduce (half, bfloat16) are staged through a host buffer (pinned when the tensor lives on a GPU).
 #pragma once
-#include <mpi.h>
+#include "spvit/dist/mpi.h"
 
 #include "spvit/dist/communicator.h"
 
