@@ -60,14 +60,14 @@ bool MpiWork::is_completed() {
 
 void MpiWork::wait() {
   using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
-  // Poll (MPI_Test also drives progress) rather than block in MPI_Wait, so a collective that can never complete
-  // is noticed. Spin briefly for latency, then back off to at most 1 ms between polls.
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  // Poll with MPI_Test rather than block in MPI_Wait, so a collective that can never complete is noticed.
+  // Polling must stay busy: Open MPI advances non-blocking collectives only inside MPI calls, so sleeping between
+  // polls would stall every pipelined fragment (measured: a 16 MiB reduce-scatter took 40x longer). The clock is
+  // read, and the core offered to other processes, only every 256 polls.
   int64_t polls = 0;
-  auto pause = std::chrono::microseconds(10);
   while (!is_completed()) {
-    if (++polls > 2000) {
+    if (++polls % 256 == 0) {
       if (Clock::now() > deadline) {
         std::ostringstream msg;
         msg << std::fixed << std::setprecision(1) << "timed out after " << timeout_s_ << " s waiting for "
@@ -76,8 +76,7 @@ void MpiWork::wait() {
                " (dist.timeout_s sets the limit)";
         SPVIT_THROW(CommTimeoutError, msg.str());
       }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+      std::this_thread::yield();
     }
   }
 }
