@@ -74,12 +74,12 @@ std::vector<torch::Tensor> ViTEncoderImpl::forward_features(const torch::Tensor&
   size_t next_tap = 0;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     x = run_block(i, x, seq);
-    if (next_tap < taps.size() && taps[next_tap] == static_cast<int64_t>(i)) {
+    while (next_tap < taps.size() && taps[next_tap] == static_cast<int64_t>(i)) {
       features.push_back(x);
       ++next_tap;
     }
   }
-  SPVIT_CHECK(next_tap == taps.size(), "encoder taps must be increasing block indices below depth ", blocks_.size());
+  SPVIT_CHECK(next_tap == taps.size(), "encoder taps must be non-decreasing block indices below depth ", blocks_.size());
   features.push_back(norm_->forward(x));
   return features;
 }

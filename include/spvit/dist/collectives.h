@@ -17,3 +17,19 @@ namespace spvit::dist {
 torch::Tensor gather_rows(const torch::Tensor& local, const CommPtr& comm, const std::vector<int64_t>& rows);
 
 }  // namespace spvit::dist
+
+namespace spvit::dist {
+
+// Differentiable sum over the ranks of `comm`: every rank gets Σ_r x_r. Used for losses that need global sums
+// (soft Dice). Convention: each rank adds its own share of the loss and rank gradients are summed afterwards, so the
+// adjoint is again a sum over ranks of the incoming gradients.
+torch::Tensor all_reduce_sum(const torch::Tensor& x, const CommPtr& comm);
+
+// Differentiable halo exchange for a tensor split into contiguous bands along `dim` over the ranks of `comm`
+// (rank order = band order). Returns x with `halo` rows of the previous rank's band prepended and `halo` rows of the
+// next rank's band appended (zeros at the global borders), so a k×k convolution with k//2 = halo and no padding along
+// `dim` equals the undivided convolution on this band. Backward returns the halo rows' gradients to their owners and
+// adds them there. Every band must have at least `halo` rows.
+torch::Tensor halo_exchange(const torch::Tensor& x, const CommPtr& comm, int64_t dim, int64_t halo);
+
+}  // namespace spvit::dist

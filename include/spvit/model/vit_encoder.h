@@ -43,7 +43,7 @@ class ViTEncoderImpl : public torch::nn::Module {
 
   // tokens: [B, L_s, in_features] -> [B, L_s, E].
   torch::Tensor forward(const torch::Tensor& tokens, const TokenMetadata& meta, const SequenceContext& seq);
-  // Also returns the outputs of the blocks listed in `taps` (0-based), e.g. skip features for a UNETR decoder:
+  // Also returns the outputs of the blocks listed in `taps` (0-based, non-decreasing), e.g. skip features for a UNETR decoder:
   // result = {block taps[0] output, ..., final normed output}.
   std::vector<torch::Tensor> forward_features(const torch::Tensor& tokens, const TokenMetadata& meta,
                                               const SequenceContext& seq, const std::vector<int64_t>& taps);

@@ -1,0 +1,31 @@
+// Segmentation losses normalised over the WHOLE sample even when a rank holds only part of it
+// (shared/spec/lss.md, "Loss normalisation"): the per-rank losses of a sequence group sum to the sample loss, so
+// summing rank gradients (double gradient averaging) gives exactly the single-process gradient.
+#pragma once
+#include <torch/torch.h>
+
+#include "spvit/dist/communicator.h"
+
+namespace spvit::train {
+
+struct LossOptions {
+  double ce_weight = 1.0;    // cross-entropy term
+  double dice_weight = 1.0;  // soft Dice term (1 - mean Dice over classes)
+  double smooth = 1e-5;      // Dice smoothing, keeps empty classes finite
+};
+
+struct LossParts {
+  torch::Tensor total;  // this rank's share of the loss (differentiable)
+  torch::Tensor ce;     // this rank's share of the cross-entropy term (for logging)
+  torch::Tensor dice;   // the Dice loss of the batch (identical on every rank of the group; for logging)
+};
+
+// logits [B, K, spatial...] and target [B, spatial...] (int64 class ids) for this rank's pixels.
+// `pixels_per_sample`: the sample's total pixel count over all ranks. `weight` (optional, [B, spatial...]) weights
+// each pixel (adaptive tiles: the leaf area a tile pixel stands for; empty slots 0). `seq`: the sequence group whose
+// ranks hold the rest of the sample (null = this rank holds all of it); Dice's per-class sums are all-reduced over it.
+LossParts segmentation_loss(const torch::Tensor& logits, const torch::Tensor& target, double pixels_per_sample,
+                            const dist::CommPtr& seq, const LossOptions& options = {},
+                            const torch::Tensor& weight = {});
+
+}  // namespace spvit::train
