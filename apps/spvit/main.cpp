@@ -8,6 +8,7 @@
 #include "spvit/build_info.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
+#include "spvit/train/trainer.h"
 
 int main(int argc, char** argv) {
   spvit::dist::MpiRuntime mpi(&argc, &argv);
@@ -33,6 +34,10 @@ int main(int argc, char** argv) {
   try {
     spvit::log::set_level(ctx.log_level);
     return ctx.run ? ctx.run() : 0;
+  } catch (const spvit::train::TrainingStopped& e) {
+    // Raised on every rank at the same step: report once and stop without aborting.
+    if (ctx.world_rank == 0) spvit::log::error("{}", e.what());
+    return 4;
   } catch (const spvit::ConfigError& e) {
     // Configuration is identical on every rank, so every rank stops here: report once, no abort needed.
     if (ctx.world_rank == 0) spvit::log::error("configuration error: {}", e.what());

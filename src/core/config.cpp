@@ -4,9 +4,12 @@
 #include <sstream>
 
 #include "config_visitors.h"
+#include "spvit/build_info.h"
 
 namespace spvit {
 namespace {
+
+bool torch_has_cuda_build() { return SPVIT_HAVE_CUDA != 0; }
 
 // Applies "a.b.c=value" on top of the parsed YAML tree, creating mappings as needed.
 void apply_override(YAML::Node& root, const std::string& assignment) {
@@ -51,6 +54,14 @@ void validate(const Config& c) {
   const auto& m = c.model;
   if (m.dim % m.heads != 0) {
     SPVIT_THROW(ConfigError, "config key 'model.dim' = ", m.dim, " must be divisible by 'model.heads' = ", m.heads);
+  }
+  if (c.train.precision != "fp32" && !torch_has_cuda_build()) {
+    SPVIT_THROW(ConfigError, "config key 'train.precision' = ", c.train.precision,
+                " needs a CUDA build of spvit; this build runs fp32 only");
+  }
+  if (c.data.source != "synthetic" && c.data.path.empty()) {
+    SPVIT_THROW(ConfigError, "config key 'data.path' must name the training data for data.source = ",
+                c.data.source);
   }
   if (m.attention == "local" && c.grid.seq > 1) {
     SPVIT_THROW(ConfigError, "config key 'model.attention' = local cannot shard a sequence: 'grid.seq' = ",

@@ -34,6 +34,8 @@ struct ModelConfig {
   int64_t max_tokens = 65536;         // rows of the learned grid table
   std::string attention = "lss-kv";   // local, lss-kv, lss-x
   bool checkpointing = false;         // recompute each block in backward
+  std::string decoder = "unetr";      // unetr (uniform grids, halo-exchange conv decoder), tile (adaptive layouts)
+  int64_t decoder_width = 16;         // channels of the decoder's full-resolution stage (x2 per coarser stage)
   template <class V>
   void visit(V& v) {
     v.field("channels", channels, Range<int64_t>{1, 1024}, "image channels");
@@ -47,6 +49,8 @@ struct ModelConfig {
     v.field("max_tokens", max_tokens, Range<int64_t>{1, int64_t{1} << 40}, "rows of the learned position table");
     v.choice("attention", attention, {"local", "lss-kv", "lss-x"});
     v.field("checkpointing", checkpointing, Range<bool>{}, "activation checkpointing per block");
+    v.choice("decoder", decoder, {"unetr", "tile"});
+    v.field("decoder_width", decoder_width, Range<int64_t>{1, 4096}, "decoder channels at full resolution");
   }
 };
 
@@ -64,6 +68,80 @@ struct DistConfig {
   }
 };
 
+// Where samples come from. Synthetic data is generated on the fly, deterministically from `seed`.
+struct DataConfig {
+  std::string source = "synthetic";  // synthetic, folder (images/ + masks/), hdf5 (datasets images, masks)
+  std::string kind = "pathology";    // synthetic only: pathology (2D, RGB) or mri (3D, 1 channel)
+  std::string path;                  // folder or .h5 file with the training samples
+  std::string val_path;              // folder or .h5 file with the validation samples
+  int64_t size = 128;                // synthetic sample side in pixels (voxels)
+  int64_t train_samples = 32;        // synthetic training samples
+  int64_t val_samples = 4;           // synthetic validation samples (drawn from other seeds)
+  int64_t workers = 2;               // loader threads per rank
+  int64_t prefetch = 4;              // batches loaded ahead
+  bool augment = true;               // flips, 90-degree rotations, colour jitter (same draw on a sequence group)
+  double color_jitter = 0.1;
+  template <class V>
+  void visit(V& v) {
+    v.choice("source", source, {"synthetic", "folder", "hdf5"});
+    v.choice("kind", kind, {"pathology", "mri"});
+    v.field("path", path, Range<std::string>{}, "training data path");
+    v.field("val_path", val_path, Range<std::string>{}, "validation data path");
+    v.field("size", size, Range<int64_t>{8, int64_t{1} << 22}, "synthetic sample side");
+    v.field("train_samples", train_samples, Range<int64_t>{1, int64_t{1} << 40}, "synthetic training samples");
+    v.field("val_samples", val_samples, Range<int64_t>{0, int64_t{1} << 40}, "synthetic validation samples");
+    v.field("workers", workers, Range<int64_t>{0, 256}, "loader threads per rank");
+    v.field("prefetch", prefetch, Range<int64_t>{1, 1024}, "batches loaded ahead");
+    v.field("augment", augment, Range<bool>{}, "random flips, rotations and colour jitter");
+    v.field("color_jitter", color_jitter, Range<double>{0.0, 1.0}, "colour jitter strength");
+  }
+};
+
+struct TrainConfig {
+  int64_t steps = 100;                 // optimiser steps
+  int64_t batch_size = 1;              // samples per data group and step
+  std::string optimizer = "adamw";     // adamw, lamb
+  double lr = 1e-3;
+  double weight_decay = 0.05;          // not applied to biases, norms and positional tables
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::string schedule = "cosine";     // cosine, linear, polynomial, constant (after linear warmup)
+  int64_t warmup_steps = 10;
+  double min_lr = 0.0;
+  double power = 1.0;                  // polynomial schedule exponent
+  double clip_grad_norm = 1.0;         // 0 = off
+  std::string precision = "fp32";      // fp32; bf16 and fp16 (with loss scaling) on CUDA
+  double ce_weight = 1.0, dice_weight = 1.0;
+  int64_t log_every = 1;
+  int64_t eval_every = 50;             // 0 = only at the end
+  int64_t checkpoint_every = 50;       // 0 = only at the end
+  int64_t max_bad_steps = 5;           // consecutive non-finite steps before stopping
+  std::string out_dir = "runs/default";
+  template <class V>
+  void visit(V& v) {
+    v.field("steps", steps, Range<int64_t>{1, int64_t{1} << 40}, "optimiser steps");
+    v.field("batch_size", batch_size, Range<int64_t>{1, 1 << 20}, "samples per data group and step");
+    v.choice("optimizer", optimizer, {"adamw", "lamb"});
+    v.field("lr", lr, Range<double>{0.0, 10.0}, "peak learning rate");
+    v.field("weight_decay", weight_decay, Range<double>{0.0, 10.0}, "decoupled weight decay");
+    v.field("beta1", beta1, Range<double>{0.0, 0.999999}, "first-moment decay");
+    v.field("beta2", beta2, Range<double>{0.0, 0.9999999}, "second-moment decay");
+    v.field("eps", eps, Range<double>{0.0, 1.0}, "optimiser epsilon");
+    v.choice("schedule", schedule, {"cosine", "linear", "polynomial", "constant"});
+    v.field("warmup_steps", warmup_steps, Range<int64_t>{0, int64_t{1} << 40}, "linear warmup steps");
+    v.field("min_lr", min_lr, Range<double>{0.0, 10.0}, "final learning rate");
+    v.field("power", power, Range<double>{0.0, 100.0}, "polynomial schedule exponent");
+    v.field("clip_grad_norm", clip_grad_norm, Range<double>{0.0, 1e9}, "global gradient-norm limit (0 = off)");
+    v.choice("precision", precision, {"fp32", "bf16", "fp16"});
+    v.field("ce_weight", ce_weight, Range<double>{0.0, 1e6}, "cross-entropy weight");
+    v.field("dice_weight", dice_weight, Range<double>{0.0, 1e6}, "soft Dice weight");
+    v.field("log_every", log_every, Range<int64_t>{1, int64_t{1} << 40}, "steps between metric lines");
+    v.field("eval_every", eval_every, Range<int64_t>{0, int64_t{1} << 40}, "steps between evaluations");
+    v.field("checkpoint_every", checkpoint_every, Range<int64_t>{0, int64_t{1} << 40}, "steps between checkpoints");
+    v.field("max_bad_steps", max_bad_steps, Range<int64_t>{1, 1 << 20}, "non-finite steps tolerated in a row");
+    v.field("out_dir", out_dir, Range<std::string>{}, "where checkpoints, metrics and predictions go");
+  }
+};
+
 struct Config {
   uint64_t seed = 0;
   std::string log_level = "info";
@@ -71,6 +149,8 @@ struct Config {
   GridConfig grid;
   ModelConfig model;
   DistConfig dist;
+  DataConfig data;
+  TrainConfig train;
   template <class V>
   void visit(V& v) {
     v.field("seed", seed, Range<uint64_t>{}, "random seed");
@@ -79,6 +159,8 @@ struct Config {
     v.section("grid", grid);
     v.section("model", model);
     v.section("dist", dist);
+    v.section("data", data);
+    v.section("train", train);
   }
 };
 

@@ -1,6 +1,7 @@
 // The small vocabulary config sections use in visit(): Range<T> bounds for a field's value.
 #pragma once
 #include <limits>
+#include <string>
 #include <type_traits>
 
 namespace spvit {
@@ -10,10 +11,17 @@ template <typename T>
 struct Range {
   T min = std::numeric_limits<T>::lowest();
   T max = std::numeric_limits<T>::max();
-  bool contains(T value) const {
+  bool contains(const T& value) const {
     if constexpr (std::is_same_v<T, bool>) return true;
     else return value >= min && value <= max;
   }
+};
+
+// Strings have no range: any value is accepted (paths, names checked elsewhere).
+template <>
+struct Range<std::string> {
+  std::string min, max;
+  bool contains(const std::string&) const { return true; }
 };
 
 }  // namespace spvit

@@ -1,0 +1,27 @@
+// Evaluation over a dataset (every data group takes its share of the samples; every sequence rank its band) and
+// the prediction overlays `spvit eval` writes.
+#pragma once
+#include <string>
+
+#include "spvit/core/config.h"
+#include "spvit/data/dataset.h"
+#include "spvit/dist/process_grid.h"
+#include "spvit/model/segmenter.h"
+#include "spvit/train/metrics.h"
+
+namespace spvit::train {
+
+struct EvalOptions {
+  int64_t max_samples = -1;      // -1: all
+  std::string overlay_dir;       // when set, world rank 0 writes <id>_overlay.png for the first `overlays` samples
+  int64_t overlays = 2;
+};
+
+// Sums of the confusion counts over all evaluated samples and all ranks (identical on every rank).
+SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& dataset, const Config& config,
+                            const dist::ProcessGrid& grid, const EvalOptions& options = {});
+
+// The metrics as JSON text (per-class Dice and IoU, mean foreground Dice, pixel accuracy).
+std::string metrics_json(const SegmentationCounts& counts, int64_t samples);
+
+}  // namespace spvit::train

@@ -1,0 +1,36 @@
+// Learning-rate schedules: linear warmup from 0, then a decay to min_lr (docs/optimisers.md).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace spvit::train {
+
+struct ScheduleOptions {
+  std::string kind = "cosine";  // cosine | linear | polynomial | constant
+  double base_lr = 1e-3, min_lr = 0.0;
+  int64_t warmup_steps = 0, total_steps = 1000;
+  double power = 1.0;  // polynomial only
+};
+
+// lr_at(step), where step = optimiser steps already taken (0 for the first update):
+//   step < warmup_steps:  base_lr · step / warmup_steps          (0 at step 0, base_lr at step == warmup_steps)
+//   then, with t = (step − warmup_steps) / (total_steps − warmup_steps) clamped to [0, 1]:
+//     cosine      min_lr + (base_lr − min_lr) · (1 + cos(π t)) / 2
+//     linear      min_lr + (base_lr − min_lr) · (1 − t)
+//     polynomial  min_lr + (base_lr − min_lr) · (1 − t)^power
+//     constant    base_lr
+//   step >= total_steps: min_lr (base_lr for constant). Both endpoints are returned exactly.
+// The constructor validates the options and throws ConfigError naming the bad option and its value.
+class LrSchedule {
+ public:
+  explicit LrSchedule(ScheduleOptions options);
+  double lr_at(int64_t step) const;  // step >= 0
+  const ScheduleOptions& options() const { return options_; }
+
+ private:
+  enum class Kind { Cosine, Linear, Polynomial, Constant };
+  ScheduleOptions options_;
+  Kind kind_;
+};
+
+}  // namespace spvit::train

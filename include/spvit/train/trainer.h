@@ -1,0 +1,33 @@
+// `spvit train`: the training loop for uniform-grid segmentation (encoder + UNETR decoder), sequence-parallel over
+// each data group's ranks and data-parallel across groups.
+#pragma once
+#include <string>
+
+#include "spvit/core/config.h"
+#include "spvit/core/error.h"
+#include "spvit/dist/process_grid.h"
+
+namespace spvit::train {
+
+struct TrainOptions {
+  bool resume = false;       // continue from <out_dir>/checkpoint.pt (or resume_path)
+  std::string resume_path;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;          // optimiser steps completed (including resumed ones)
+  double last_loss = 0;       // mean loss of the last step over the data groups
+  double val_dice = -1;       // mean foreground Dice of the last evaluation (-1: none)
+  std::string checkpoint;     // path of the final checkpoint
+  std::string metrics;        // path of the JSONL metrics
+};
+
+// Thrown identically on every rank when training cannot go on (e.g. too many non-finite steps); the last good
+// checkpoint is kept.
+class TrainingStopped : public Error {
+  using Error::Error;
+};
+
+TrainSummary run_training(const Config& config, const dist::ProcessGrid& grid, const TrainOptions& options);
+
+}  // namespace spvit::train

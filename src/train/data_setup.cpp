@@ -1,0 +1,99 @@
+#include "spvit/train/data_setup.h"
+
+#include "spvit/core/error.h"
+#include "spvit/data/formats.h"
+#include "spvit/data/synthetic.h"
+
+namespace spvit::train {
+namespace {
+
+std::shared_ptr<data::Dataset> open_source(const DataConfig& d, const std::string& path, int64_t count,
+                                           uint64_t seed) {
+  if (d.source == "synthetic") {
+    data::SyntheticOptions s;
+    s.spatial_dims = d.kind == "mri" ? 3 : 2;
+    s.shape.assign(static_cast<size_t>(s.spatial_dims), d.size);
+    s.count = count;
+    s.seed = seed;
+    return d.kind == "mri" ? data::make_synthetic_mri(s) : data::make_synthetic_pathology(s);
+  }
+  if (d.source == "folder") return data::open_image_folder(path);
+  return data::open_hdf5(path);
+}
+
+}  // namespace
+
+Datasets open_datasets(const Config& c) {
+  Datasets out;
+  // Validation samples come from a different seed, so they are never training samples.
+  out.train = open_source(c.data, c.data.path, c.data.train_samples, c.seed);
+  if (c.data.source == "synthetic" ? c.data.val_samples > 0 : !c.data.val_path.empty()) {
+    out.val = open_source(c.data, c.data.val_path, c.data.val_samples, c.seed + 7919);
+  }
+  for (const auto& ds : {out.train, out.val}) {
+    if (!ds) continue;
+    if (ds->channels() != c.model.channels) {
+      SPVIT_THROW(ConfigError, "config key 'model.channels' = ", c.model.channels, " but the data has ",
+                  ds->channels(), " channel(s) (", ds->describe(), ")");
+    }
+    if (ds->spatial_dims() != c.model.spatial_dims) {
+      SPVIT_THROW(ConfigError, "config key 'model.spatial_dims' = ", c.model.spatial_dims, " but the data is ",
+                  ds->spatial_dims(), "D (", ds->describe(), ")");
+    }
+    for (int64_t side : ds->spatial_shape(0)) {
+      if (side % c.model.patch != 0) {
+        SPVIT_THROW(ConfigError, "sample side ", side, " of ", ds->describe(),
+                    " is not a multiple of 'model.patch' = ", c.model.patch);
+      }
+    }
+  }
+  if (out.val && out.val->num_classes() != out.train->num_classes()) {
+    SPVIT_THROW(ConfigError, "training data has ", out.train->num_classes(), " classes but validation data has ",
+                out.val->num_classes());
+  }
+  return out;
+}
+
+model::UniformBands bands_for(const std::vector<int64_t>& shape, const Config& c, const dist::ProcessGrid& grid) {
+  return model::UniformBands::even(shape, c.model.patch, grid.seq_size(), grid.seq_index());
+}
+
+data::Region band_pixels(const model::UniformBands& bands) { return {bands.pixel_begin(), bands.pixel_end()}; }
+
+std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset, const Config& c,
+                                          const dist::ProcessGrid& grid, bool training) {
+  data::LoaderOptions o;
+  o.workers = static_cast<int>(c.data.workers);
+  o.prefetch = static_cast<int>(c.data.prefetch);
+  o.shuffle = training;
+  o.seed = c.seed;
+  o.data_rank = grid.data_index();
+  o.data_size = grid.data_size();
+  o.batch_size = training ? c.train.batch_size : 1;
+  o.augment = training && c.data.augment;
+  o.augment_options.color_jitter = c.data.color_jitter;
+  o.drop_last = training;
+  auto region = [c, &grid](int64_t, const std::vector<int64_t>& shape) -> std::optional<data::Region> {
+    return band_pixels(bands_for(shape, c, grid));
+  };
+  return std::make_unique<data::Loader>(std::move(dataset), o, region);
+}
+
+std::pair<torch::Tensor, torch::Tensor> stack_batch(const std::vector<data::Sample>& samples) {
+  SPVIT_CHECK(!samples.empty(), "empty batch");
+  std::vector<torch::Tensor> images, masks;
+  for (const auto& s : samples) {
+    SPVIT_CHECK(s.full_shape == samples[0].full_shape, "a batch mixes sample shapes ",
+                data::shape_string(s.full_shape), " and ", data::shape_string(samples[0].full_shape),
+                ": use train.batch_size = 1 for data of varying size");
+    // [spatial..., C] -> [C, spatial...]
+    auto image = s.image;
+    std::vector<int64_t> order{image.dim() - 1};
+    for (int64_t d = 0; d + 1 < image.dim(); ++d) order.push_back(d);
+    images.push_back(image.permute(order));
+    masks.push_back(s.mask);
+  }
+  return {torch::stack(images).contiguous(), torch::stack(masks).contiguous()};
+}
+
+}  // namespace spvit::train

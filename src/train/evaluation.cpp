@@ -1,0 +1,108 @@
+#include "spvit/train/evaluation.h"
+
+#include <array>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "spvit/build_info.h"
+#include "spvit/core/atomic_file.h"
+#include "spvit/core/error.h"
+#include "spvit/core/logging.h"
+#include "spvit/train/data_setup.h"
+#if SPVIT_HAVE_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#endif
+
+namespace spvit::train {
+namespace {
+
+// Writes image | ground truth | prediction side by side (2D; the middle slice of 3D volumes), classes coloured.
+void write_overlay(const std::string& path, const torch::Tensor& image, const torch::Tensor& truth,
+                   const torch::Tensor& prediction) {
+#if SPVIT_HAVE_OPENCV
+  auto img = image, gt = truth, pr = prediction;  // [C, spatial...], [spatial...]
+  if (gt.dim() == 3) {
+    const int64_t mid = gt.size(0) / 2;
+    img = img.select(1, mid), gt = gt.select(0, mid), pr = pr.select(0, mid);
+  }
+  auto rgb = img.size(0) >= 3 ? img.narrow(0, 0, 3) : img.narrow(0, 0, 1).expand({3, -1, -1});
+  rgb = (rgb.clamp(0, 1) * 255).to(torch::kUInt8).permute({1, 2, 0}).flip({2}).contiguous();  // RGB -> BGR
+  static const std::vector<std::array<uint8_t, 3>> palette{
+      {0, 0, 0}, {60, 180, 75}, {230, 25, 75}, {0, 130, 200}, {245, 130, 48}, {145, 30, 180}, {70, 240, 240}};
+  auto colour = [&](const torch::Tensor& labels) {
+    auto lut = torch::zeros({static_cast<int64_t>(palette.size()), 3}, torch::kUInt8);
+    for (size_t k = 0; k < palette.size(); ++k) {
+      for (int c = 0; c < 3; ++c) lut[static_cast<int64_t>(k)][2 - c] = palette[k][static_cast<size_t>(c)];
+    }
+    auto mixed = rgb.to(torch::kFloat) * 0.45 +
+                 lut.index_select(0, labels.flatten().clamp(0, static_cast<int64_t>(palette.size()) - 1))
+                         .view({labels.size(0), labels.size(1), 3}).to(torch::kFloat) * 0.55;
+    return mixed.to(torch::kUInt8);
+  };
+  auto panel = torch::cat({rgb, colour(gt), colour(pr)}, 1).contiguous();
+  cv::Mat mat(static_cast<int>(panel.size(0)), static_cast<int>(panel.size(1)), CV_8UC3, panel.data_ptr());
+  write_file_atomically(path, [&](const std::string& tmp) {
+    std::vector<uchar> png;
+    SPVIT_CHECK(cv::imencode(".png", mat, png), "cannot encode overlay PNG");
+    std::ofstream(tmp, std::ios::binary).write(reinterpret_cast<const char*>(png.data()),
+                                               static_cast<std::streamsize>(png.size()));
+  });
+#else
+  (void)image, (void)truth, (void)prediction;
+  log::warn("this build has no OpenCV: overlay {} not written", path);
+#endif
+}
+
+}  // namespace
+
+SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& dataset, const Config& config,
+                            const dist::ProcessGrid& grid, const EvalOptions& options) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const int64_t n = options.max_samples < 0 ? dataset.size() : std::min(options.max_samples, dataset.size());
+  SegmentationCounts total;
+  total.tp = torch::zeros({dataset.num_classes()}, torch::kFloat64);
+  total.fp = total.tp.clone();
+  total.fn = total.tp.clone();
+  // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each read and decode their band.
+  for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
+    const auto shape = dataset.spatial_shape(i);
+    const auto bands = bands_for(shape, config, grid);
+    const auto sample = dataset.read(i, band_pixels(bands));
+    auto [image, mask] = stack_batch({sample});
+    image = image.to(model->parameters()[0].scalar_type());
+    auto logits = model->forward_uniform(image, bands, grid.seq());
+    total.add(count_segmentation(logits, mask, dataset.num_classes()));
+    if (!options.overlay_dir.empty() && i < options.overlays) {
+      // Only for the overlay: the band predictions (labels, not logits) are gathered on the group's first rank.
+      auto labels = logits.argmax(1)[0];
+      auto rows_of = [&](const torch::Tensor& t) {
+        std::vector<int64_t> rows;
+        for (auto r : bands.band_rows) rows.push_back(r * config.model.patch);
+        return dist::all_gather_rows(*grid.seq(), t.contiguous(), rows);
+      };
+      auto full_pred = rows_of(labels);
+      auto full_mask = rows_of(mask[0]);
+      auto full_image = rows_of(image[0].transpose(0, 1)).transpose(0, 1);
+      if (grid.seq_index() == 0) {
+        write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png", full_image, full_mask, full_pred);
+      }
+    }
+  }
+  total.all_reduce(*grid.world());
+  model->train();
+  return total;
+}
+
+std::string metrics_json(const SegmentationCounts& counts, int64_t samples) {
+  nlohmann::json j;
+  j["samples"] = samples;
+  j["dice_per_class"] = counts.dice();
+  j["iou_per_class"] = counts.iou();
+  j["mean_dice_foreground"] = counts.mean_dice();
+  j["pixel_accuracy"] = counts.pixel_accuracy();
+  return j.dump(2) + "\n";
+}
+
+}  // namespace spvit::train

@@ -1,0 +1,234 @@
+#include "spvit/train/trainer.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "spvit/core/logging.h"
+#include "spvit/core/timer.h"
+#include "spvit/dist/gradient_averager.h"
+#include "spvit/train/checkpoint.h"
+#include "spvit/train/data_setup.h"
+#include "spvit/train/evaluation.h"
+#include "spvit/train/losses.h"
+#include "spvit/train/optim/optim.h"
+
+namespace spvit::train {
+namespace {
+
+// Peak resident memory of this process in MiB (Linux VmHWM).
+double peak_memory_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      double kib = 0;
+      status >> kib;
+      return kib / 1024.0;
+    }
+  }
+  return 0;
+}
+
+// Sum of `value` over the world, divided by `divisor` (identical on every rank).
+double world_mean(const dist::ProcessGrid& grid, double value, double divisor) {
+  auto t = torch::full({1}, value, torch::kFloat64);
+  grid.world()->all_reduce(t, dist::ReduceOp::Sum)->wait();
+  return t.item<double>() / divisor;
+}
+
+bool gradients_finite(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) {
+    if (p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) return false;
+  }
+  return true;
+}
+
+class Trainer {
+ public:
+  Trainer(const Config& config, const dist::ProcessGrid& grid) : config_(config), grid_(grid) {
+    data_ = open_datasets(config);
+    torch::manual_seed(config.seed);  // identical initial parameters on every rank
+    auto opts = model::SegmenterOptions::from_config(config.model, data_.train->num_classes());
+    opts.decoder = config.model.decoder;
+    opts.decoder_width = config.model.decoder_width;
+    SPVIT_CHECK(opts.decoder == "unetr", "spvit train supports model.decoder = unetr (uniform grids) so far");
+    model_ = model::Segmenter(opts);
+    dtype_ = config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+    model_->to(dtype_);
+    optimizer_ = make_optimizer(config.train.optimizer,
+                                decay_groups(named_parameters(), config.train.weight_decay), config.train.lr,
+                                config.train.beta1, config.train.beta2, config.train.eps);
+    ScheduleOptions s;
+    s.kind = config.train.schedule;
+    s.base_lr = config.train.lr;
+    s.min_lr = config.train.min_lr;
+    s.warmup_steps = config.train.warmup_steps;
+    s.total_steps = config.train.steps;
+    s.power = config.train.power;
+    schedule_ = std::make_unique<LrSchedule>(s);
+    averager_ = std::make_unique<dist::GradientAverager>(
+        model_->parameters(), grid.world(), grid.seq(), grid.data(),
+        dist::GradientAverager::Options{dist::GradientAverager::parse_mode(config.dist.grad_average),
+                                        config.dist.bucket_mb});
+    loader_ = make_loader(data_.train, config, grid, /*training=*/true);
+    std::filesystem::create_directories(config.train.out_dir);
+    metrics_path_ = config.train.out_dir + "/metrics.jsonl";
+    checkpoint_path_ = config.train.out_dir + "/checkpoint.pt";
+  }
+
+  TrainSummary run(const TrainOptions& options) {
+    TrainingPosition pos;
+    if (options.resume) {
+      const std::string path = options.resume_path.empty() ? checkpoint_path_ : options.resume_path;
+      pos = load_checkpoint(path, *model_, optimizer_.get());
+      log::info("resumed from {} at step {} (epoch {}, batch {})", path, pos.step, pos.epoch, pos.batch_in_epoch);
+    } else if (grid_.world_rank() == 0) {
+      std::ofstream(metrics_path_, std::ios::trunc);  // a fresh run starts a fresh log
+    }
+    loader_->start_epoch(pos.epoch);
+    for (int64_t k = 0; k < pos.batch_in_epoch; ++k) loader_->next();  // same batches as the interrupted run
+    log::info("training {} for {} steps: {} sample(s) per data group per step, grid {}, {}",
+              data_.train->describe(), config_.train.steps, config_.train.batch_size, grid_.shape().str(),
+              config_.model.attention);
+
+    TrainSummary summary;
+    int64_t bad_steps = 0;
+    while (pos.step < config_.train.steps) {
+      auto batch = next_batch(pos);
+      Stopwatch watch;
+      const auto result = train_step(*batch, pos.step);
+      if (!result.finite) {
+        ++bad_steps;
+        log::warn("step {}: non-finite loss or gradients, step skipped ({} in a row)", pos.step + 1, bad_steps);
+        if (bad_steps >= config_.train.max_bad_steps) {
+          SPVIT_THROW(TrainingStopped, "stopping after ", bad_steps, " consecutive non-finite steps (train.max_bad_steps);"
+                      " the last good checkpoint is ", checkpoint_path_);
+        }
+        continue;
+      }
+      bad_steps = 0;
+      ++pos.step;
+      summary.last_loss = result.loss;
+      const double seconds = watch.seconds();
+      nlohmann::json line{{"step", pos.step}, {"loss", result.loss}, {"dice", result.dice},
+                          {"lr", optimizer_->lr()}, {"grad_norm", result.grad_norm},
+                          {"tokens_per_s", result.tokens / seconds}, {"step_s", seconds},
+                          {"peak_mem_mib", peak_memory_mib()}};
+      const bool last = pos.step == config_.train.steps;
+      if (config_.train.eval_every > 0 && data_.val && (pos.step % config_.train.eval_every == 0 || last)) {
+        auto counts = evaluate(model_, *data_.val, config_, grid_);
+        summary.val_dice = counts.mean_dice();
+        line["val_dice"] = summary.val_dice;
+        line["val_pixel_accuracy"] = counts.pixel_accuracy();
+        log::info("step {}: validation mean Dice {:.4f}", pos.step, summary.val_dice);
+      }
+      if (pos.step % config_.train.log_every == 0 || last) write_metrics(line);
+      if ((config_.train.checkpoint_every > 0 && pos.step % config_.train.checkpoint_every == 0) || last) {
+        save(pos);
+      }
+    }
+    summary.steps = pos.step;
+    summary.checkpoint = checkpoint_path_;
+    summary.metrics = metrics_path_;
+    return summary;
+  }
+
+ private:
+  struct StepResult {
+    bool finite = true;
+    double loss = 0, dice = 0, grad_norm = 0, tokens = 0;
+  };
+
+  std::vector<std::pair<std::string, torch::Tensor>> named_parameters() {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : model_->named_parameters()) out.emplace_back(p.key(), p.value());
+    return out;
+  }
+
+  // The next batch, moving to the next epoch when one ends.
+  std::optional<data::Batch> next_batch(TrainingPosition& pos) {
+    auto batch = loader_->next();
+    if (!batch) {
+      ++pos.epoch;
+      pos.batch_in_epoch = 0;
+      loader_->start_epoch(pos.epoch);
+      batch = loader_->next();
+      SPVIT_CHECK(batch.has_value(), "the training data yields no batch: ", data_.train->size(),
+                  " sample(s) for ", grid_.data_size(), " data group(s) of batch size ", config_.train.batch_size);
+    }
+    ++pos.batch_in_epoch;
+    return batch;
+  }
+
+  StepResult train_step(const data::Batch& batch, int64_t step) {
+    auto [images, masks] = stack_batch(batch.samples);
+    images = images.to(dtype_);
+    const auto& shape = batch.samples[0].full_shape;
+    const auto bands = bands_for(shape, config_, grid_);
+    double pixels = 1;
+    for (auto side : shape) pixels *= static_cast<double>(side);
+    optimizer_->zero_grad();
+    auto logits = model_->forward_uniform(images, bands, grid_.seq());
+    LossOptions lo{config_.train.ce_weight, config_.train.dice_weight};
+    auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), lo);
+    parts.total.backward();
+    averager_->finish();
+
+    StepResult r;
+    const double local_loss = parts.total.item<double>();
+    // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere.
+    auto bad = torch::full({1}, std::isfinite(local_loss) && gradients_finite(model_->parameters()) ? 0.0 : 1.0,
+                           torch::kFloat64);
+    grid_.world()->all_reduce(bad, dist::ReduceOp::Max)->wait();
+    if (bad.item<double>() > 0) {
+      optimizer_->zero_grad();
+      r.finite = false;
+      return r;
+    }
+    r.grad_norm = config_.train.clip_grad_norm > 0 ? clip_grad_norm(model_->parameters(), config_.train.clip_grad_norm)
+                                                   : 0.0;
+    optimizer_->set_lr(schedule_->lr_at(step + 1));  // warmup starts above 0: the first update counts
+    optimizer_->step();
+    r.loss = world_mean(grid_, local_loss, grid_.data_size());
+    r.dice = 1.0 - world_mean(grid_, parts.dice.item<double>(), grid_.world_size());
+    r.tokens = static_cast<double>(bands.num_tokens() * images.size(0) * grid_.data_size());
+    return r;
+  }
+
+  void write_metrics(const nlohmann::json& line) {
+    if (grid_.world_rank() != 0) return;
+    std::ofstream out(metrics_path_, std::ios::app);
+    out << line.dump() << "\n";
+    log::info("step {} loss {:.5f} dice {:.4f} lr {:.2e} {:.0f} tokens/s", line["step"].get<int64_t>(),
+              line["loss"].get<double>(), line["dice"].get<double>(), line["lr"].get<double>(),
+              line["tokens_per_s"].get<double>());
+  }
+
+  void save(const TrainingPosition& pos) {
+    if (grid_.world_rank() == 0) save_checkpoint(checkpoint_path_, *model_, *optimizer_, pos, to_yaml(config_));
+    grid_.world()->barrier()->wait();  // nobody runs ahead of a checkpoint being written
+  }
+
+  Config config_;
+  const dist::ProcessGrid& grid_;
+  torch::ScalarType dtype_ = torch::kFloat32;
+  Datasets data_;
+  model::Segmenter model_{nullptr};
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;
+  std::unique_ptr<dist::GradientAverager> averager_;
+  std::unique_ptr<data::Loader> loader_;
+  std::string metrics_path_, checkpoint_path_;
+};
+
+}  // namespace
+
+TrainSummary run_training(const Config& config, const dist::ProcessGrid& grid, const TrainOptions& options) {
+  Trainer trainer(config, grid);
+  return trainer.run(options);
+}
+
+}  // namespace spvit::train
