@@ -42,32 +42,37 @@ GridShape resolve_grid(GridShape requested, int world_size) {
   return g;
 }
 
-ProcessGrid ProcessGrid::create(GridShape shape, double timeout_s) {
+template <typename Comm>
+ProcessGrid ProcessGrid::create_on(Comm base, GridShape shape, double timeout_s) {
   ProcessGrid grid;
-  MPI_Comm_rank(MPI_COMM_WORLD, &grid.world_rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &grid.world_size_);
+  MPI_Comm_rank(base, &grid.world_rank_);
+  MPI_Comm_size(base, &grid.world_size_);
   // Validated before any collective: a wrong grid must fail fast and identically on every rank.
   grid.shape_ = resolve_grid(shape, grid.world_size_);
 
   auto split = [&](int color, int key, const char* what) {
     MPI_Comm out = MPI_COMM_NULL;
-    const int rc = MPI_Comm_split(MPI_COMM_WORLD, color, key, &out);
+    const int rc = MPI_Comm_split(base, color, key, &out);
     if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_split (", what, ") failed: ", mpi_error_string(rc));
     return out;
   };
   const int d = grid.data_index(), s = grid.seq_index();
   MPI_Comm world_dup = MPI_COMM_NULL;
-  if (MPI_Comm_dup(MPI_COMM_WORLD, &world_dup) != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_dup failed");
+  if (MPI_Comm_dup(base, &world_dup) != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_dup failed");
   grid.world_ = std::make_shared<MpiCommunicator>(world_dup, "world", timeout_s);
   grid.seq_ = std::make_shared<MpiCommunicator>(split(d, s, "sequence groups"), "seq", timeout_s);
   grid.data_ = std::make_shared<MpiCommunicator>(split(s, d, "data groups"), "data", timeout_s);
 
   MPI_Comm node = MPI_COMM_NULL;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid.world_rank_, MPI_INFO_NULL, &node);
+  MPI_Comm_split_type(base, MPI_COMM_TYPE_SHARED, grid.world_rank_, MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &grid.local_rank_);
   MPI_Comm_size(node, &grid.local_size_);
   MPI_Comm_free(&node);
   return grid;
 }
+
+ProcessGrid ProcessGrid::create(GridShape shape, double timeout_s) { return create_on(MPI_COMM_WORLD, shape, timeout_s); }
+
+ProcessGrid ProcessGrid::create_self(double timeout_s) { return create_on(MPI_COMM_SELF, {1, 1}, timeout_s); }
 
 }  // namespace spvit::dist

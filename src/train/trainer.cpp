@@ -95,8 +95,12 @@ class Trainer {
               config_.model.attention);
 
     TrainSummary summary;
-    int64_t bad_steps = 0;
+    int64_t bad_steps = 0, steps_this_run = 0;
     while (pos.step < config_.train.steps) {
+      if (options.stop_after > 0 && steps_this_run == options.stop_after) {
+        save(pos);  // e.g. the end of a time-limited job: resume continues bit-exactly from here
+        break;
+      }
       auto batch = next_batch(pos);
       Stopwatch watch;
       const auto result = train_step(*batch, pos.step);
@@ -111,6 +115,7 @@ class Trainer {
       }
       bad_steps = 0;
       ++pos.step;
+      ++steps_this_run;
       summary.last_loss = result.loss;
       const double seconds = watch.seconds();
       nlohmann::json line{{"step", pos.step}, {"loss", result.loss}, {"dice", result.dice},

@@ -21,6 +21,8 @@ class ProcessGrid {
   // Builds the grid over MPI_COMM_WORLD. Checks N_d * N_s == world size before any collective (a clear
   // ConfigError otherwise), then splits the world into the sequence and data communicators.
   static ProcessGrid create(GridShape shape, double timeout_s);
+  // A 1x1 grid of this process alone (MPI_COMM_SELF): single-process references inside an MPI job, and tools.
+  static ProcessGrid create_self(double timeout_s);
 
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
@@ -37,6 +39,9 @@ class ProcessGrid {
   const CommPtr& data() const { return data_; }  // ranks with the same s
 
  private:
+  // `base` is an MPI_Comm (kept opaque here so this header does not pull in mpi.h).
+  template <typename Comm>
+  static ProcessGrid create_on(Comm base, GridShape shape, double timeout_s);
   GridShape shape_;
   int world_rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
   CommPtr world_, seq_, data_;

@@ -12,6 +12,7 @@ namespace spvit::train {
 struct TrainOptions {
   bool resume = false;       // continue from <out_dir>/checkpoint.pt (or resume_path)
   std::string resume_path;
+  int64_t stop_after = 0;    // leave (with a checkpoint) after this many steps of this run; 0 = run to train.steps
 };
 
 struct TrainSummary {

@@ -1,0 +1,53 @@
+// Augmentation drawn once per (seed, epoch, sample index), so every rank of a sequence group (which reads the same
+// sample) gets the same draw without communicating, and applied either to a whole sample or to one rank's region.
+//
+// The spatial transform is out = rot90(flip(in)): first the flips of the original sample (z, y, x), then a rotation
+// by rot90 × 90° in the (y, x) plane (torch::rot90 on the y and x dims). Odd rotations of a non-square (y, x) plane
+// would change the sample's shape, so there rot90 is taken modulo 2 (180° turns stay). Colour jitter is per pixel:
+// image' = clamp((image - 0.5) * contrast + 0.5 + brightness, 0, 1), masks unchanged.
+//
+// Sharded reads: because every step maps boxes onto boxes, the pixels of `region` of the augmented sample come from
+// the box preimage(region) of the original, and
+//   apply_augmentation_to_region(read(preimage(r)), draw, r, shape) == crop(apply_augmentation(read()), r)
+// exactly (tests/data/test_augment.cpp checks it for every draw).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "spvit/data/dataset.h"
+
+namespace spvit::data {
+
+struct AugmentOptions {
+  bool flips = true;
+  bool rot90 = true;
+  double color_jitter = 0.1;  // brightness in [-j, j], contrast in [1 - j, 1 + j]
+};
+
+struct AugmentDraw {
+  bool flip_y = false, flip_x = false;
+  int rot90 = 0;  // quarter turns, 0..3
+  double brightness = 0.0, contrast = 1.0;
+  bool flip_z = false;  // 3D samples only
+  bool operator==(const AugmentDraw& o) const {
+    return flip_y == o.flip_y && flip_x == o.flip_x && rot90 == o.rot90 && brightness == o.brightness &&
+           contrast == o.contrast && flip_z == o.flip_z;
+  }
+};
+
+AugmentDraw draw_augmentation(const AugmentOptions& options, uint64_t seed, int64_t epoch, int64_t index);
+
+// Applies the draw to a whole sample (image and mask consistently; colour jitter to the image only).
+Sample apply_augmentation(const Sample& sample, const AugmentDraw& draw);
+
+// The box of the ORIGINAL sample (spatial shape `full_shape`) whose pixels end up in `region_of_augmented`.
+Region preimage(const Region& region_of_augmented, const AugmentDraw& draw, const std::vector<int64_t>& full_shape);
+
+// `preimage_sample` holds (at least) preimage(target) of the original sample; returns `target` of the augmented one.
+Sample apply_augmentation_to_region(const Sample& preimage_sample, const AugmentDraw& draw, const Region& target,
+                                    const std::vector<int64_t>& full_shape);
+
+// The quarter turns actually applied to a sample of this shape (rot90 mod 2 for a non-square (y, x) plane).
+int effective_rot90(const AugmentDraw& draw, const std::vector<int64_t>& full_shape);
+
+}  // namespace spvit::data

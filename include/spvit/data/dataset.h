@@ -1,0 +1,70 @@
+// The data layer's common vocabulary: a sample (image + mask), the part of it that was read (a Region), and the
+// Dataset interface every format implements (synthetic generators, image folders, HDF5).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace spvit::data {
+
+// Half-open box in pixel/voxel coordinates; spatial order (y, x) in 2D, (z, y, x) in 3D.
+struct Region {
+  std::vector<int64_t> begin, end;
+  int64_t numel() const;
+  int dims() const { return static_cast<int>(begin.size()); }
+  int64_t extent(int d) const { return end[d] - begin[d]; }
+  std::vector<int64_t> extents() const;
+  bool operator==(const Region& other) const { return begin == other.begin && end == other.end; }
+  bool operator!=(const Region& other) const { return !(*this == other); }
+};
+
+// The whole of a sample with the given spatial shape.
+Region full_region(const std::vector<int64_t>& shape);
+// True when `inner` lies inside `outer` (same number of dimensions).
+bool contains(const Region& outer, const Region& inner);
+// "[0:128, 64:256]".
+std::string to_string(const Region& region);
+std::string shape_string(const std::vector<int64_t>& shape);
+// Throws DataError (naming `what`) unless `region` is a non-empty box inside a sample of `shape`.
+void check_region(const Region& region, const std::vector<int64_t>& shape, const std::string& what);
+// Rows [begin, end) of `dim`, the rest whole: the band a sequence rank of a uniform layout needs.
+Region band_region(const std::vector<int64_t>& shape, int dim, int64_t begin, int64_t end);
+
+struct Sample {
+  torch::Tensor image;   // float32 [H, W, C] (2D) or [D, H, W, C] (3D), roughly in [0, 1]
+  torch::Tensor mask;    // int64 [H, W] or [D, H, W], class ids in [0, num_classes)
+  Region region;         // which part of the full sample this holds (the whole sample if no region was asked)
+  std::vector<int64_t> full_shape;  // spatial shape of the full sample
+  std::string id;
+};
+
+// The part `region` (absolute coordinates, inside sample.region) of a sample; shares memory with it.
+Sample crop(const Sample& sample, const Region& region);
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  virtual int spatial_dims() const = 0;       // 2 or 3
+  virtual int64_t channels() const = 0;
+  virtual int64_t num_classes() const = 0;
+  virtual std::vector<int64_t> spatial_shape(int64_t index) const = 0;
+  // Whole sample, or only `region` (HDF5 hyperslab / synthetic generation of just that box; formats that cannot
+  // read a part read all and crop). Must be thread-safe (loader workers call it concurrently).
+  virtual Sample read(int64_t index, const std::optional<Region>& region = std::nullopt) const = 0;
+  // A short description for logs ("synthetic pathology, 16 x 256x256", "hdf5 'x.h5', 100 x 64x64x64").
+  virtual std::string describe() const { return "dataset"; }
+};
+
+// torch::empty for sample buffers. Large ones (>= 8 MB) are allocated 2 MB-aligned and marked for transparent huge
+// pages on Linux: a fresh 8192² sample is ~1.3 GB, and first touches of 4 KB pages then cost more than rendering it.
+torch::Tensor empty_buffer(const std::vector<int64_t>& sizes, torch::ScalarType type);
+
+// Throws Error naming the dataset unless 0 <= index < dataset.size().
+void check_index(const Dataset& dataset, int64_t index);
+
+}  // namespace spvit::data

@@ -1,0 +1,12 @@
+# The data layer (shared/spec/architecture.md): datasets (synthetic, image folder, HDF5), augmentation, the loader.
+# Included from src/CMakeLists.txt, so paths are relative to src/.
+spvit_add_library(spvit_data
+  SOURCES data/dataset.cpp data/procedural.cpp data/synthetic_pathology.cpp data/synthetic_mri.cpp data/augment.cpp
+          data/hdf5_dataset.cpp data/image_folder.cpp data/loader.cpp
+  DEPS spvit_core nlohmann_json::nlohmann_json ${HDF5_C_LIBRARIES} Threads::Threads)
+# HDF5's include dirs only (not its compile definitions: every target must keep the flags of the shared PCH).
+target_include_directories(spvit_data SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS})
+if(SPVIT_HAVE_OPENCV)
+  # OpenCV is private: callers see tensors only.
+  target_link_libraries(spvit_data PRIVATE ${OpenCV_LIBS})
+endif()

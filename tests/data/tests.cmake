@@ -1,0 +1,24 @@
+# Data layer tests (included from tests/CMakeLists.txt when src/data/data.cmake defines spvit_data).
+if(TARGET spvit_data)
+  spvit_add_test_executable(spvit_data_tests
+    data/test_synthetic.cpp data/test_formats.cpp data/test_augment.cpp data/test_loader.cpp)
+  target_link_libraries(spvit_data_tests PRIVATE spvit_data)
+  # The bad-input tests write malformed HDF5 files with the C API (include dirs only: the shared PCH's flags stay).
+  target_include_directories(spvit_data_tests SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS})
+  add_test(NAME data COMMAND ${SPVIT_MPIRUN} 1 ${SPVIT_MPIRUN_FLAGS} $<TARGET_FILE:spvit_data_tests>)
+  set_tests_properties(data PROPERTIES ENVIRONMENT "${SPVIT_TEST_ENV}" TIMEOUT 600)
+
+  # `spvit synth` as a user runs it, and its error paths.
+  set(_synth_out ${CMAKE_CURRENT_BINARY_DIR}/synth_test)
+  spvit_add_mpi_test(cli_synth_h5 NP 1 COMMAND $<TARGET_FILE:spvit> synth --kind mri --count 2 --size 24 --out ${_synth_out}.h5)
+  set_tests_properties(cli_synth_h5 PROPERTIES PASS_REGULAR_EXPRESSION "2 samples of 24x24x24, 1 channel\\(s\\), 4 classes")
+  if(SPVIT_HAVE_OPENCV)
+    spvit_add_mpi_test(cli_synth_folder NP 1 COMMAND $<TARGET_FILE:spvit> synth --kind pathology --count 2 --size 64 96
+                       --out ${_synth_out}_folder)
+    set_tests_properties(cli_synth_folder PROPERTIES PASS_REGULAR_EXPRESSION "2 samples of 64x96, 3 channel\\(s\\), 4 classes")
+  endif()
+  spvit_add_failure_test(cli_synth_mri_folder NP 1 REGEX "need an HDF5 file \\(--out NAME.h5\\), not the folder 'vols'"
+                         COMMAND $<TARGET_FILE:spvit> synth --kind mri --size 16 --out vols)
+  spvit_add_failure_test(cli_synth_bad_size NP 1 REGEX "--size takes 1 or 2 values for --kind pathology, got 3"
+                         COMMAND $<TARGET_FILE:spvit> synth --size 8 8 8 --out x.h5)
+endif()
