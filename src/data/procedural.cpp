@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "spvit/core/error.h"
+#include "spvit/data/synthetic.h"
 
 namespace spvit::data {
 
@@ -101,6 +102,18 @@ Sample ProceduralDataset::read(int64_t index, const std::optional<Region>& regio
 
 std::string ProceduralDataset::describe() const {
   return "synthetic " + name_ + " (" + std::to_string(count_) + " x " + shape_string(shape_) + ")";
+}
+
+void check_synthetic_options(const SyntheticOptions& options, int dims, const char* name, const char* what) {
+  if (options.spatial_dims != dims || static_cast<int>(options.shape.size()) != dims) {
+    SPVIT_THROW(ConfigError, name, " ", what, ": spatial_dims must be ", dims, " and shape ",
+                dims == 2 ? "(H, W)" : "(D, H, W)", ", got ", options.spatial_dims, " and ",
+                shape_string(options.shape));
+  }
+  for (int64_t s : options.shape) {
+    if (s < 1) SPVIT_THROW(ConfigError, name, ": shape ", shape_string(options.shape), " must be positive");
+  }
+  if (options.count < 1) SPVIT_THROW(ConfigError, name, ": count must be >= 1, got ", options.count);
 }
 
 }  // namespace spvit::data

@@ -133,14 +133,7 @@ void render_mri(uint64_t seed, const std::vector<int64_t>& shape, int64_t index,
 std::vector<std::string> synthetic_mri_classes() { return {"background", "head", "edema", "tumour core"}; }
 
 std::shared_ptr<Dataset> make_synthetic_mri(const SyntheticOptions& options) {
-  if (options.spatial_dims != 3 || options.shape.size() != 3) {
-    SPVIT_THROW(ConfigError, "synthetic MRI volumes are 3-D: spatial_dims must be 3 and shape (D, H, W), got ",
-                options.spatial_dims, " and ", shape_string(options.shape));
-  }
-  for (int64_t s : options.shape) {
-    if (s < 1) SPVIT_THROW(ConfigError, "synthetic MRI: shape ", shape_string(options.shape), " must be positive");
-  }
-  if (options.count < 1) SPVIT_THROW(ConfigError, "synthetic MRI: count must be >= 1, got ", options.count);
+  check_synthetic_options(options, 3, "synthetic MRI", "volumes are 3-D");
   const uint64_t seed = options.seed;
   const std::vector<int64_t> shape = options.shape;
   return std::make_shared<ProceduralDataset>(

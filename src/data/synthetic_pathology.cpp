@@ -224,14 +224,7 @@ void render_pathology(uint64_t seed, const std::vector<int64_t>& shape, int64_t 
 std::vector<std::string> synthetic_pathology_classes() { return {"background", "tissue", "nuclei", "gland"}; }
 
 std::shared_ptr<Dataset> make_synthetic_pathology(const SyntheticOptions& options) {
-  if (options.spatial_dims != 2 || options.shape.size() != 2) {
-    SPVIT_THROW(ConfigError, "synthetic pathology images are 2-D: spatial_dims must be 2 and shape (H, W), got ",
-                options.spatial_dims, " and ", shape_string(options.shape));
-  }
-  for (int64_t s : options.shape) {
-    if (s < 1) SPVIT_THROW(ConfigError, "synthetic pathology: shape ", shape_string(options.shape), " must be positive");
-  }
-  if (options.count < 1) SPVIT_THROW(ConfigError, "synthetic pathology: count must be >= 1, got ", options.count);
+  check_synthetic_options(options, 2, "synthetic pathology", "images are 2-D");
   const uint64_t seed = options.seed;
   const std::vector<int64_t> shape = options.shape;
   return std::make_shared<ProceduralDataset>(

@@ -45,6 +45,11 @@ class ValueNoise {
 
 // A dataset of `count` samples of one spatial shape, rendered by `render(index, region, image, mask)`, which fills
 // image [extents..., C] float32 and mask [extents...] int64 for the given region of sample `index`.
+struct SyntheticOptions;
+// Checks the options of a synthetic generator: `dims` spatial dimensions, a positive shape, count >= 1.
+// `name` ("synthetic MRI") and `what` ("volumes are 3-D") go into the ConfigError messages.
+void check_synthetic_options(const SyntheticOptions& options, int dims, const char* name, const char* what);
+
 class ProceduralDataset : public Dataset {
  public:
   using Render = std::function<void(int64_t index, const Region& region, torch::Tensor& image, torch::Tensor& mask)>;
