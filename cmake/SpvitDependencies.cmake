@@ -8,6 +8,26 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Threads REQUIRED)
 
+# PyTorch 2.x wheels ship their own, newer {fmt} in torch/include. Those headers would shadow the system {fmt} that
+# the system spdlog was compiled against (spdlog then fails to compile: "basic_format_string is not a member of
+# fmt"). A one-entry shim directory, searched before Torch's, makes `#include <fmt/...>` resolve to the system {fmt}.
+set(SPVIT_FMT_SHIM_DIR "")
+find_path(SPVIT_SYSTEM_FMT_INCLUDE fmt/format.h PATHS /usr/include /usr/local/include NO_DEFAULT_PATH)
+set(_torch_ships_fmt OFF)
+foreach(_dir ${TORCH_INCLUDE_DIRS})
+  if(EXISTS "${_dir}/fmt/format.h" AND NOT _dir STREQUAL SPVIT_SYSTEM_FMT_INCLUDE)
+    set(_torch_ships_fmt ON)
+  endif()
+endforeach()
+if(_torch_ships_fmt)
+  if(SPVIT_SYSTEM_FMT_INCLUDE)
+    set(SPVIT_FMT_SHIM_DIR ${CMAKE_BINARY_DIR}/generated/fmt-shim)
+    file(MAKE_DIRECTORY ${SPVIT_FMT_SHIM_DIR})
+    file(CREATE_LINK ${SPVIT_SYSTEM_FMT_INCLUDE}/fmt ${SPVIT_FMT_SHIM_DIR}/fmt SYMBOLIC)
+    message(STATUS "LibTorch ships its own {fmt}: using the system {fmt} in ${SPVIT_SYSTEM_FMT_INCLUDE} for spdlog")
+  endif()
+endif()
+
 # Torch's own flags (ABI define, and for CUDA builds its include dirs) come through ${TORCH_LIBRARIES}.
 string(REPLACE "." ";" _tv "${Torch_VERSION}")
 set(SPVIT_TORCH_VERSION "${Torch_VERSION}")

@@ -7,6 +7,9 @@
 set(SPVIT_GENERATED_INCLUDE ${CMAKE_BINARY_DIR}/generated)
 
 function(spvit_target_defaults tgt)
+  if(SPVIT_FMT_SHIM_DIR)
+    target_include_directories(${tgt} BEFORE PUBLIC ${SPVIT_FMT_SHIM_DIR})  # see SpvitDependencies.cmake
+  endif()
   target_include_directories(${tgt} PUBLIC ${PROJECT_SOURCE_DIR}/include ${SPVIT_GENERATED_INCLUDE})
   target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wno-unused-parameter)
   if(SPVIT_USE_PCH AND TARGET spvit_pch AND NOT tgt STREQUAL "spvit_pch")
