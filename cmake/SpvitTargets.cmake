@@ -11,7 +11,8 @@ function(spvit_target_defaults tgt)
     target_include_directories(${tgt} BEFORE PUBLIC ${SPVIT_FMT_SHIM_DIR})  # see SpvitDependencies.cmake
   endif()
   target_include_directories(${tgt} PUBLIC ${PROJECT_SOURCE_DIR}/include ${SPVIT_GENERATED_INCLUDE})
-  target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  # C++ only: nvcc rejects these flags (CUDA sources of spvit_kernels).
+  target_compile_options(${tgt} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra;-Wno-unused-parameter>")
   if(SPVIT_USE_PCH AND TARGET spvit_pch AND NOT tgt STREQUAL "spvit_pch")
     target_precompile_headers(${tgt} REUSE_FROM spvit_pch)
   endif()

@@ -3,7 +3,9 @@
 #include <map>
 #include <thread>
 
+#include "spvit/core/device.h"
 #include "spvit/core/logging.h"
+#include "spvit/dist/nccl_communicator.h"
 
 namespace spvit::app {
 namespace {
@@ -19,13 +21,18 @@ void add_registered_commands(CLI::App& app, AppContext& ctx) {
   for (const auto& [name, add] : registry()) add(app, ctx);
 }
 
-dist::ProcessGrid make_grid(const dist::GridShape& shape, double timeout_s) {
-  auto grid = dist::ProcessGrid::create(shape, timeout_s);
+dist::ProcessGrid make_grid(const dist::GridShape& shape, double timeout_s, const std::string& device,
+                            const std::string& backend) {
+  const int local_rank = dist::node_local_rank();
+  const torch::Device dev = select_device(device, local_rank);
+  const std::string chosen = resolve_backend(backend, dev, dist::nccl_compiled_in());
+  auto grid = dist::ProcessGrid::create(shape, timeout_s, chosen, dev.is_cuda() ? dev.index() : -1);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = std::max(1, cores / std::max(1, grid.local_size()));
   if (grid.local_size() > 1 && std::getenv("OMP_NUM_THREADS") == nullptr) torch::set_num_threads(threads);
-  log::info("grid {} (data x seq) over {} ranks; {} rank(s) on this node; {} CPU thread(s) per rank",
-            grid.shape().str(), grid.world_size(), grid.local_size(), torch::get_num_threads());
+  log::info("grid {} (data x seq) over {} ranks; {} rank(s) on this node; {} CPU thread(s) per rank; device {}; "
+            "{} communicators", grid.shape().str(), grid.world_size(), grid.local_size(), torch::get_num_threads(),
+            dev.str(), grid.backend());
   return grid;
 }
 

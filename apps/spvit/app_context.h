@@ -21,8 +21,10 @@ struct AppContext {
 };
 
 // Builds the grid and sets LibTorch's CPU threads so the ranks on one node share its cores instead of
-// oversubscribing them.
-dist::ProcessGrid make_grid(const dist::GridShape& shape, double timeout_s);
+// oversubscribing them. `device` (auto, cpu, cuda) picks this rank's GPU from its node-local rank; `backend` (auto,
+// mpi, nccl) the communicator the grid's groups use.
+dist::ProcessGrid make_grid(const dist::GridShape& shape, double timeout_s, const std::string& device = "cpu",
+                            const std::string& backend = "mpi");
 
 // Subcommands register themselves: each cmd_*.cpp defines
 //   static const CommandRegistration reg("name", add_name_command);

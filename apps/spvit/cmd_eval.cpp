@@ -33,7 +33,7 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
     ctx.run = [&ctx, args]() {
       const Config config = parse_config(train::read_checkpoint_config(args->checkpoint), args->overrides);
       auto grid = make_grid({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
-                            config.dist.timeout_s);
+                            config.dist.timeout_s, config.device, config.dist.backend);
       std::shared_ptr<data::Dataset> dataset;
       if (!args->data.empty()) {
         dataset = args->data.size() > 3 && args->data.substr(args->data.size() - 3) == ".h5"

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "app_context.h"
+#include "spvit/core/device.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/core/timer.h"
@@ -20,6 +21,8 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
   struct Args {
     std::string grid;
     std::string dtype = "float64";
+    std::string device = "cpu";
+    std::string backend = "auto";
     double timeout_s = 120;
     model::SelftestOptions options;
   };
@@ -44,6 +47,10 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
   sp->add_option("--empty-tokens", o.empty_tokens, "mark the last N tokens as empty adaptive slots")
       ->default_val(o.empty_tokens);
   sp->add_option("--seed", o.seed, "random seed")->default_val(o.seed);
+  sp->add_option("--device", args->device, "where the distributed step runs: cpu, cuda or auto (reference: cpu)")
+      ->default_val(args->device)->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  sp->add_option("--backend", args->backend, "communicators: auto (nccl on GPUs when built in), mpi or nccl")
+      ->default_val(args->backend)->check(CLI::IsMember({"auto", "mpi", "nccl"}));
   sp->add_option("--timeout", args->timeout_s, "seconds before a stuck collective ends the run")
       ->default_val(args->timeout_s);
 
@@ -54,10 +61,11 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
       dist::GridShape shape{0, ctx.world_size};
       if (!args->grid.empty()) shape = dist::GridShape::parse(args->grid);
       if (o.dim % o.heads != 0) SPVIT_THROW(ConfigError, "--dim ", o.dim, " must be divisible by --heads ", o.heads);
-      auto grid = make_grid(shape, args->timeout_s);
-      log::info("selftest sp: L={} layers={} dim={} heads={} batch={} dtype={} strategy={}{} grad-average={}",
-                o.length, o.layers, o.dim, o.heads, o.batch, args->dtype, o.strategy,
-                o.checkpointing ? " +checkpointing" : "", o.grad_average);
+      auto grid = make_grid(shape, args->timeout_s, args->device, args->backend);
+      o.device = select_device(args->device, grid.local_rank());
+      log::info("selftest sp: L={} layers={} dim={} heads={} batch={} dtype={} strategy={}{} grad-average={} "
+                "device={} ({} communicators)", o.length, o.layers, o.dim, o.heads, o.batch, args->dtype, o.strategy,
+                o.checkpointing ? " +checkpointing" : "", o.grad_average, o.device.str(), grid.backend());
       Stopwatch watch;
       const auto r = model::run_sequence_parallel_selftest(grid, o);
       if (ctx.world_rank == 0) {

@@ -31,7 +31,7 @@ void add_train_command(CLI::App& app, AppContext& ctx) {
                                                  : load_config(args->config, args->overrides);
       log::set_level(ctx.log_level == "info" ? config.log_level : ctx.log_level);
       auto grid = make_grid({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
-                            config.dist.timeout_s);
+                            config.dist.timeout_s, config.device, config.dist.backend);
       train::TrainOptions options;
       options.resume = resume->count() > 0;
       options.resume_path = args->resume;

@@ -48,6 +48,54 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   cur[keys.back()] = value;
 }
 
+bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+// data.patcher against the model: which layouts each decoder can train on, and the adaptive tree's constraints
+// (the patcher checks them again, but a config error should come before any data is read).
+void validate_patcher(const Config& c) {
+  const auto& p = c.data.patcher;
+  const auto& m = c.model;
+  if (m.decoder == "unetr" && p.kind != "uniform") {
+    SPVIT_THROW(ConfigError, "config key 'data.patcher.kind' = ", p.kind,
+                " needs 'model.decoder' = tile: the unetr decoder works on uniform grids only");
+  }
+  if (p.kind == "uniform") {
+    if (p.score_downsample != 1 || p.threshold_jitter != 0.0) {
+      SPVIT_THROW(ConfigError, "config keys 'data.patcher.score_downsample' and 'data.patcher.threshold_jitter' "
+                  "shape adaptive layouts; 'data.patcher.kind' = uniform needs them at 1 and 0");
+    }
+    return;
+  }
+  if (p.length < 1) {
+    SPVIT_THROW(ConfigError, "config key 'data.patcher.length' must give the fixed token count L (>= 1) for "
+                "'data.patcher.kind' = adaptive");
+  }
+  if (m.pos_encoding == "grid") {
+    SPVIT_THROW(ConfigError, "config key 'model.pos_encoding' = grid has no table slot for an adaptive leaf: use "
+                "coords (or none) with 'data.patcher.kind' = adaptive");
+  }
+  if (!is_power_of_two(m.patch)) {
+    SPVIT_THROW(ConfigError, "config key 'model.patch' = ", m.patch,
+                " must be a power of two for 'data.patcher.kind' = adaptive (leaves halve down to it)");
+  }
+  if (p.min_side != 0 && (!is_power_of_two(p.min_side) || p.min_side > m.patch)) {
+    SPVIT_THROW(ConfigError, "config key 'data.patcher.min_side' = ", p.min_side,
+                " must be 0 or a power of two <= 'model.patch' = ", m.patch);
+  }
+  if (!is_power_of_two(p.score_downsample) || p.score_downsample > m.patch) {
+    SPVIT_THROW(ConfigError, "config key 'data.patcher.score_downsample' = ", p.score_downsample,
+                " must be a power of two <= 'model.patch' = ", m.patch);
+  }
+  if (p.threshold_jitter > 0 && p.scorer != "edges") {
+    SPVIT_THROW(ConfigError, "config key 'data.patcher.threshold_jitter' = ", p.threshold_jitter,
+                " scales Canny thresholds, which only 'data.patcher.scorer' = edges has (got ", p.scorer, ")");
+  }
+  if (p.canny_high < p.canny_low) {
+    SPVIT_THROW(ConfigError, "config key 'data.patcher.canny_high' = ", p.canny_high,
+                " must not be below 'data.patcher.canny_low' = ", p.canny_low);
+  }
+}
+
 }  // namespace
 
 void validate(const Config& c) {
@@ -67,6 +115,7 @@ void validate(const Config& c) {
     SPVIT_THROW(ConfigError, "config key 'model.attention' = local cannot shard a sequence: 'grid.seq' = ",
                 c.grid.seq, " needs lss-kv or lss-x");
   }
+  validate_patcher(c);
 }
 
 Config parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides) {

@@ -35,6 +35,7 @@ AugmentDraw draw_augmentation(const AugmentOptions& options, uint64_t seed, int6
   const bool fy = s.bernoulli(0.5), fx = s.bernoulli(0.5), fz = s.bernoulli(0.5);
   const int k = static_cast<int>(s.bits() & 3u);
   const double b = s.uniform(-1.0, 1.0), c = s.uniform(-1.0, 1.0);
+  const double t = s.uniform(-1.0, 1.0);  // drawn last: the draws above are those of earlier versions
   AugmentDraw d;
   d.flip_y = options.flips && fy;
   d.flip_x = options.flips && fx;
@@ -42,6 +43,7 @@ AugmentDraw draw_augmentation(const AugmentOptions& options, uint64_t seed, int6
   d.rot90 = options.rot90 ? k : 0;
   d.brightness = options.color_jitter * b;
   d.contrast = 1.0 + options.color_jitter * c;
+  d.threshold_scale = 1.0 + options.threshold_jitter * t;
   return d;
 }
 

@@ -37,11 +37,25 @@ struct H5Id {  // owns an HDF5 identifier
   }
 };
 
+// ": <the innermost message on HDF5's error stack>" (e.g. ": truncated file: eof = 4096, ..."), or "" when the stack
+// is empty. Automatic printing of the stack is off (it would interleave across ranks), so the reason goes into the
+// exception instead. Must run before the next HDF5 call, which clears the stack.
+std::string h5_reason() {
+  std::string reason;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD,
+           [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+             if (e->desc != nullptr && *e->desc != '\0') *static_cast<std::string*>(out) = e->desc;
+             return 0;
+           },
+           &reason);
+  return reason.empty() ? "" : ": " + reason;
+}
+
 void h5_check(herr_t status, const std::string& what, const std::string& path) {
-  if (status < 0) SPVIT_THROW(DataError, "HDF5 error while ", what, " in '", path, "'");
+  if (status < 0) SPVIT_THROW(DataError, "HDF5 error while ", what, " in '", path, "'", h5_reason());
 }
 hid_t h5_valid(hid_t id, const std::string& what, const std::string& path) {
-  if (id < 0) SPVIT_THROW(DataError, "HDF5 error while ", what, " in '", path, "'");
+  if (id < 0) SPVIT_THROW(DataError, "HDF5 error while ", what, " in '", path, "'", h5_reason());
   return id;
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 
 #include "spvit/build_info.h"
 #include "spvit/core/error.h"
@@ -34,6 +35,11 @@ std::string lower(std::string s) {
   return s;
 }
 
+bool is_image_name(const fs::path& path) {
+  const std::string ext = lower(path.extension().string());
+  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg";
+}
+
 // (H, W) from a PNG's IHDR chunk without decoding it; nullopt for other formats.
 std::optional<std::vector<int64_t>> png_shape(const std::string& path) {
   if (lower(fs::path(path).extension().string()) != ".png") return std::nullopt;
@@ -42,7 +48,7 @@ std::optional<std::vector<int64_t>> png_shape(const std::string& path) {
   in.read(reinterpret_cast<char*>(h), sizeof(h));
   static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (in.gcount() < 24 || !std::equal(sig, sig + 8, h) || std::string(reinterpret_cast<char*>(h + 12), 4) != "IHDR") {
-    SPVIT_THROW(DataError, "'", path, "' is not a valid PNG (corrupt or truncated header)");
+    SPVIT_THROW(DataError, "image '", path, "' is not a valid PNG (corrupt or truncated header)");
   }
   auto be32 = [&](int o) { return (int64_t{h[o]} << 24) | (int64_t{h[o + 1]} << 16) | (int64_t{h[o + 2]} << 8) | h[o + 3]; };
   return std::vector<int64_t>{be32(20), be32(16)};
@@ -102,17 +108,29 @@ ImageFolder::ImageFolder(const std::string& root) : root_(root) {
   if (!fs::is_directory(image_dir)) SPVIT_THROW(DataError, "image folder '", root, "' has no images/ subfolder");
   if (!fs::is_directory(mask_dir)) SPVIT_THROW(DataError, "image folder '", root, "' has no masks/ subfolder");
   for (const auto& entry : fs::directory_iterator(image_dir)) {
-    const std::string ext = lower(entry.path().extension().string());
-    if (entry.is_regular_file() && (ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg")) {
-      images_.push_back(entry.path().string());
+    if (!is_image_name(entry.path())) continue;
+    // A link whose target is gone is a missing image, not a file to skip quietly.
+    if (entry.is_symlink() && !fs::exists(entry.path())) {
+      SPVIT_THROW(DataError, "image '", entry.path().string(), "' is a link to '", fs::read_symlink(entry.path()).string(),
+                  "', which does not exist");
     }
+    if (entry.is_regular_file()) images_.push_back(entry.path().string());
   }
   std::sort(images_.begin(), images_.end());
   if (images_.empty()) SPVIT_THROW(DataError, "no images (*.png, *.tif, *.tiff, *.jpg, *.jpeg) in '", image_dir.string(), "'");
+  std::set<std::string> stems;
   for (const auto& image : images_) {
     const fs::path mask = mask_dir / (fs::path(image).stem().string() + ".png");
     if (!fs::exists(mask)) SPVIT_THROW(DataError, "image '", image, "' has no mask: '", mask.string(), "' does not exist");
     masks_.push_back(mask.string());
+    stems.insert(fs::path(image).stem().string());
+  }
+  // A mask without its image means an image went missing (a failed copy, a deleted file): training on the rest
+  // without a word would hide it.
+  for (const auto& entry : fs::directory_iterator(mask_dir)) {
+    if (lower(entry.path().extension().string()) != ".png" || stems.count(entry.path().stem().string())) continue;
+    SPVIT_THROW(DataError, "mask '", entry.path().string(), "' has no image: there is no '",
+                (image_dir / entry.path().stem()).string(), ".png' (or .tif, .tiff, .jpg, .jpeg)");
   }
   shapes_.resize(images_.size());
   channels_ = read_image(images_[0]).size(2);

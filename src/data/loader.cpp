@@ -46,8 +46,8 @@ std::vector<int64_t> shard_indices(int64_t size, const LoaderOptions& options, i
   return mine;
 }
 
-Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for)
-    : dataset_(std::move(dataset)), options_(options), region_for_(std::move(region_for)) {
+Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for, ReadFn read)
+    : dataset_(std::move(dataset)), options_(options), region_for_(std::move(region_for)), read_(std::move(read)) {
   SPVIT_CHECK(dataset_ != nullptr, "Loader: no dataset");
   check_options(options_);
   if (batches_per_epoch() < 1) {
@@ -101,7 +101,9 @@ Batch Loader::load_batch(int64_t epoch, int64_t step, const std::vector<int64_t>
       const auto full = dataset_->spatial_shape(index);
       const auto region = region_for_ ? region_for_(index, full) : std::nullopt;
       Sample s;
-      if (!options_.augment) {
+      if (read_) {
+        s = read_(*dataset_, index, draw);
+      } else if (!options_.augment) {
         s = dataset_->read(index, region);
       } else if (region) {
         s = apply_augmentation_to_region(dataset_->read(index, preimage(*region, draw, full)), draw, *region, full);

@@ -1,8 +1,19 @@
 #include "spvit/dist/gradient_averager.h"
 
 #include "spvit/core/error.h"
+#include "spvit/kernels/multi_tensor.h"
 
 namespace spvit::dist {
+namespace {
+
+// Offset of parameter `param` in a bucket holding `params` at `offsets`.
+int64_t offset_in(const std::vector<size_t>& params, const std::vector<int64_t>& offsets, size_t param) {
+  size_t pos = 0;
+  while (params[pos] != param) ++pos;
+  return offsets[pos];
+}
+
+}  // namespace
 
 GradientAverager::Mode GradientAverager::parse_mode(const std::string& name) {
   if (name == "flat") return Mode::Flat;
@@ -92,16 +103,17 @@ void GradientAverager::on_gradient(size_t param, const torch::Tensor& grad) {
               " received a gradient after its bucket was already reduced: call GradientAverager::finish() after "
               "every backward, and do not use one parameter twice in a graph");
   torch::NoGradGuard no_grad;
-  auto s = slot(param);
+  // Copies into the bucket go through the kernel layer: LibTorch's copy_/add_ on CPU, the multi-tensor kernel on CUDA.
+  const std::vector<int64_t> offset = {offset_in(bucket.params, bucket.offsets, param)};
   if (seen_[param]) {
-    s.add_(grad);
+    kernels::flatten_into({grad}, bucket.flat, offset, 1.0, /*accumulate=*/true);
     return;
   }
   seen_[param] = true;
-  s.copy_(grad);
+  kernels::flatten_into({grad}, bucket.flat, offset);
   // The hook runs before autograd accumulates into .grad: include what .grad already holds (accumulation).
   const auto& existing = parameters_[param].grad();
-  if (existing.defined()) s.add_(existing);
+  if (existing.defined()) kernels::flatten_into({existing}, bucket.flat, offset, 1.0, /*accumulate=*/true);
   if (--bucket.pending == 0) launch_ready_buckets();
 }
 
@@ -125,19 +137,31 @@ void GradientAverager::finish() {
   if (!armed_) arm();
   in_finish_ = true;
   torch::NoGradGuard no_grad;
-  // Parameters that got no gradient this step still take part (every rank must launch every bucket).
+  // Parameters that got no gradient this step still take part (every rank must launch every bucket): what their .grad
+  // holds (or zeros) goes in, one batched copy per bucket.
+  std::vector<std::vector<torch::Tensor>> leftovers(buckets_.size());
+  std::vector<std::vector<int64_t>> leftover_offsets(buckets_.size());
   for (size_t k = 0; k < parameters_.size(); ++k) {
     if (seen_[k]) continue;
     seen_[k] = true;
+    auto& bucket = buckets_[bucket_of_[k]];
     const auto& existing = parameters_[k].grad();
-    if (existing.defined()) slot(k).copy_(existing);
-    --buckets_[bucket_of_[k]].pending;
+    if (existing.defined()) {
+      leftovers[bucket_of_[k]].push_back(existing);
+      leftover_offsets[bucket_of_[k]].push_back(offset_in(bucket.params, bucket.offsets, k));
+    }
+    --bucket.pending;
+  }
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    if (!leftovers[b].empty()) kernels::flatten_into(leftovers[b], buckets_[b].flat, leftover_offsets[b]);
   }
   launch_ready_buckets();
   in_finish_ = false;
   for (auto& b : buckets_) {
     if (b.work) b.work->wait();
   }
+  // The mean over data groups: 1/N_d, applied while unflattening into .grad (flat mode) or before the broadcast.
+  double scale = num_data_ > 1 ? 1.0 / num_data_ : 1.0;
   if (options_.mode == Mode::TwoStage) {
     // Stage 2: mean across data groups among the seq-rank-0 processes; stage 3: broadcast back within seq.
     if (seq_->rank() == 0 && data_->size() > 1) {
@@ -146,21 +170,24 @@ void GradientAverager::finish() {
       for (auto& w : works) w->wait();
     }
     if (num_data_ > 1) {
-      for (auto& b : buckets_) b.flat.mul_(1.0 / num_data_);
+      for (auto& b : buckets_) b.flat.mul_(scale);
     }
+    scale = 1.0;
     if (seq_->size() > 1) {
       std::vector<WorkPtr> works;
       for (auto& b : buckets_) works.push_back(seq_->broadcast(b.flat, 0));
       for (auto& w : works) w->wait();
     }
-  } else if (num_data_ > 1) {
-    for (auto& b : buckets_) b.flat.mul_(1.0 / num_data_);
   }
-  for (size_t k = 0; k < parameters_.size(); ++k) {
-    auto averaged = slot(k);
-    auto& grad = parameters_[k].mutable_grad();
-    if (grad.defined()) grad.copy_(averaged);
-    else grad = averaged.clone();
+  // Unflatten each bucket into .grad in one batched (scaled) copy.
+  for (auto& b : buckets_) {
+    std::vector<torch::Tensor> grads;
+    for (size_t k : b.params) {
+      auto& grad = parameters_[k].mutable_grad();
+      if (!grad.defined()) grad = torch::empty_like(parameters_[k], at::MemoryFormat::Contiguous);
+      grads.push_back(grad);
+    }
+    kernels::unflatten_from(b.flat, b.offsets, grads, scale);
   }
   armed_ = false;
 }

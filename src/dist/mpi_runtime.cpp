@@ -44,6 +44,16 @@ bool mpi_active() {
   return initialized && !finalized;
 }
 
+int node_local_rank() {
+  if (!mpi_active()) return 0;
+  MPI_Comm node = MPI_COMM_NULL;
+  int rank = 0;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  return rank;
+}
+
 void abort_world(int code) {
   if (mpi_active()) MPI_Abort(MPI_COMM_WORLD, code);
   std::exit(code);

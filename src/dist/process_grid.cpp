@@ -7,6 +7,7 @@
 #include "mpi_work.h"
 #include "spvit/core/error.h"
 #include "spvit/dist/mpi_communicator.h"
+#include "spvit/dist/nccl_communicator.h"
 
 namespace spvit::dist {
 
@@ -71,7 +72,20 @@ ProcessGrid ProcessGrid::create_on(Comm base, GridShape shape, double timeout_s)
   return grid;
 }
 
-ProcessGrid ProcessGrid::create(GridShape shape, double timeout_s) { return create_on(MPI_COMM_WORLD, shape, timeout_s); }
+ProcessGrid ProcessGrid::create(GridShape shape, double timeout_s, const std::string& backend, int cuda_device) {
+  ProcessGrid grid = create_on(MPI_COMM_WORLD, shape, timeout_s);
+  if (backend == "nccl") {
+    SPVIT_CHECK(cuda_device >= 0, "the NCCL backend needs a CUDA device");
+    // Same order on every rank: world, then seq, then data (each bootstrap is a collective over its group).
+    grid.world_ = make_nccl_communicator(grid.world_, "world", timeout_s, cuda_device);
+    grid.seq_ = make_nccl_communicator(grid.seq_, "seq", timeout_s, cuda_device);
+    grid.data_ = make_nccl_communicator(grid.data_, "data", timeout_s, cuda_device);
+    grid.backend_ = "nccl";
+  } else {
+    SPVIT_CHECK(backend == "mpi", "unknown communication backend '", backend, "' (mpi, nccl)");
+  }
+  return grid;
+}
 
 ProcessGrid ProcessGrid::create_self(double timeout_s) { return create_on(MPI_COMM_SELF, {1, 1}, timeout_s); }
 

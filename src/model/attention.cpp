@@ -3,6 +3,7 @@
 #include "spvit/core/error.h"
 #include "spvit/core/torch_compat.h"
 #include "spvit/dist/collectives.h"
+#include "spvit/kernels/kv_pack.h"
 
 namespace spvit::model {
 
@@ -41,11 +42,13 @@ torch::Tensor MultiHeadAttentionImpl::forward(const torch::Tensor& h, const Sequ
   return options_.strategy == AttentionStrategy::LssKv ? forward_kv_gather(h, seq) : forward_x_gather(h, seq);
 }
 
-// q: [B, Lq, E] (local queries); k, v: [B, H, L, Dh] or [B, L, E]-shaped views already split into heads.
+// q: the local queries, [B, Lq, E] or already split into heads [B, H, Lq, Dh]; k, v: [B, H, L, Dh] (views or
+// contiguous).
 torch::Tensor MultiHeadAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                              const SequenceContext& seq) {
-  const int64_t B = q.size(0), Lq = q.size(1), H = options_.heads, Dh = options_.dim / options_.heads;
-  auto qh = q.view({B, Lq, H, Dh}).transpose(1, 2);
+  const int64_t H = options_.heads, Dh = options_.dim / options_.heads;
+  const int64_t B = q.size(0), Lq = q.dim() == 4 ? q.size(2) : q.size(1);
+  auto qh = q.dim() == 4 ? q : q.view({B, Lq, H, Dh}).transpose(1, 2);
   torch::Tensor mask;
   if (seq.key_valid.defined()) mask = seq.key_valid.to(q.device()).view({1, 1, 1, -1});
   auto o = compat::scaled_dot_product_attention(qh, k, v, mask, options_.allow_fused_kernel);  // [B, H, Lq, Dh]
@@ -61,17 +64,14 @@ torch::Tensor MultiHeadAttentionImpl::forward_local(const torch::Tensor& h, cons
 }
 
 torch::Tensor MultiHeadAttentionImpl::forward_kv_gather(const torch::Tensor& h, const SequenceContext& seq) {
-  const int64_t B = h.size(0), Ls = h.size(1), E = options_.dim, H = options_.heads, Dh = E / H;
-  const int64_t L = seq.shard.length;
-  auto qkv = qkv_->forward(h).view({B, Ls, 3, E});
-  auto q = qkv.select(2, 0);
-  // Pack k_s ‖ v_s token-major into one contiguous [L_s, 2, B, E] send buffer, so the gathered [L, 2, B, E] buffer
-  // can be read as K and V by views alone (no unpack copy).
-  auto packed = qkv.narrow(2, 1, 2).permute({1, 2, 0, 3}).contiguous();
-  auto gathered = dist::gather_rows(packed, seq.comm, seq.shard.counts).view({L, 2, B, H, Dh});
-  auto k = gathered.select(1, 0).permute({1, 2, 0, 3});  // [B, H, L, Dh]
-  auto v = gathered.select(1, 1).permute({1, 2, 0, 3});
-  return attend(q, k, v, seq);
+  // k_s ‖ v_s packed token-major into one contiguous [L_s, 2, B, E] send buffer, so that the gathered [L, 2, B, E]
+  // buffer holds K and V for any segment sizes. On CPU q, K and V are views (one copy: the send buffer); on CUDA one
+  // kernel splits qkv into q and the send buffer and one unpacks K and V for attention, and backward packs
+  // [dK ‖ dV] for the reduce-scatter and merges dq with the reduced dK, dV in one kernel each (kernels/kv_pack).
+  auto split = kernels::split_qkv_for_gather(qkv_->forward(h), options_.heads);
+  auto gathered = dist::gather_rows(split.kv, seq.comm, seq.shard.counts);
+  auto [k, v] = kernels::unpack_gathered_kv(gathered, options_.heads);
+  return attend(split.q, k, v, seq);
 }
 
 torch::Tensor MultiHeadAttentionImpl::forward_x_gather(const torch::Tensor& h, const SequenceContext& seq) {

@@ -33,6 +33,14 @@ HaloConvImpl::HaloConvImpl(int64_t in_channels, int64_t out_channels, int64_t ke
 torch::Tensor HaloConvImpl::forward(const torch::Tensor& x, const dist::CommPtr& comm) {
   SPVIT_CHECK(x.dim() == 2 + spatial_dims_, "halo convolution expects [B, C, spatial...], got ", x.sizes());
   const int64_t halo = kernel_ / 2;
+  if (comm == nullptr || comm->size() == 1) {
+    // The whole image on one rank: the convolution's own zero padding, not an explicitly padded copy of the
+    // (full-resolution, large) input that autograd would keep alive for the backward pass.
+    if (spatial_dims_ == 2) {
+      return torch::conv2d(x, weight_, bias_, at::IntArrayRef{1, 1}, at::IntArrayRef{halo, halo});
+    }
+    return torch::conv3d(x, weight_, bias_, at::IntArrayRef{1, 1, 1}, at::IntArrayRef{halo, halo, halo});
+  }
   // Rows along the band dimension come from the neighbours (or zeros at the global borders); the other spatial
   // dimensions are whole on every rank and use ordinary zero padding.
   auto padded = dist::halo_exchange(x, comm, 2, halo);

@@ -11,6 +11,8 @@ SegmenterOptions SegmenterOptions::from_config(const ModelConfig& m, int64_t cla
   o.patch = m.patch;
   o.spatial_dims = static_cast<int>(m.spatial_dims);
   o.classes = classes;
+  o.decoder = m.decoder;
+  o.decoder_width = m.decoder_width;
   return o;
 }
 

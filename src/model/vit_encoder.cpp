@@ -1,6 +1,7 @@
 #include "spvit/model/vit_encoder.h"
 
 #include "spvit/core/error.h"
+#include "spvit/core/torch_compat.h"
 #include "spvit/model/checkpoint.h"
 
 namespace spvit::model {
@@ -26,11 +27,13 @@ EncoderOptions EncoderOptions::from_config(const ModelConfig& m) {
   o.coord_features = m.spatial_dims + 1;
   o.attention = parse_attention_strategy(m.attention);
   o.checkpointing = m.checkpointing;
+  o.attention_backend = m.attention_backend;
   return o;
 }
 
 ViTEncoderImpl::ViTEncoderImpl(const EncoderOptions& options) : options_(options) {
   SPVIT_CHECK(options.in_features > 0, "encoder: in_features must be positive");
+  compat::set_attention_backend(options.attention_backend);
   embed_ = register_module("embed", torch::nn::Linear(options.in_features, options.dim));
   if (options.pos_encoding == PositionalEncodingKind::Grid) {
     grid_pos_ = register_module("pos", GridPositionalEncoding(options.max_tokens, options.dim));

@@ -56,8 +56,16 @@ torch::Tensor interpolate_columns(const torch::Tensor& coarse, int64_t side) {
 torch::Tensor read_image(const std::string& path) {
   if (!std::ifstream(path).good()) SPVIT_THROW(DataError, "cannot open image '", path, "' (missing or unreadable)");
 #if SPVIT_HAVE_OPENCV
-  cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
-  if (m.empty()) SPVIT_THROW(DataError, "'", path, "' is not an image OpenCV can decode");
+  cv::Mat m;
+  try {  // OpenCV throws for some bad files (e.g. sizes over its limits); its message does not name the file
+    m = cv::imread(path, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    SPVIT_THROW(DataError, "cannot decode image '", path, "': ", e.what());
+  }
+  if (m.empty()) {
+    SPVIT_THROW(DataError, "cannot decode image '", path, "': not an image OpenCV can decode (corrupt, truncated or an "
+                "unsupported format)");
+  }
   if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
   else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
   if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);

@@ -3,6 +3,7 @@
 #include "spvit/core/error.h"
 #include "spvit/data/formats.h"
 #include "spvit/data/synthetic.h"
+#include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 namespace {
@@ -40,7 +41,8 @@ Datasets open_datasets(const Config& c) {
       SPVIT_THROW(ConfigError, "config key 'model.spatial_dims' = ", c.model.spatial_dims, " but the data is ",
                   ds->spatial_dims(), "D (", ds->describe(), ")");
     }
-    for (int64_t side : ds->spatial_shape(0)) {
+    // The unetr decoder's bands are whole tokens; layouts for the tile decoder pad the image to their root instead.
+    for (int64_t side : c.model.decoder == "unetr" ? ds->spatial_shape(0) : std::vector<int64_t>{}) {
       if (side % c.model.patch != 0) {
         SPVIT_THROW(ConfigError, "sample side ", side, " of ", ds->describe(),
                     " is not a multiple of 'model.patch' = ", c.model.patch);
@@ -72,7 +74,16 @@ std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset
   o.batch_size = training ? c.train.batch_size : 1;
   o.augment = training && c.data.augment;
   o.augment_options.color_jitter = c.data.color_jitter;
+  o.augment_options.threshold_jitter = c.data.patcher.threshold_jitter;
   o.drop_last = training;
+  if (c.model.decoder == "tile") {
+    // Layout tokens: every rank plans the sample's layout (the same on the group) and keeps its own tokens.
+    const auto sampling = LayoutSampling::from_config(c, grid.seq_size(), grid.seq_index());
+    auto read = [sampling](const data::Dataset& ds, int64_t index, const data::AugmentDraw& draw) {
+      return read_token_sample(ds, index, draw, sampling);
+    };
+    return std::make_unique<data::Loader>(std::move(dataset), o, nullptr, read);
+  }
   auto region = [c, &grid](int64_t, const std::vector<int64_t>& shape) -> std::optional<data::Region> {
     return band_pixels(bands_for(shape, c, grid));
   };

@@ -8,7 +8,9 @@
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
+#include "spvit/patch/extract.h"
 #include "spvit/train/data_setup.h"
+#include "spvit/train/token_samples.h"
 #if SPVIT_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -54,6 +56,89 @@ void write_overlay(const std::string& path, const torch::Tensor& image, const to
 #endif
 }
 
+// The whole of a per-pixel quantity from each sequence rank's box (tensor order `region` of `box`, trailing
+// dimensions kept), for overlays: every pixel lies in exactly one rank's leaves (`cover`), so a sum assembles it.
+torch::Tensor assemble(const torch::Tensor& box, const torch::Tensor& cover, const data::Region& region,
+                       const std::vector<int64_t>& full_shape, const std::vector<int64_t>& trailing,
+                       dist::Communicator& seq) {
+  auto sizes = full_shape;
+  sizes.insert(sizes.end(), trailing.begin(), trailing.end());
+  auto full = torch::zeros(sizes, torch::kFloat64);
+  if (box.defined() && box.numel() > 0) {
+    auto dst = full;
+    for (int k = 0; k < region.dims(); ++k) dst = dst.narrow(k, region.begin[k], region.extent(k));
+    auto c = cover.to(torch::kFloat64);
+    while (c.dim() < box.dim()) c = c.unsqueeze(-1);
+    dst.copy_(box.to(torch::kFloat64) * c);
+  }
+  seq.all_reduce(full, dist::ReduceOp::Sum)->wait();
+  return full;
+}
+
+// Uniform grid + unetr decoder: each sequence rank reads and decodes its band.
+void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const Config& config,
+                   const dist::ProcessGrid& grid, const EvalOptions& options, SegmentationCounts& total) {
+  const auto shape = dataset.spatial_shape(i);
+  const auto bands = bands_for(shape, config, grid);
+  const auto sample = dataset.read(i, band_pixels(bands));
+  auto [image, mask] = stack_batch({sample});
+  image = image.to(model->parameters()[0].scalar_type());
+  auto logits = model->forward_uniform(image, bands, grid.seq());
+  total.add(count_segmentation(logits, mask, dataset.num_classes()));
+  if (!options.overlay_dir.empty() && i < options.overlays) {
+    // Only for the overlay: the band predictions (labels, not logits) are gathered on the group's first rank.
+    auto labels = logits.argmax(1)[0];
+    auto rows_of = [&](const torch::Tensor& t) {
+      std::vector<int64_t> rows;
+      for (auto r : bands.band_rows) rows.push_back(r * config.model.patch);
+      return dist::all_gather_rows(*grid.seq(), t.contiguous(), rows);
+    };
+    auto full_pred = rows_of(labels);
+    auto full_mask = rows_of(mask[0]);
+    auto full_image = rows_of(image[0].transpose(0, 1)).transpose(0, 1);
+    if (grid.seq_index() == 0) {
+      write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png", full_image, full_mask, full_pred);
+    }
+  }
+}
+
+// Layout tokens + tile decoder: each sequence rank decodes its tokens and pastes their tiles into its pixel box;
+// the pixels its leaves cover are counted (each pixel by exactly one rank).
+void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const LayoutSampling& sampling,
+                    const dist::ProcessGrid& grid, const EvalOptions& options, SegmentationCounts& total) {
+  const auto dtype = model->parameters()[0].scalar_type();
+  const auto sample = read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
+  const auto& ts = token_sample(sample);
+  const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end);
+  model::SequenceContext ctx{grid.seq_size() > 1 ? grid.seq() : nullptr,
+                             dist::SequenceShard::even(ts.layout->length(), grid.seq_size(), grid.seq_index()), {}};
+  if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask();
+  auto tiles = model->forward_tiles(ts.tokens.to(dtype).unsqueeze(0), {meta.index, meta.coords}, ctx);
+  const int64_t n = ts.end - ts.begin, K = dataset.num_classes();
+  int64_t tile = 1;
+  for (int d = 0; d < ts.layout->spatial_dims; ++d) tile *= ts.layout->patch;
+  torch::Tensor labels, cover;
+  if (sample.mask.defined()) {
+    auto logits = patch::paste_range(tiles[0].reshape({n, -1}), *ts.layout, ts.begin, ts.end, ts.lo, ts.hi);
+    labels = logits.argmax(-1);
+    cover = patch::paste_range(torch::ones({n, tile}, dtype), *ts.layout, ts.begin, ts.end, ts.lo,
+                               ts.hi).select(-1, 0) > 0.5;
+    total.add(count_segmentation(labels, sample.mask, K, cover));
+  }
+  if (!options.overlay_dir.empty() && i < options.overlays) {
+    const auto& full = sample.full_shape;
+    auto full_pred = assemble(labels, cover, sample.region, full, {}, *grid.seq()).to(torch::kLong);
+    auto full_mask = assemble(sample.mask, cover, sample.region, full, {}, *grid.seq()).to(torch::kLong);
+    auto full_image = assemble(sample.image, cover, sample.region, full, {dataset.channels()}, *grid.seq());
+    if (grid.seq_index() == 0) {
+      std::vector<int64_t> channels_first{full_image.dim() - 1};
+      for (int64_t d = 0; d + 1 < full_image.dim(); ++d) channels_first.push_back(d);
+      write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png",
+                    full_image.permute(channels_first).to(torch::kFloat32), full_mask, full_pred);
+    }
+  }
+}
+
 }  // namespace
 
 SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& dataset, const Config& config,
@@ -65,29 +150,13 @@ SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& datase
   total.tp = torch::zeros({dataset.num_classes()}, torch::kFloat64);
   total.fp = total.tp.clone();
   total.fn = total.tp.clone();
-  // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each read and decode their band.
+  const auto sampling = LayoutSampling::from_config(config, grid.seq_size(), grid.seq_index());
+  // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each take their part of the sample.
   for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
-    const auto shape = dataset.spatial_shape(i);
-    const auto bands = bands_for(shape, config, grid);
-    const auto sample = dataset.read(i, band_pixels(bands));
-    auto [image, mask] = stack_batch({sample});
-    image = image.to(model->parameters()[0].scalar_type());
-    auto logits = model->forward_uniform(image, bands, grid.seq());
-    total.add(count_segmentation(logits, mask, dataset.num_classes()));
-    if (!options.overlay_dir.empty() && i < options.overlays) {
-      // Only for the overlay: the band predictions (labels, not logits) are gathered on the group's first rank.
-      auto labels = logits.argmax(1)[0];
-      auto rows_of = [&](const torch::Tensor& t) {
-        std::vector<int64_t> rows;
-        for (auto r : bands.band_rows) rows.push_back(r * config.model.patch);
-        return dist::all_gather_rows(*grid.seq(), t.contiguous(), rows);
-      };
-      auto full_pred = rows_of(labels);
-      auto full_mask = rows_of(mask[0]);
-      auto full_image = rows_of(image[0].transpose(0, 1)).transpose(0, 1);
-      if (grid.seq_index() == 0) {
-        write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png", full_image, full_mask, full_pred);
-      }
+    if (config.model.decoder == "tile") {
+      evaluate_tiles(model, dataset, i, sampling, grid, options, total);
+    } else {
+      evaluate_band(model, dataset, i, config, grid, options, total);
     }
   }
   total.all_reduce(*grid.world());

@@ -9,11 +9,14 @@
 #include "spvit/core/logging.h"
 #include "spvit/core/timer.h"
 #include "spvit/dist/gradient_averager.h"
+#include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
 #include "spvit/train/losses.h"
 #include "spvit/train/optim/optim.h"
+#include "spvit/train/progress.h"
+#include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 namespace {
@@ -51,11 +54,7 @@ class Trainer {
   Trainer(const Config& config, const dist::ProcessGrid& grid) : config_(config), grid_(grid) {
     data_ = open_datasets(config);
     torch::manual_seed(config.seed);  // identical initial parameters on every rank
-    auto opts = model::SegmenterOptions::from_config(config.model, data_.train->num_classes());
-    opts.decoder = config.model.decoder;
-    opts.decoder_width = config.model.decoder_width;
-    SPVIT_CHECK(opts.decoder == "unetr", "spvit train supports model.decoder = unetr (uniform grids) so far");
-    model_ = model::Segmenter(opts);
+    model_ = model::Segmenter(model::SegmenterOptions::from_config(config.model, data_.train->num_classes()));
     dtype_ = config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
     model_->to(dtype_);
     optimizer_ = make_optimizer(config.train.optimizer,
@@ -96,6 +95,7 @@ class Trainer {
 
     TrainSummary summary;
     int64_t bad_steps = 0, steps_this_run = 0;
+    ProgressBar progress(config_.train.steps, pos.step, grid_.world_rank() == 0 && stderr_is_terminal());
     while (pos.step < config_.train.steps) {
       if (options.stop_after > 0 && steps_this_run == options.stop_after) {
         save(pos);  // e.g. the end of a time-limited job: resume continues bit-exactly from here
@@ -106,6 +106,7 @@ class Trainer {
       const auto result = train_step(*batch, pos.step);
       if (!result.finite) {
         ++bad_steps;
+        progress.clear();
         log::warn("step {}: non-finite loss or gradients, step skipped ({} in a row)", pos.step + 1, bad_steps);
         if (bad_steps >= config_.train.max_bad_steps) {
           SPVIT_THROW(TrainingStopped, "stopping after ", bad_steps, " consecutive non-finite steps (train.max_bad_steps);"
@@ -122,19 +123,25 @@ class Trainer {
                           {"lr", optimizer_->lr()}, {"grad_norm", result.grad_norm},
                           {"tokens_per_s", result.tokens / seconds}, {"step_s", seconds},
                           {"peak_mem_mib", peak_memory_mib()}};
+      progress.update(pos.step, result.loss, optimizer_->lr(), result.tokens / seconds);
       const bool last = pos.step == config_.train.steps;
       if (config_.train.eval_every > 0 && data_.val && (pos.step % config_.train.eval_every == 0 || last)) {
         auto counts = evaluate(model_, *data_.val, config_, grid_);
         summary.val_dice = counts.mean_dice();
         line["val_dice"] = summary.val_dice;
         line["val_pixel_accuracy"] = counts.pixel_accuracy();
+        progress.clear();
         log::info("step {}: validation mean Dice {:.4f}", pos.step, summary.val_dice);
       }
-      if (pos.step % config_.train.log_every == 0 || last) write_metrics(line);
+      if (pos.step % config_.train.log_every == 0 || last) {
+        // On a terminal the bar shows every step; the log line is then written only with an evaluation.
+        write_metrics(line, !progress.enabled() || line.contains("val_dice"));
+      }
       if ((config_.train.checkpoint_every > 0 && pos.step % config_.train.checkpoint_every == 0) || last) {
         save(pos);
       }
     }
+    progress.finish();
     summary.steps = pos.step;
     summary.checkpoint = checkpoint_path_;
     summary.metrics = metrics_path_;
@@ -168,22 +175,59 @@ class Trainer {
     return batch;
   }
 
-  StepResult train_step(const data::Batch& batch, int64_t step) {
+  // This rank's share of the batch loss (differentiable), the batch's Dice loss and the tokens processed.
+  struct BatchLoss {
+    torch::Tensor total;
+    double dice = 0;
+    double tokens = 0;
+  };
+
+  // Uniform grid + unetr decoder: one forward over the batch's bands.
+  BatchLoss band_loss(const data::Batch& batch) {
     auto [images, masks] = stack_batch(batch.samples);
     images = images.to(dtype_);
     const auto& shape = batch.samples[0].full_shape;
     const auto bands = bands_for(shape, config_, grid_);
     double pixels = 1;
     for (auto side : shape) pixels *= static_cast<double>(side);
-    optimizer_->zero_grad();
     auto logits = model_->forward_uniform(images, bands, grid_.seq());
-    LossOptions lo{config_.train.ce_weight, config_.train.dice_weight};
-    auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), lo);
-    parts.total.backward();
+    auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), loss_options());
+    return {parts.total, parts.dice.item<double>(), static_cast<double>(bands.num_tokens() * images.size(0))};
+  }
+
+  // Layout tokens + tile decoder: each sample has its own layout (and empty-slot mask), so the samples go through
+  // the model one after the other and their losses are summed for one backward (each parameter's gradient hook
+  // still fires once, with the sum).
+  BatchLoss tile_loss_of(const data::Batch& batch) {
+    BatchLoss out;
+    const double B = static_cast<double>(batch.samples.size());
+    for (const auto& sample : batch.samples) {
+      const auto& ts = token_sample(sample);
+      const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end);
+      model::SequenceContext ctx{grid_.seq_size() > 1 ? grid_.seq() : nullptr,
+                                 dist::SequenceShard::even(ts.layout->length(), grid_.seq_size(), grid_.seq_index()),
+                                 {}};
+      if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask();
+      auto tiles = model_->forward_tiles(ts.tokens.to(dtype_).unsqueeze(0), {meta.index, meta.coords}, ctx);
+      auto parts = tile_loss(tiles, ts.target.unsqueeze(0), ts.weight.unsqueeze(0), ts.pixels, grid_.seq(),
+                             loss_options());
+      out.total = out.total.defined() ? out.total + parts.total / B : parts.total / B;
+      out.dice += parts.dice.item<double>() / B;
+      out.tokens += static_cast<double>(ts.layout->length());
+    }
+    return out;
+  }
+
+  LossOptions loss_options() const { return {config_.train.ce_weight, config_.train.dice_weight}; }
+
+  StepResult train_step(const data::Batch& batch, int64_t step) {
+    optimizer_->zero_grad();
+    const auto loss = config_.model.decoder == "tile" ? tile_loss_of(batch) : band_loss(batch);
+    loss.total.backward();
     averager_->finish();
 
     StepResult r;
-    const double local_loss = parts.total.item<double>();
+    const double local_loss = loss.total.item<double>();
     // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere.
     auto bad = torch::full({1}, std::isfinite(local_loss) && gradients_finite(model_->parameters()) ? 0.0 : 1.0,
                            torch::kFloat64);
@@ -198,15 +242,16 @@ class Trainer {
     optimizer_->set_lr(schedule_->lr_at(step + 1));  // warmup starts above 0: the first update counts
     optimizer_->step();
     r.loss = world_mean(grid_, local_loss, grid_.data_size());
-    r.dice = 1.0 - world_mean(grid_, parts.dice.item<double>(), grid_.world_size());
-    r.tokens = static_cast<double>(bands.num_tokens() * images.size(0) * grid_.data_size());
+    r.dice = 1.0 - world_mean(grid_, loss.dice, grid_.world_size());
+    r.tokens = loss.tokens * static_cast<double>(grid_.data_size());
     return r;
   }
 
-  void write_metrics(const nlohmann::json& line) {
+  void write_metrics(const nlohmann::json& line, bool log_line) {
     if (grid_.world_rank() != 0) return;
     std::ofstream out(metrics_path_, std::ios::app);
     out << line.dump() << "\n";
+    if (!log_line) return;
     log::info("step {} loss {:.5f} dice {:.4f} lr {:.2e} {:.0f} tokens/s", line["step"].get<int64_t>(),
               line["loss"].get<double>(), line["dice"].get<double>(), line["lr"].get<double>(),
               line["tokens_per_s"].get<double>());

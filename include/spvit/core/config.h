@@ -33,6 +33,7 @@ struct ModelConfig {
   std::string pos_encoding = "grid";  // grid (learned table), coords (coordinate MLP), none
   int64_t max_tokens = 65536;         // rows of the learned grid table
   std::string attention = "lss-kv";   // local, lss-kv, lss-x
+  std::string attention_backend = "auto";  // fused attention kernel on CUDA: auto, cudnn, flash, efficient, math
   bool checkpointing = false;         // recompute each block in backward
   std::string decoder = "unetr";      // unetr (uniform grids, halo-exchange conv decoder), tile (adaptive layouts)
   int64_t decoder_width = 16;         // channels of the decoder's full-resolution stage (x2 per coarser stage)
@@ -48,6 +49,7 @@ struct ModelConfig {
     v.choice("pos_encoding", pos_encoding, {"grid", "coords", "none"});
     v.field("max_tokens", max_tokens, Range<int64_t>{1, int64_t{1} << 40}, "rows of the learned position table");
     v.choice("attention", attention, {"local", "lss-kv", "lss-x"});
+    v.choice("attention_backend", attention_backend, {"auto", "cudnn", "flash", "efficient", "math"});
     v.field("checkpointing", checkpointing, Range<bool>{}, "activation checkpointing per block");
     v.choice("decoder", decoder, {"unetr", "tile"});
     v.field("decoder_width", decoder_width, Range<int64_t>{1, 4096}, "decoder channels at full resolution");
@@ -55,16 +57,49 @@ struct ModelConfig {
 };
 
 struct DistConfig {
-  std::string backend = "mpi";            // mpi (CPU, or host-staged GPU); nccl comes with the GPU path
+  std::string backend = "auto";           // auto (nccl on CUDA devices when built with it, else mpi), mpi, nccl
   double timeout_s = 300.0;               // a collective that does not finish in this time ends the run
   std::string grad_average = "flat";      // flat (one world all-reduce) or two-stage (seq reduce, data all-reduce)
   double bucket_mb = 25.0;                // gradient bucket size
   template <class V>
   void visit(V& v) {
-    v.choice("backend", backend, {"mpi"});
+    v.choice("backend", backend, {"auto", "mpi", "nccl"});
     v.field("timeout_s", timeout_s, Range<double>{0.001, 1e7}, "collective timeout in seconds");
     v.choice("grad_average", grad_average, {"flat", "two-stage"});
     v.field("bucket_mb", bucket_mb, Range<double>{0.001, 1e5}, "gradient bucket size in MB");
+  }
+};
+
+// How a sample becomes a token sequence (docs/adaptive-patching.md, docs/training.md). The fields mirror
+// patch::PatcherOptions, which core cannot include (it is a layer above).
+//   uniform : a grid of P-sided patches; with model.decoder = unetr each rank reads a band of whole token rows.
+//   adaptive: the fixed-length quadtree (2D) / octree (3D); needs model.decoder = tile.
+struct PatcherConfig {
+  std::string kind = "uniform";      // uniform, adaptive
+  int64_t length = 0;                // L: adaptive (required) the fixed token count; uniform 0 = the grid's size
+  int64_t min_side = 0;              // smallest leaf side, a power of two <= model.patch (0 = patch / 4)
+  std::string scorer = "variance";   // edges (needs OpenCV), variance, gradient, texture
+  int64_t blur_kernel = 5;           // edges: Gaussian blur before Canny (odd)
+  double canny_low = 75.0, canny_high = 125.0;
+  int64_t texture_window = 16;       // texture: block side of the LBP entropy
+  // Augmentation (with data.augment): each sample's Canny thresholds are scaled by a factor drawn from
+  // [1 - j, 1 + j] with the sample's flips and turns, so a sequence group draws the same layout.
+  double threshold_jitter = 0.0;
+  // Plan the layout on the sample shrunk by this factor (area average, a power of two <= model.patch), read band by
+  // band: no rank then holds the whole sample, only the pixel box of its own tokens. 1 = plan on the full sample.
+  int64_t score_downsample = 1;
+  template <class V>
+  void visit(V& v) {
+    v.choice("kind", kind, {"uniform", "adaptive"});
+    v.field("length", length, Range<int64_t>{0, int64_t{1} << 40}, "fixed sequence length L (uniform: 0 = grid)");
+    v.field("min_side", min_side, Range<int64_t>{0, 4096}, "smallest leaf side (0 = patch / 4)");
+    v.choice("scorer", scorer, {"edges", "variance", "gradient", "texture"});
+    v.field("blur_kernel", blur_kernel, Range<int64_t>{1, 31}, "Gaussian blur kernel before Canny (odd)");
+    v.field("canny_low", canny_low, Range<double>{0.0, 10000.0}, "Canny low threshold");
+    v.field("canny_high", canny_high, Range<double>{0.0, 10000.0}, "Canny high threshold");
+    v.field("texture_window", texture_window, Range<int64_t>{2, 4096}, "block side of the LBP entropy");
+    v.field("threshold_jitter", threshold_jitter, Range<double>{0.0, 0.99}, "per-sample scorer threshold scale +-");
+    v.field("score_downsample", score_downsample, Range<int64_t>{1, 4096}, "plan the layout on a shrunk sample");
   }
 };
 
@@ -81,6 +116,7 @@ struct DataConfig {
   int64_t prefetch = 4;              // batches loaded ahead
   bool augment = true;               // flips, 90-degree rotations, colour jitter (same draw on a sequence group)
   double color_jitter = 0.1;
+  PatcherConfig patcher;
   template <class V>
   void visit(V& v) {
     v.choice("source", source, {"synthetic", "folder", "hdf5"});
@@ -94,6 +130,7 @@ struct DataConfig {
     v.field("prefetch", prefetch, Range<int64_t>{1, 1024}, "batches loaded ahead");
     v.field("augment", augment, Range<bool>{}, "random flips, rotations and colour jitter");
     v.field("color_jitter", color_jitter, Range<double>{0.0, 1.0}, "colour jitter strength");
+    v.section("patcher", patcher);
   }
 };
 
@@ -146,6 +183,7 @@ struct Config {
   uint64_t seed = 0;
   std::string log_level = "info";
   std::string dtype = "float32";
+  std::string device = "auto";  // auto (the local rank's GPU when CUDA is present, else cpu), cpu, cuda
   GridConfig grid;
   ModelConfig model;
   DistConfig dist;
@@ -156,6 +194,7 @@ struct Config {
     v.field("seed", seed, Range<uint64_t>{}, "random seed");
     v.choice("log_level", log_level, {"trace", "debug", "info", "warn", "error", "off"});
     v.choice("dtype", dtype, {"float32", "float64"});
+    v.choice("device", device, {"auto", "cpu", "cuda"});
     v.section("grid", grid);
     v.section("model", model);
     v.section("dist", dist);

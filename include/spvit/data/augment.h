@@ -22,6 +22,7 @@ struct AugmentOptions {
   bool flips = true;
   bool rot90 = true;
   double color_jitter = 0.1;  // brightness in [-j, j], contrast in [1 - j, 1 + j]
+  double threshold_jitter = 0.0;  // adaptive patcher: scorer thresholds scaled by [1 - j, 1 + j]
 };
 
 struct AugmentDraw {
@@ -29,9 +30,10 @@ struct AugmentDraw {
   int rot90 = 0;  // quarter turns, 0..3
   double brightness = 0.0, contrast = 1.0;
   bool flip_z = false;  // 3D samples only
+  double threshold_scale = 1.0;  // factor on the adaptive patcher's scorer thresholds (the layout, not the pixels)
   bool operator==(const AugmentDraw& o) const {
     return flip_y == o.flip_y && flip_x == o.flip_x && rot90 == o.rot90 && brightness == o.brightness &&
-           contrast == o.contrast && flip_z == o.flip_z;
+           contrast == o.contrast && flip_z == o.flip_z && threshold_scale == o.threshold_scale;
   }
 };
 

@@ -53,7 +53,11 @@ std::vector<int64_t> shard_indices(int64_t size, const LoaderOptions& options, i
 class Loader {
  public:
   using RegionFn = std::function<std::optional<Region>(int64_t index, const std::vector<int64_t>& full_shape)>;
-  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for = nullptr);
+  // Replaces the default read (region_for + augmentation) of one sample, e.g. to plan an adaptive layout and keep
+  // only this rank's tokens. Called from the worker threads with the sample's augmentation draw.
+  using ReadFn = std::function<Sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw)>;
+  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for = nullptr,
+         ReadFn read = nullptr);
   ~Loader();  // stops workers cleanly (waits for the reads in progress)
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -75,6 +79,7 @@ class Loader {
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
   RegionFn region_for_;
+  ReadFn read_;
 
   std::mutex mutex_;
   std::condition_variable work_ready_;   // workers wait for a task (or stop)

@@ -21,6 +21,10 @@ class MpiRuntime {
 // in a collective do not wait for it forever. A no-op when MPI is not initialised.
 [[noreturn]] void abort_world(int code);
 
+// This process's rank among the MPI processes on its node (MPI_COMM_TYPE_SHARED split of the world): the GPU index a
+// rank uses, independent of the launcher's environment variables.
+int node_local_rank();
+
 // True when MPI_Init has been called and MPI_Finalize has not.
 bool mpi_active();
 

@@ -20,7 +20,10 @@ class ProcessGrid {
  public:
   // Builds the grid over MPI_COMM_WORLD. Checks N_d * N_s == world size before any collective (a clear
   // ConfigError otherwise), then splits the world into the sequence and data communicators.
-  static ProcessGrid create(GridShape shape, double timeout_s);
+  // `backend` "nccl" wraps each group's MPI communicator in an NCCL communicator on CUDA device `cuda_device` (CPU
+  // tensors still go through MPI); "mpi" keeps MPI for everything (GPU tensors are staged through pinned memory).
+  static ProcessGrid create(GridShape shape, double timeout_s, const std::string& backend = "mpi",
+                            int cuda_device = -1);
   // A 1x1 grid of this process alone (MPI_COMM_SELF): single-process references inside an MPI job, and tools.
   static ProcessGrid create_self(double timeout_s);
 
@@ -37,6 +40,7 @@ class ProcessGrid {
   const CommPtr& world() const { return world_; }
   const CommPtr& seq() const { return seq_; }    // ranks with the same d (one sample's sequence group)
   const CommPtr& data() const { return data_; }  // ranks with the same s
+  const std::string& backend() const { return backend_; }  // "mpi" or "nccl"
 
  private:
   // `base` is an MPI_Comm (kept opaque here so this header does not pull in mpi.h).
@@ -45,6 +49,7 @@ class ProcessGrid {
   GridShape shape_;
   int world_rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
   CommPtr world_, seq_, data_;
+  std::string backend_ = "mpi";
 };
 
 // Checks a requested grid against a world size and fills in data = 0. Throws ConfigError explaining the mismatch.

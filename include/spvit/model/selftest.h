@@ -27,6 +27,9 @@ struct SelftestOptions {
   bool checkpointing = false;
   int64_t empty_tokens = 0;  // the last N tokens are empty adaptive slots: masked as keys, dropped from the loss
   uint64_t seed = 1234;
+  // Where the distributed step runs; the single-process reference always runs on the CPU, so a CUDA run also
+  // checks the GPU kernels (and the communicator's device path) against the CPU.
+  torch::Device device = torch::kCPU;
 };
 
 struct SelftestResult {
@@ -45,7 +48,8 @@ struct SelftestResult {
   }
 };
 
-double selftest_tolerance(torch::ScalarType dtype);
+// 1e-10 for float64; float32 1e-5 on the CPU and 1e-4 on CUDA (fused attention and cuBLAS sum in other orders).
+double selftest_tolerance(torch::ScalarType dtype, const torch::Device& device = torch::kCPU);
 SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, const SelftestOptions& options);
 
 }  // namespace spvit::model

@@ -27,6 +27,7 @@ struct EncoderOptions {
   AttentionStrategy attention = AttentionStrategy::LssKv;
   bool checkpointing = false;
   bool allow_fused_attention = true;
+  std::string attention_backend = "auto";  // CUDA fused-attention kernel (compat::set_attention_backend)
 
   static EncoderOptions from_config(const ModelConfig& model);
 };

@@ -1,0 +1,109 @@
+// A Communicator that forwards every call to another one and records, per operation kind, the calls, the bytes
+// and the wall time spent issuing the call and waiting for it. Benchmarks wrap a grid's communicators with it to
+// say how much of a phase was communication — including time spent waiting for a slower peer, which is what a
+// rank loses to communication. Not thread-safe: on CPU the collectives are issued and waited for on the thread
+// that runs forward and backward (LibTorch's autograd runs CPU graphs on the calling thread).
+#pragma once
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spvit/core/timer.h"
+#include "spvit/dist/communicator.h"
+
+namespace spvit::bench {
+
+struct CommStats {
+  static constexpr size_t kOps = static_cast<size_t>(dist::CollectiveOp::kCount);
+  std::array<int64_t, kOps> calls{}, bytes{};
+  std::array<double, kOps> seconds{};
+  // Adds what happened between the snapshots `before` and `after` of some stats.
+  void add(const CommStats& after, const CommStats& before) {
+    for (size_t k = 0; k < kOps; ++k) {
+      calls[k] += after.calls[k] - before.calls[k];
+      bytes[k] += after.bytes[k] - before.bytes[k];
+      seconds[k] += after.seconds[k] - before.seconds[k];
+    }
+  }
+  double total_seconds() const {
+    double s = 0;
+    for (double x : seconds) s += x;
+    return s;
+  }
+};
+
+class TimedCommunicator : public dist::Communicator {
+ public:
+  // `stats` may be shared by several communicators (their duplicates share it too).
+  TimedCommunicator(dist::CommPtr inner, std::shared_ptr<CommStats> stats)
+      : Communicator(inner->name(), inner->timeout_seconds()), inner_(std::move(inner)), stats_(std::move(stats)) {}
+
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+
+  dist::WorkPtr all_gather(const torch::Tensor& input, torch::Tensor& output,
+                           const std::vector<int64_t>& counts) override {
+    return timed(dist::CollectiveOp::AllGather, [&] { return inner_->all_gather(input, output, counts); });
+  }
+  dist::WorkPtr reduce_scatter(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+                               dist::ReduceOp op) override {
+    return timed(dist::CollectiveOp::ReduceScatter, [&] { return inner_->reduce_scatter(input, output, counts, op); });
+  }
+  dist::WorkPtr all_reduce(torch::Tensor& tensor, dist::ReduceOp op) override {
+    return timed(dist::CollectiveOp::AllReduce, [&] { return inner_->all_reduce(tensor, op); });
+  }
+  dist::WorkPtr reduce(torch::Tensor& tensor, int root, dist::ReduceOp op) override {
+    return timed(dist::CollectiveOp::Reduce, [&] { return inner_->reduce(tensor, root, op); });
+  }
+  dist::WorkPtr broadcast(torch::Tensor& tensor, int root) override {
+    return timed(dist::CollectiveOp::Broadcast, [&] { return inner_->broadcast(tensor, root); });
+  }
+  dist::WorkPtr send(const torch::Tensor& tensor, int dst, int tag) override {
+    return timed(dist::CollectiveOp::Send, [&] { return inner_->send(tensor, dst, tag); });
+  }
+  dist::WorkPtr recv(torch::Tensor& tensor, int src, int tag) override {
+    return timed(dist::CollectiveOp::Recv, [&] { return inner_->recv(tensor, src, tag); });
+  }
+  dist::WorkPtr barrier() override {
+    return timed(dist::CollectiveOp::Barrier, [&] { return inner_->barrier(); });
+  }
+  std::shared_ptr<Communicator> duplicate(const std::string& name) const override {
+    return std::make_shared<TimedCommunicator>(inner_->duplicate(name), stats_);
+  }
+
+ private:
+  class TimedWork : public dist::Work {
+   public:
+    TimedWork(dist::WorkPtr inner, std::shared_ptr<CommStats> stats, size_t op)
+        : inner_(std::move(inner)), stats_(std::move(stats)), op_(op) {}
+    void wait() override {
+      Stopwatch watch;
+      inner_->wait();
+      stats_->seconds[op_] += watch.seconds();
+    }
+    bool is_completed() override { return inner_->is_completed(); }
+
+   private:
+    dist::WorkPtr inner_;
+    std::shared_ptr<CommStats> stats_;
+    size_t op_;
+  };
+
+  template <typename Issue>
+  dist::WorkPtr timed(dist::CollectiveOp op, Issue&& issue) {
+    const auto k = static_cast<size_t>(op);
+    const int64_t calls = inner_->counters().calls[k], bytes = inner_->counters().bytes[k];
+    Stopwatch watch;
+    auto work = issue();
+    stats_->seconds[k] += watch.seconds();
+    stats_->calls[k] += inner_->counters().calls[k] - calls;
+    stats_->bytes[k] += inner_->counters().bytes[k] - bytes;
+    return std::make_shared<TimedWork>(std::move(work), stats_, k);
+  }
+
+  dist::CommPtr inner_;
+  std::shared_ptr<CommStats> stats_;
+};
+
+}  // namespace spvit::bench

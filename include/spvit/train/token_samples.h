@@ -1,0 +1,74 @@
+// Samples as the token sequence of a patch layout, for the tile decoder (adaptive quadtree/octree or uniform layouts).
+//
+// Every rank of a sequence group plans the same layout of the same (augmented) sample — the patcher is
+// deterministic and the augmentation draw is a function of (seed, epoch, index) — and then reads only the pixel box
+// of its own token range (patch::sequence_segments) to extract its tokens and their targets.
+//
+// Targets: each cell of a token's P×P (P×P×P) tile stands for a block of s/P pixels per axis of its leaf (side s).
+// It takes the label at the centre of the block's in-image part (nearest resampling, labels are never averaged) and
+// a weight equal to the block's in-image pixel count ((s/P)^d inside the image, less at the border, 0 in the padding
+// and for empty slots). The weights of a sample sum to its pixel count, so the weighted tile loss normalised by that
+// count estimates the pixel loss of the pasted prediction, exactly when both are constant on every block.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "spvit/core/config.h"
+#include "spvit/data/augment.h"
+#include "spvit/data/dataset.h"
+#include "spvit/dist/communicator.h"
+#include "spvit/patch/layout.h"
+#include "spvit/patch/patcher.h"
+#include "spvit/train/losses.h"
+
+namespace spvit::train {
+
+// How samples are turned into layouts and which token range this rank keeps.
+struct LayoutSampling {
+  patch::PatcherOptions patcher;  // for the full-resolution sample
+  int64_t score_downsample = 1;   // plan on the sample shrunk by this factor (see config.h)
+  int seq_size = 1, seq_rank = 0;
+
+  static LayoutSampling from_config(const Config& config, int seq_size, int seq_rank);
+};
+
+// This rank's part of one sample; carried by data::Sample::attachment from the loader to the trainer.
+struct TokenSample : data::SampleAttachment {
+  std::shared_ptr<const patch::PatchLayout> layout;  // the whole sample's layout, the same on the sequence group
+  int64_t begin = 0, end = 0;     // this rank's tokens [begin, end)
+  std::vector<int64_t> lo, hi;    // the pixel box they cover, coordinate order (x, y[, z]); lo == hi if none
+  torch::Tensor tokens;           // [end - begin, C·P^d] float32
+  torch::Tensor target;           // [end - begin, P, P(, P)] int64 labels
+  torch::Tensor weight;           // [end - begin, P, P(, P)] float64 pixels per tile cell
+  double pixels = 0;              // pixels of the whole sample (the loss normaliser)
+};
+
+// Plans the layout of sample `index` augmented by `draw`, reads this rank's pixel box and extracts its tokens and
+// targets. The returned sample holds the TokenSample in `attachment`, its box in `region` and, when `keep_box` (for
+// evaluation), the box's image and mask; otherwise image and mask are undefined.
+data::Sample read_token_sample(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
+                               const LayoutSampling& sampling, bool keep_box = false);
+
+// The TokenSample a sample carries; throws Error when it has none (a loader without the token read).
+const TokenSample& token_sample(const data::Sample& sample);
+
+// The layout of the whole sample `index` augmented by `draw`, as every rank of the group plans it. With
+// score_downsample 1 the sample is read whole (and returned in `whole` when given); otherwise it is read band by
+// band, each band shrunk, and the layout planned on the shrunk sample is scaled back (no leaf below the factor).
+patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
+                               const LayoutSampling& sampling, data::Sample* whole = nullptr);
+
+// Labels [n, P, P(, P)] (nearest) and pixel weights (float64) of the tile cells of tokens [begin, end) from
+// `mask_crop`, the part of the mask whose first pixel is at `origin` (coordinate order); the crop must cover the
+// in-image pixels of those leaves.
+std::pair<torch::Tensor, torch::Tensor> tile_targets(const torch::Tensor& mask_crop, const std::vector<int64_t>& origin,
+                                                     const patch::PatchLayout& layout, int64_t begin, int64_t end);
+
+// CE + soft Dice of tile logits [B, L_s, K, P, P(, P)] against tile targets [B, L_s, P, P(, P)] weighted by
+// `weight`, normalised by the sample's `pixels` (see segmentation_loss: the group's shares sum to the sample loss).
+LossParts tile_loss(const torch::Tensor& tiles, const torch::Tensor& target, const torch::Tensor& weight, double pixels,
+                    const dist::CommPtr& seq, const LossOptions& options);
+
+}  // namespace spvit::train

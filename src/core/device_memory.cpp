@@ -1,0 +1,54 @@
+#include "spvit/core/device_memory.h"
+
+#include <fstream>
+#include <string>
+
+#include "spvit/build_info.h"
+#if SPVIT_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace spvit {
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+void reset_peak_memory(const torch::Device& device) {
+#if SPVIT_HAVE_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+void release_cached_memory(const torch::Device& device) {
+#if SPVIT_HAVE_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+  (void)device;
+#endif
+}
+
+double peak_memory_gib(const torch::Device& device) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+#if SPVIT_HAVE_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / kGiB;  // [0]: the aggregate over pool kinds
+  }
+#endif
+  (void)device;
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      double kib = 0;
+      status >> kib;
+      return kib * 1024.0 / kGiB;
+    }
+  }
+  return 0;
+}
+
+}  // namespace spvit

@@ -1,0 +1,235 @@
+#include "spvit/train/token_samples.h"
+
+#include <cmath>
+#include <tuple>
+
+#include "spvit/core/error.h"
+#include "spvit/patch/extract.h"
+
+namespace spvit::train {
+namespace {
+
+// Elements of one band read while planning on a shrunk sample (image + mask of the band are held at once).
+constexpr int64_t kBandElements = int64_t{1} << 22;
+
+// `region` (tensor order) of sample `index` after augmentation: only its preimage is read.
+data::Sample read_augmented(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
+                            const data::Region& region) {
+  const auto full = dataset.spatial_shape(index);
+  return data::apply_augmentation_to_region(dataset.read(index, data::preimage(region, draw, full)), draw, region,
+                                            full);
+}
+
+// The patcher for one sample: the configured one with the draw's threshold scale applied.
+std::unique_ptr<patch::Patcher> sample_patcher(patch::PatcherOptions options, const data::AugmentDraw& draw) {
+  options.scoring.canny_low *= draw.threshold_scale;
+  options.scoring.canny_high *= draw.threshold_scale;
+  return patch::make_patcher(options);
+}
+
+// The augmented sample shrunk by f per axis (area average), read band by band of f-multiple rows.
+torch::Tensor shrunk_sample(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw, int64_t f) {
+  const auto full = dataset.spatial_shape(index);
+  const int d = static_cast<int>(full.size());
+  std::vector<int64_t> small;
+  int64_t row_elements = dataset.channels();
+  for (int k = 0; k < d; ++k) {
+    if (full[k] % f != 0) {
+      SPVIT_THROW(DataError, "sample ", index, " of shape ", data::shape_string(full),
+                  " cannot be shrunk by data.patcher.score_downsample = ", f, ": every side must be a multiple of it");
+    }
+    small.push_back(full[k] / f);
+    if (k > 0) row_elements *= full[k];
+  }
+  small.push_back(dataset.channels());
+  auto out = torch::empty(small, torch::kFloat32);
+  const int64_t rows = std::max<int64_t>(1, kBandElements / row_elements / f) * f;
+  for (int64_t r0 = 0; r0 < full[0]; r0 += rows) {
+    const int64_t n = std::min(rows, full[0] - r0);
+    auto band = read_augmented(dataset, index, draw, data::band_region(full, 0, r0, n + r0)).image;
+    std::vector<int64_t> blocks{n / f, f};
+    std::vector<int64_t> axes{1};
+    for (int k = 1; k < d; ++k) {
+      blocks.push_back(full[k] / f);
+      blocks.push_back(f);
+      axes.push_back(2 * k + 1);
+    }
+    blocks.push_back(dataset.channels());
+    out.narrow(0, r0 / f, n / f).copy_(band.reshape(blocks).mean(axes));
+  }
+  return out;
+}
+
+// A layout planned on a sample shrunk by f, scaled back to the full sample of `full` pixels and patch P.
+patch::PatchLayout scaled_layout(patch::PatchLayout small, int64_t f, const std::vector<int64_t>& full, int64_t patch) {
+  small.patch = patch;
+  small.root_side *= f;
+  small.min_side *= f;
+  small.image_size = full;
+  for (auto* v : {&small.x, &small.y, &small.z, &small.side}) {
+    for (auto& e : *v) e *= f;
+  }
+  small.validate();
+  return small;
+}
+
+// data::Region (tensor order) of a box given in coordinate order.
+data::Region tensor_region(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi) {
+  data::Region r;
+  r.begin.assign(lo.rbegin(), lo.rend());
+  r.end.assign(hi.rbegin(), hi.rend());
+  return r;
+}
+
+}  // namespace
+
+LayoutSampling LayoutSampling::from_config(const Config& c, int seq_size, int seq_rank) {
+  const auto& p = c.data.patcher;
+  LayoutSampling s;
+  s.patcher.kind = p.kind;  // uniform | adaptive (quadtree in 2D, octree in 3D)
+  s.patcher.spatial_dims = c.model.spatial_dims;
+  s.patcher.patch = c.model.patch;
+  s.patcher.length = p.length;
+  s.patcher.min_side = p.min_side;
+  s.patcher.scorer = p.scorer;
+  s.patcher.order = "raster";  // uniform grids: the classic unfold order (and the grid table's)
+  s.patcher.scoring.blur_kernel = p.blur_kernel;
+  s.patcher.scoring.canny_low = p.canny_low;
+  s.patcher.scoring.canny_high = p.canny_high;
+  s.patcher.scoring.texture_window = p.texture_window;
+  s.patcher.scoring.seed = c.seed;
+  s.score_downsample = p.score_downsample;
+  s.seq_size = seq_size;
+  s.seq_rank = seq_rank;
+  return s;
+}
+
+patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
+                               const LayoutSampling& sampling, data::Sample* whole) {
+  const auto full = dataset.spatial_shape(index);
+  const auto& o = sampling.patcher;
+  if (o.kind == "uniform") {  // the grid depends on the size only: nothing to read
+    return patch::UniformPatcher(static_cast<int>(o.spatial_dims), o.patch, o.length, patch::TokenOrder::Raster)
+        .plan_for_size(full);
+  }
+  const int64_t f = sampling.score_downsample;
+  if (f == 1) {
+    auto sample = read_augmented(dataset, index, draw, data::full_region(full));
+    auto layout = sample_patcher(o, draw)->plan(sample.image, static_cast<uint64_t>(index));
+    if (whole) *whole = std::move(sample);
+    return layout;
+  }
+  auto shrunk = sampling.patcher;
+  shrunk.patch = o.patch / f;
+  shrunk.min_side = std::max<int64_t>(1, patch::resolve_min_side(o.patch, o.min_side) / f);
+  auto small = sample_patcher(shrunk, draw)->plan(shrunk_sample(dataset, index, draw, f), static_cast<uint64_t>(index));
+  return scaled_layout(std::move(small), f, full, o.patch);
+}
+
+std::pair<torch::Tensor, torch::Tensor> tile_targets(const torch::Tensor& mask_crop, const std::vector<int64_t>& origin,
+                                                     const patch::PatchLayout& layout, int64_t begin, int64_t end) {
+  const int d = layout.spatial_dims;
+  const int64_t P = layout.patch, n = end - begin;
+  SPVIT_CHECK(begin >= 0 && begin <= end && end <= layout.length(), "tile targets: token range [", begin, ", ", end,
+              ") is outside the layout's ", layout.length(), " tokens");
+  SPVIT_CHECK(mask_crop.dim() == d && static_cast<int>(origin.size()) == d, "tile targets: a ", d,
+              "-D mask crop and origin are needed, got ", mask_crop.sizes());
+  auto corner = torch::empty({d, n, 1}, torch::kFloat64), side = torch::empty({n, 1}, torch::kFloat64);
+  auto corner_of = corner.accessor<double, 3>();
+  auto side_of = side.accessor<double, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    side_of[i][0] = static_cast<double>(layout.side[static_cast<size_t>(begin + i)]);  // 0 for an empty slot
+    for (int a = 0; a < d; ++a) corner_of[a][i][0] = static_cast<double>(layout.coord(a, begin + i));
+  }
+  // Cell j of a leaf covers [corner + j·s/P, corner + (j+1)·s/P) per axis; s and P are powers of two, so all of
+  // this is exact in float64 and identical on every rank.
+  const auto cell = torch::arange(P, torch::kFloat64).view({1, P});
+  const auto length = side / static_cast<double>(P);  // [n, 1]
+  std::vector<torch::Tensor> pixel(static_cast<size_t>(d)), weight(static_cast<size_t>(d));
+  for (int a = 0; a < d; ++a) {
+    const int64_t dim = d - 1 - a;  // tensor dimension of coordinate axis a
+    const auto start = corner[a] + cell * length;
+    const auto inside = torch::minimum(torch::clamp_min(layout.image_extent(a) - start, 0.0), length.expand({n, P}));
+    weight[static_cast<size_t>(a)] = inside;
+    const auto centre = torch::floor(start + inside / 2).to(torch::kLong) - origin[static_cast<size_t>(a)];
+    pixel[static_cast<size_t>(a)] = centre.clamp(0, std::max<int64_t>(0, mask_crop.size(dim) - 1));
+  }
+  // Broadcast the per-axis factors to [n, P, P(, P)] in tensor order (z,) y, x.
+  auto spread = [&](const torch::Tensor& t, int a) {
+    std::vector<int64_t> shape(static_cast<size_t>(d) + 1, 1);
+    shape[0] = n;
+    shape[static_cast<size_t>(d - a)] = P;
+    return t.view(shape);
+  };
+  auto w = spread(weight[0], 0);
+  for (int a = 1; a < d; ++a) w = w * spread(weight[static_cast<size_t>(a)], a);
+  std::vector<int64_t> tile_shape{n};
+  for (int a = 0; a < d; ++a) tile_shape.push_back(P);
+  w = w.expand(tile_shape).contiguous();
+  if (mask_crop.numel() == 0) {  // no in-image leaf in the range: every weight is 0
+    return {torch::zeros(tile_shape, torch::kLong), w};
+  }
+  std::vector<torch::indexing::TensorIndex> index;
+  for (int k = 0; k < d; ++k) index.emplace_back(spread(pixel[static_cast<size_t>(d - 1 - k)], d - 1 - k));
+  auto target = mask_crop.index(index).expand(tile_shape).contiguous();
+  return {target, w};
+}
+
+data::Sample read_token_sample(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
+                               const LayoutSampling& sampling, bool keep_box) {
+  data::Sample whole;
+  auto layout = std::make_shared<const patch::PatchLayout>(plan_layout(dataset, index, draw, sampling, &whole));
+  const auto segments = patch::sequence_segments(*layout, sampling.seq_size);
+  const auto& segment = segments.at(static_cast<size_t>(sampling.seq_rank));
+  auto ts = std::make_shared<TokenSample>();
+  ts->layout = layout;
+  ts->begin = segment.begin;
+  ts->end = segment.end;
+  ts->lo = segment.lo;
+  ts->hi = segment.hi;
+  ts->pixels = static_cast<double>(layout->num_pixels());
+
+  data::Sample out;
+  out.full_shape = dataset.spatial_shape(index);
+  out.region = tensor_region(segment.lo, segment.hi);
+  out.id = "sample_" + std::to_string(index);
+  const int64_t n = segment.end - segment.begin;
+  if (segment.box_volume() > 0) {
+    // The box of this rank's leaves: a view of the whole sample when it was read for planning, else read now.
+    data::Sample box = whole.image.defined() ? data::crop(whole, out.region)
+                                              : read_augmented(dataset, index, draw, out.region);
+    ts->tokens = patch::extract_range(box.image, segment.lo, *layout, segment.begin, segment.end);
+    std::tie(ts->target, ts->weight) = tile_targets(box.mask, segment.lo, *layout, segment.begin, segment.end);
+    out.id = box.id;
+    if (keep_box) {
+      out.image = box.image.contiguous();
+      out.mask = box.mask.contiguous();
+    }
+  } else {  // only empty slots or padding: nothing to read
+    int64_t features = dataset.channels();
+    for (int a = 0; a < layout->spatial_dims; ++a) features *= layout->patch;
+    ts->tokens = torch::zeros({n, features}, torch::kFloat32);
+    std::tie(ts->target, ts->weight) =
+        tile_targets(torch::zeros(std::vector<int64_t>(static_cast<size_t>(layout->spatial_dims), 0), torch::kLong),
+                     segment.lo, *layout, segment.begin, segment.end);
+  }
+  out.attachment = std::move(ts);
+  return out;
+}
+
+const TokenSample& token_sample(const data::Sample& sample) {
+  const auto* ts = dynamic_cast<const TokenSample*>(sample.attachment.get());
+  SPVIT_CHECK(ts != nullptr, "sample '", sample.id, "' carries no layout tokens (the tile decoder needs the loader's "
+              "token read, see train::make_loader)");
+  return *ts;
+}
+
+LossParts tile_loss(const torch::Tensor& tiles, const torch::Tensor& target, const torch::Tensor& weight, double pixels,
+                    const dist::CommPtr& seq, const LossOptions& options) {
+  SPVIT_CHECK(tiles.dim() >= 5 && tiles.dim() == target.dim() + 1, "tile loss: tiles [B, L_s, K, P, ...] and target "
+              "[B, L_s, P, ...] expected, got ", tiles.sizes(), " and ", target.sizes());
+  // [B, L_s, K, tile...] -> [B, K, L_s, tile...]: the class dimension where segmentation_loss expects it.
+  return segmentation_loss(tiles.transpose(1, 2), target, pixels, seq, options, weight);
+}
+
+}  // namespace spvit::train
