@@ -39,16 +39,21 @@ if(SPVIT_HAVE_CUDA)
   message(STATUS "CUDA kernels: built into spvit_kernels")
 else()
   # CPU LibTorch: the kernels cannot run, but when nvcc is installed CI still compiles them (one architecture, not
-  # linked into anything), so a kernel that does not build is caught before the GPU machine.
-  include(CheckLanguage)
-  check_language(CUDA)
-  if(CMAKE_CUDA_COMPILER)
+  # linked into anything), so a kernel that does not build is caught before the GPU machine. Cost on the 2-core CI VM:
+  # ~50 s once at the first configure (nvcc detection), ~60 s wall / ~16 s CPU to compile the three files.
+  option(SPVIT_CHECK_CUDA_KERNELS "Compile-check the CUDA kernels with nvcc when LibTorch has no CUDA" ON)
+  if(SPVIT_CHECK_CUDA_KERNELS)
+    include(CheckLanguage)
+    check_language(CUDA)
+  endif()
+  if(SPVIT_CHECK_CUDA_KERNELS AND CMAKE_CUDA_COMPILER)
     enable_language(CUDA)
     add_library(spvit_kernels_nvcc_check OBJECT ${SPVIT_KERNEL_CUDA_SOURCES})
     spvit_cuda_sources(spvit_kernels_nvcc_check)
     message(STATUS "CUDA kernels: compile-checked by ${CMAKE_CUDA_COMPILER} (sm_${SPVIT_CUDA_ARCHITECTURES}), "
                    "not run (LibTorch has no CUDA)")
   else()
-    message(STATUS "CUDA kernels: not compiled (no CUDA LibTorch, no nvcc); the LibTorch-op versions are used")
+    message(STATUS "CUDA kernels: not compiled (no CUDA LibTorch; nvcc not found or SPVIT_CHECK_CUDA_KERNELS=OFF); "
+                   "the LibTorch-op versions are used")
   endif()
 endif()

@@ -10,6 +10,9 @@ namespace {
 using namespace cuda_detail;
 
 constexpr int kMaxCopies = 96;  // 96 · 24 bytes of pointers and sizes: well inside the 4 KB kernel-argument limit
+// Grid x is sized so that the largest tensor needs one pack per thread, but a launch stays below kMaxLaunchBlocks
+// blocks in all (rows of blocks for small tensors exit at once, yet each still costs a scheduling slot).
+constexpr int64_t kMaxLaunchBlocks = int64_t{1} << 18;
 
 template <typename T>
 struct CopyList {
@@ -71,7 +74,9 @@ cudaError_t launch_multi_scaled_copy(const T* const* src, T* const* dst, const i
       largest = numel[first + i] > largest ? numel[first + i] : largest;
     }
     if (largest == 0) continue;
-    const dim3 grid(blocks_for((largest + vec16<T>() - 1) / vec16<T>()), n);
+    const int64_t cap = kMaxLaunchBlocks / n > 1024 ? kMaxLaunchBlocks / n : 1024;
+    const int64_t blocks = blocks_for((largest + vec16<T>() - 1) / vec16<T>());
+    const dim3 grid(static_cast<unsigned>(blocks < cap ? blocks : cap), static_cast<unsigned>(n));
     multi_scaled_copy_kernel<T><<<grid, kThreads, 0, stream>>>(list, scale, accumulate);
     const cudaError_t status = cudaGetLastError();
     if (status != cudaSuccess) return status;

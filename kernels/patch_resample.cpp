@@ -179,7 +179,7 @@ torch::Tensor paste_ops(const torch::Tensor& tokens, const torch::Tensor& leaves
 // the pixel tensor and the image, at most kPasteGroupPixels pixels per group (one block each). Built on the host,
 // where the leaves are, so no GPU thread has to search for its leaf.
 torch::Tensor paste_row_groups(const torch::Tensor& leaves_cpu, const LeafGeometry& g) {
-  constexpr int64_t kGroupPixels = 256;  // = kPasteGroupPixels in kernels/patch_resample.cuh
+  constexpr int64_t kGroupPixels = 2048;  // = kPasteGroupPixels in kernels/patch_resample.cuh
   std::vector<int32_t> groups;
   const auto a = leaves_cpu.accessor<int64_t, 2>();
   auto row_inside = [&](int axis, int64_t at) {
@@ -239,9 +239,17 @@ torch::Tensor extract_leaves(const torch::Tensor& pixels, const std::vector<int6
 #if SPVIT_HAVE_CUDA
   const bool input_ok = pixels.scalar_type() == torch::kByte || detail::kernel_dtype(pixels.scalar_type());
   if (pixels.is_cuda() && input_ok && detail::kernel_dtype(dtype)) {
-    group_by_side(leaves.to(torch::kCPU), patch);  // validates the sides
-    auto tokens = torch::empty({leaves.size(0), g.channels * ipow(patch, g.dims)}, pixels.options().dtype(dtype));
-    cuda::extract_leaves(pixels.contiguous(), leaves.to(pixels.device()).contiguous(), tokens, g, nearest);
+    // One launch per leaf side (uniform work per launch); empty slots stay zero.
+    std::vector<int64_t> members;
+    std::vector<std::pair<int64_t, int64_t>> groups;
+    for (const auto& [side, rows] : group_by_side(leaves.to(torch::kCPU), patch)) {
+      members.insert(members.end(), rows.begin(), rows.end());
+      groups.emplace_back(side, static_cast<int64_t>(rows.size()));
+    }
+    auto tokens = torch::zeros({leaves.size(0), g.channels * ipow(patch, g.dims)}, pixels.options().dtype(dtype));
+    if (members.empty()) return tokens;
+    cuda::extract_leaves(pixels.contiguous(), leaves.to(pixels.device()).contiguous(),
+                         torch::tensor(members, torch::kLong).to(pixels.device()), groups, tokens, g, nearest);
     return tokens;
   }
 #endif

@@ -22,19 +22,22 @@ struct PatchGeometry {
   int64_t limit[3] = {1, 1, 1};  // the image's size along x, y, z
 };
 
-// tokens[i] = the leaf's pixels resized to P: area mean over (s/P)^d blocks when s >= P, bilinear (trilinear;
-// align_corners = false) or nearest enlargement when s < P. Pixels outside the image count as zero. TIn is uint8_t,
-// float, __half or __nv_bfloat16; TOut float, __half or __nv_bfloat16. `leaves` is device memory.
+// Extract for one group of leaves of equal side `side` (the host groups leaves by side, as the patch layer does):
+// tokens[t] for each t in `group_tokens` (device, `count` rows of `leaves` and of `tokens`) = the leaf's pixels
+// resized to P: area mean over (s/P)^d blocks when s >= P, bilinear (trilinear; align_corners = false) or nearest
+// enlargement when s < P. Pixels outside the image or the pixel tensor count as zero. TIn is uint8_t, float, __half
+// or __nv_bfloat16; TOut float, __half or __nv_bfloat16. `leaves` is device memory.
 template <typename TIn, typename TOut>
-cudaError_t launch_extract_leaves(const TIn* pixels, const int64_t* leaves, int64_t count, TOut* tokens,
-                                  PatchGeometry geometry, bool nearest, cudaStream_t stream);
+cudaError_t launch_extract_leaves(const TIn* pixels, const int64_t* leaves, const int64_t* group_tokens, int64_t count,
+                                  int64_t side, TOut* tokens, PatchGeometry geometry, bool nearest,
+                                  cudaStream_t stream);
 
 // Writes every leaf pixel inside both the pixel tensor and the image: the tile resized to s, bilinearly
 // (trilinearly) when s > P and by area mean when s < P. Other pixels are left as they are (callers zero them).
 // `row_groups` (device, `group_count` triples of int32) lists the work: (leaf, first row, rows), a row being
 // ly + s·lz within the leaf, at most kPasteGroupPixels pixels per group; one block pastes one group, so no thread
 // searches for its leaf. T is float, __half or __nv_bfloat16.
-constexpr int kPasteGroupPixels = 256;
+constexpr int kPasteGroupPixels = 2048;  // 8 pixels per thread of a 256-thread block
 template <typename T>
 cudaError_t launch_paste_leaves(const T* tokens, const int64_t* leaves, const int32_t* row_groups, int64_t group_count,
                                 T* pixels, PatchGeometry geometry, cudaStream_t stream);

@@ -122,7 +122,8 @@ void multi_scaled_copy(const std::vector<torch::Tensor>& src, const std::vector<
   });
 }
 
-void extract_leaves(const torch::Tensor& pixels, const torch::Tensor& leaves, const torch::Tensor& tokens,
+void extract_leaves(const torch::Tensor& pixels, const torch::Tensor& leaves, const torch::Tensor& group_tokens,
+                    const std::vector<std::pair<int64_t, int64_t>>& groups, const torch::Tensor& tokens,
                     const LeafGeometry& geometry, bool nearest) {
   const c10::cuda::CUDAGuard guard(pixels.device());
   const auto g = patch_geometry(geometry);
@@ -130,10 +131,15 @@ void extract_leaves(const torch::Tensor& pixels, const torch::Tensor& leaves, co
     using TOut = typename decltype(out_tag)::type;
     auto launch = [&](auto in_tag) {
       using TIn = typename decltype(in_tag)::type;
-      check_launch(launch_extract_leaves<TIn, TOut>(ptr<TIn>(pixels), ptr<int64_t>(leaves), leaves.size(0),
-                                                    ptr<TOut>(tokens), g, nearest,
-                                                    c10::cuda::getCurrentCUDAStream()),
-                   "extract_leaves");
+      int64_t first = 0;
+      for (const auto& [side, count] : groups) {
+        check_launch(launch_extract_leaves<TIn, TOut>(ptr<TIn>(pixels), ptr<int64_t>(leaves),
+                                                      ptr<int64_t>(group_tokens) + first, count, side,
+                                                      ptr<TOut>(tokens), g, nearest,
+                                                      c10::cuda::getCurrentCUDAStream()),
+                     "extract_leaves");
+        first += count;
+      }
     };
     if (pixels.scalar_type() == at::kByte) launch(Type<uint8_t>{});
     else dispatch_float(pixels.scalar_type(), "extract_leaves", launch);

@@ -5,6 +5,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 #include "spvit/kernels/patch_resample.h"
@@ -23,8 +24,11 @@ void merge_qkv_grad(const torch::Tensor& dq, const torch::Tensor& dkv, const tor
 void multi_scaled_copy(const std::vector<torch::Tensor>& src, const std::vector<torch::Tensor>& dst, double scale,
                        bool accumulate);
 
-// leaves: int64 [n, 4] on the pixels' device. tokens: [n, C·P^d], contiguous.
-void extract_leaves(const torch::Tensor& pixels, const torch::Tensor& leaves, const torch::Tensor& tokens,
+// leaves: int64 [n, 4] on the pixels' device. tokens: [n, C·P^d], contiguous, zero where no group writes.
+// group_tokens: int64 on the device, the token indices of each side group back to back; groups: (side, count) pairs
+// in the same order. One launch per group.
+void extract_leaves(const torch::Tensor& pixels, const torch::Tensor& leaves, const torch::Tensor& group_tokens,
+                    const std::vector<std::pair<int64_t, int64_t>>& groups, const torch::Tensor& tokens,
                     const LeafGeometry& geometry, bool nearest);
 // row_groups: int32 [groups, 3] (leaf, first row, rows) on the device (see kernels/patch_resample.cuh).
 void paste_leaves(const torch::Tensor& tokens, const torch::Tensor& leaves, const torch::Tensor& row_groups,

@@ -105,7 +105,9 @@ TEST(DeviceSelection, AutoIsCpuWithoutGpusAndCudaIsAnErrorThere) {
   EXPECT_TRUE(select_device("cpu", 3).is_cpu());
   EXPECT_EQ(resolve_backend("auto", torch::kCPU, true), "mpi");
   EXPECT_THROW(resolve_backend("nccl", torch::kCPU, true), ConfigError);
-  if (!nccl_compiled_in()) EXPECT_THROW(resolve_backend("nccl", torch::kCPU, false), ConfigError);
+  if (!nccl_compiled_in()) {
+    EXPECT_THROW(resolve_backend("nccl", torch::kCPU, false), ConfigError);
+  }
 }
 
 }  // namespace

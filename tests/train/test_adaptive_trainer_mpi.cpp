@@ -120,7 +120,10 @@ TEST(AdaptiveTrainer, Quadtree2DFloat64EqualsSingleProcess) {
 }
 
 TEST(AdaptiveTrainer, Quadtree2DFloat32EqualsSingleProcess) {
-  expect_grid_run_equals_single_process("quad32", with(kAdaptive2D, {"dtype=float32"}), 1e-5);
+  // AdamW's eps at 1e-6 instead of 1e-8: the key part of qkv.bias has no true gradient (softmax ignores a shift of
+  // all scores), so its float32 gradient is rounding noise, which Adam with eps 1e-8 turns into full-size steps of
+  // random sign (8.5e-5 relative after 3 steps, measured) whatever the parallelism.
+  expect_grid_run_equals_single_process("quad32", with(kAdaptive2D, {"dtype=float32", "train.eps=1e-6"}), 1e-5);
 }
 
 TEST(AdaptiveTrainer, QuadtreeOnShrunkSamplesEqualsSingleProcess) {
@@ -200,7 +203,7 @@ TEST(AdaptiveTrainer, LayoutConfigurationErrorsAreNamed) {
   EXPECT_NE(message({"model.decoder=tile", "data.patcher.kind=adaptive", "data.patcher.length=10"})
                 .find("'model.pos_encoding' = grid"),
             std::string::npos);
-  EXPECT_NE(message(with(kAdaptive2D, {"data.patcher.score_downsample=8"})).find("power of two <= 'model.patch'"),
+  EXPECT_NE(message(with(kAdaptive2D, {"data.patcher.score_downsample=32"})).find("power of two <= 'model.patch'"),
             std::string::npos);
   EXPECT_NE(message(with(kAdaptive2D, {"data.patcher.threshold_jitter=0.2"})).find("only 'data.patcher.scorer' = edges"),
             std::string::npos);
