@@ -3,6 +3,7 @@
 #include "spvit/dist/mpi.h"
 
 #include <cstdlib>
+#include <utility>
 
 #include "spvit/core/error.h"
 
@@ -44,14 +45,28 @@ bool mpi_active() {
   return initialized && !finalized;
 }
 
-int node_local_rank() {
-  if (!mpi_active()) return 0;
+namespace {
+// (rank, size) within this node's MPI_COMM_TYPE_SHARED split of the world.
+std::pair<int, int> node_rank_and_size() {
+  if (!mpi_active()) return {0, 1};
   MPI_Comm node = MPI_COMM_NULL;
-  int rank = 0;
+  int rank = 0, size = 1;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &rank);
+  MPI_Comm_size(node, &size);
   MPI_Comm_free(&node);
-  return rank;
+  return {rank, size};
+}
+}  // namespace
+
+int node_local_rank() { return node_rank_and_size().first; }
+int node_local_size() { return node_rank_and_size().second; }
+
+int world_max(int value) {
+  if (!mpi_active()) return value;
+  int result = value;
+  MPI_Allreduce(&value, &result, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  return result;
 }
 
 void abort_world(int code) {

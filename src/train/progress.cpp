@@ -1,5 +1,6 @@
 #include "spvit/train/progress.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,7 +60,15 @@ std::string format_progress(const ProgressState& st, int bar) {
   return std::string(head) + tail;
 }
 
-bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+bool progress_wanted(const std::string& mode) {
+  if (mode == "on" || mode == "off") return mode == "on";
+  if (::isatty(STDERR_FILENO) == 1) return true;
+  if (::isatty(STDOUT_FILENO) != 1) return false;
+  const int tty = ::open("/dev/tty", O_RDONLY | O_NOCTTY);
+  if (tty < 0) return false;
+  ::close(tty);
+  return true;
+}
 
 ProgressBar::ProgressBar(int64_t total, int64_t first_step, bool enabled)
     : total_(total), first_step_(first_step), enabled_(enabled), start_s_(now_s()) {}

@@ -95,7 +95,8 @@ class Trainer {
 
     TrainSummary summary;
     int64_t bad_steps = 0, steps_this_run = 0;
-    ProgressBar progress(config_.train.steps, pos.step, grid_.world_rank() == 0 && stderr_is_terminal());
+    const bool draw_progress = grid_.world_rank() == 0 && progress_wanted(config_.train.progress);
+    ProgressBar progress(config_.train.steps, pos.step, draw_progress);
     while (pos.step < config_.train.steps) {
       if (options.stop_after > 0 && steps_this_run == options.stop_after) {
         save(pos);  // e.g. the end of a time-limited job: resume continues bit-exactly from here

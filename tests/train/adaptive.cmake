@@ -11,7 +11,7 @@ if(TARGET spvit_data AND TARGET spvit_optim AND TARGET spvit_patch)
                      --set data.patcher.kind=adaptive --set data.patcher.length=50 --set data.size=16
                      --set model.patch=4 --set model.dim=16 --set model.depth=1 --set model.heads=2
                      --set data.train_samples=2 --set data.val_samples=2 --set train.batch_size=1
-                     --set train.steps=2 --set train.eval_every=2
+                     --set train.steps=2 --set train.warmup_steps=1 --set train.eval_every=2
                      --set train.out_dir=${CMAKE_CURRENT_BINARY_DIR}/cli_train_adaptive_3d)
   set_tests_properties(cli_train_adaptive_3d PROPERTIES PASS_REGULAR_EXPRESSION "validation mean Dice [0-9.]+")
 endif()

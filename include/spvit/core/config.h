@@ -153,6 +153,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 50;       // 0 = only at the end
   int64_t max_bad_steps = 5;           // consecutive non-finite steps before stopping
   std::string out_dir = "runs/default";
+  // Rank 0's progress line (train/progress.h): auto = when stderr is a terminal, or under mpirun (whose ranks write
+  // to pipes) when the job has a controlling terminal; the per-step log lines then give way to it.
+  std::string progress = "auto";
   template <class V>
   void visit(V& v) {
     v.field("steps", steps, Range<int64_t>{1, int64_t{1} << 40}, "optimiser steps");
@@ -176,6 +179,7 @@ struct TrainConfig {
     v.field("checkpoint_every", checkpoint_every, Range<int64_t>{0, int64_t{1} << 40}, "steps between checkpoints");
     v.field("max_bad_steps", max_bad_steps, Range<int64_t>{1, 1 << 20}, "non-finite steps tolerated in a row");
     v.field("out_dir", out_dir, Range<std::string>{}, "where checkpoints, metrics and predictions go");
+    v.choice("progress", progress, {"auto", "on", "off"});
   }
 };
 

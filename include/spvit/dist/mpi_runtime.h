@@ -24,6 +24,10 @@ class MpiRuntime {
 // This process's rank among the MPI processes on its node (MPI_COMM_TYPE_SHARED split of the world): the GPU index a
 // rank uses, independent of the launcher's environment variables.
 int node_local_rank();
+// How many MPI processes of this job run on this node.
+int node_local_size();
+// The largest `value` over all ranks of the world (a blocking MPI_Allreduce; `value` itself without MPI).
+int world_max(int value);
 
 // True when MPI_Init has been called and MPI_Finalize has not.
 bool mpi_active();

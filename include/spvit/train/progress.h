@@ -18,8 +18,11 @@ std::string format_progress(const ProgressState& state, int bar = 24);
 // "45s", "12m03s", "3h07m".
 std::string format_duration(double seconds);
 
-// True when stderr (where spdlog writes) is a terminal.
-bool stderr_is_terminal();
+// Whether rank 0 should draw for train.progress = auto | on | off. auto: stderr (where spdlog writes) is a terminal,
+// or stdout is one and the process has a controlling terminal — the case of `mpirun` started from a shell, which
+// gives its ranks a pseudo-terminal for stdout and a pipe for stderr (and a pseudo-terminal even when its own output
+// is redirected, hence the controlling-terminal test, which fails in CI and batch jobs).
+bool progress_wanted(const std::string& mode);
 
 class ProgressBar {
  public:
