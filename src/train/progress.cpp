@@ -45,7 +45,8 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_progress(const ProgressState& st, int bar) {
-  const double fraction = st.total > 0 ? std::min(1.0, static_cast<double>(st.step) / static_cast<double>(st.total)) : 0;
+  const double fraction =
+      st.total > 0 ? std::min(1.0, static_cast<double>(st.step) / static_cast<double>(st.total)) : 0.0;
   const int filled = static_cast<int>(fraction * bar);
   std::string cells(static_cast<size_t>(bar), ' ');
   for (int i = 0; i < filled; ++i) cells[static_cast<size_t>(i)] = '=';

@@ -205,7 +205,8 @@ TEST(AdaptiveTrainer, LayoutConfigurationErrorsAreNamed) {
             std::string::npos);
   EXPECT_NE(message(with(kAdaptive2D, {"data.patcher.score_downsample=32"})).find("power of two <= 'model.patch'"),
             std::string::npos);
-  EXPECT_NE(message(with(kAdaptive2D, {"data.patcher.threshold_jitter=0.2"})).find("only 'data.patcher.scorer' = edges"),
+  EXPECT_NE(message(with(kAdaptive2D, {"data.patcher.threshold_jitter=0.2"}))
+                .find("only 'data.patcher.scorer' = edges"),
             std::string::npos);
 }
 

@@ -4,7 +4,8 @@
 // The spatial transform is out = rot90(flip(in)): first the flips of the original sample (z, y, x), then a rotation
 // by rot90 × 90° in the (y, x) plane (torch::rot90 on the y and x dims). Odd rotations of a non-square (y, x) plane
 // would change the sample's shape, so there rot90 is taken modulo 2 (180° turns stay). Colour jitter is per pixel:
-// image' = clamp((image - 0.5) * contrast + 0.5 + brightness, 0, 1), masks unchanged.
+// image' = clamp((image - 0.5) * contrast + 0.5 + brightness, 0, 1), masks unchanged. The threshold scale touches no
+// pixel: the trainer multiplies the adaptive patcher's scorer thresholds by it, so layouts vary per draw too.
 //
 // Sharded reads: because every step maps boxes onto boxes, the pixels of `region` of the augmented sample come from
 // the box preimage(region) of the original, and
