@@ -14,7 +14,7 @@ if(TARGET spvit_data AND TARGET spvit_optim)
   add_test(NAME demo_convergence_clean COMMAND ${CMAKE_COMMAND} -E rm -rf ${_demo_dir})
   set_tests_properties(demo_convergence_clean PROPERTIES FIXTURES_SETUP demo_convergence_clean LABELS slow)
 
-  # Training takes about 2-4 minutes on 2 free cores (docs/training.md, "Convergence of the demo"); the timeout
+  # Training takes about 3-4 minutes on 2 free cores (docs/training.md, "Convergence of the demo"); the timeout
   # leaves room for a loaded CI machine.
   spvit_add_mpi_test(demo_convergence_train NP 2 TIMEOUT 1200
                      COMMAND ${SPVIT_BIN} train --config ${_demo_config} --set train.out_dir=${_demo_dir})
