@@ -9,6 +9,7 @@ packages=(
   libopenmpi-dev openmpi-bin        # MPI
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libopenslide-dev libhdf5-dev
+  libtiff-dev                       # spvit infer: the pyramidal label mask
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )

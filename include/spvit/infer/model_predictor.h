@@ -1,0 +1,38 @@
+// A trained spvit model as a TilePredictor: the configuration and the weights come from a `spvit train`
+// checkpoint (train::read_checkpoint_config / train::load_checkpoint, as `spvit eval` does).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "spvit/core/config.h"
+#include "spvit/infer/tiler.h"
+#include "spvit/model/segmenter.h"
+
+namespace spvit::infer {
+
+struct LoadedModel {
+  Config config;
+  model::Segmenter model{nullptr};
+  int64_t classes = 0;
+  std::vector<std::string> class_names;  // index = class id
+  torch::Device device{torch::kCPU};
+};
+
+// Rebuilds the model the checkpoint was trained with (its stored configuration plus `overrides`) and loads its
+// weights. The number of classes is read from the stored head. Throws DataError for a missing or unreadable
+// checkpoint or one whose weights do not fit its configuration, ConfigError for a model spvit infer cannot run (3D,
+// not RGB).
+// `local_rank` picks the GPU with config.device auto/cuda (as in training).
+LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides = {},
+                       int local_rank = 0);
+
+// The tile size a model expects by default: the trained image size (data.size).
+int64_t default_tile(const LoadedModel& model);
+
+// Checks that `tile` suits the model (a multiple of the patch; with a learned grid position table, the trained
+// size) and returns the predictor, softmax over classes: unetr models run forward_uniform on each batch of tiles;
+// tile-decoder models plan each tile's layout with the checkpoint's patcher (uniform or adaptive, data.patcher),
+// run forward_tiles and paste the token tiles back to pixels (train::read_token_sample, patch::paste_range).
+TilePredictor make_predictor(LoadedModel& model, int64_t tile);
+
+}  // namespace spvit::infer

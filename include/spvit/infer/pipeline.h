@@ -1,0 +1,42 @@
+// Whole-slide inference end to end: level choice, tissue detection, the streaming tiler, and the writers
+// (mask.tiff, polygons.geojson, overlay.png, summary.json in the output folder).
+#pragma once
+#include <set>
+#include <string>
+#include <vector>
+
+#include "spvit/infer/slide.h"
+#include "spvit/infer/tiler.h"
+#include "spvit/infer/tissue.h"
+
+namespace spvit::infer {
+
+struct InferOptions {
+  std::string out_dir = "infer";
+  int level = -1;     // slide level to run on; -1: from mpp, else 0
+  double mpp = 0;     // micrometres per pixel wanted (0: unused)
+  TilerOptions tiler;
+  TissueOptions tissue;
+  std::set<std::string> formats{"tiff", "geojson", "png", "json"};
+  std::vector<std::string> class_names;  // index = class id; its size is the number of classes
+  int64_t reduced_side = 4096;           // larger side of the label image the GeoJSON and overlay are drawn from
+  int64_t thumbnail_side = 2048;
+};
+
+struct InferResult {
+  int level = 0;
+  TilerStats stats;
+  std::string summary_json;  // what summary.json holds
+};
+
+// Parses "tiff,geojson,png,json" (any subset); throws ConfigError naming an unknown format.
+std::set<std::string> parse_formats(const std::string& list);
+
+// Runs inference. With several data ranks (options.tiler.world > 1 and .reduce set) every rank calls it; only
+// rank 0 writes outputs.
+InferResult run_inference(const Slide& slide, const TilePredictor& predict, const InferOptions& options);
+
+// Peak resident memory of this process in bytes (getrusage).
+int64_t peak_rss_bytes();
+
+}  // namespace spvit::infer

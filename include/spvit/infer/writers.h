@@ -1,0 +1,78 @@
+// The outputs of `spvit infer`, each written to a temporary name in the output folder and renamed when complete:
+// a pyramidal tiled BigTIFF label mask, GeoJSON polygons per class, a PNG overlay of the thumbnail.
+#pragma once
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace spvit::infer {
+
+// A pyramidal tiled BigTIFF of uint8 labels (256 × 256 deflate tiles; one grey channel; level k + 1 = level k
+// subsampled 2× (nearest: the top-left pixel of each 2 × 2 block), down to a larger side <= 256), the levels as
+// successive IFDs (what OpenSlide's generic-tiff reader and QuPath expect). Level 0 is written tile row by tile row as
+// label rows arrive (256 rows buffered); the smaller levels are subsampled while streaming into spool files beside
+// the output and appended after level 0, 256 rows at a time, so memory stays at 256 rows per level.
+class PyramidTiffWriter {
+ public:
+  // `mpp` (micrometres per pixel of the mask, 0 = unknown) goes to the resolution tags.
+  PyramidTiffWriter(const std::string& path, int64_t width, int64_t height, double mpp = 0);
+  ~PyramidTiffWriter();  // removes the temporary files unless finish() succeeded
+  PyramidTiffWriter(const PyramidTiffWriter&) = delete;
+  PyramidTiffWriter& operator=(const PyramidTiffWriter&) = delete;
+
+  // The next rows (CV_8U, width columns), top to bottom.
+  void append(const cv::Mat& rows);
+  // Writes the smaller levels, closes the file and renames it to the final path. All rows must have been appended.
+  void finish();
+  int levels() const { return static_cast<int>(level_width_.size()); }
+
+  static constexpr int64_t kTile = 256;
+
+ private:
+  void flush_level0_rows();
+  void write_tile_row(const uint8_t* rows, int64_t nrows, int64_t width, int64_t tile_row);
+  void start_directory(int level);
+
+  std::string path_, tmp_;
+  void* tif_ = nullptr;  // TIFF*
+  int64_t width_, height_;
+  double mpp_;
+  int64_t rows_done_ = 0;
+  std::vector<uint8_t> buffer_;  // kTile rows of level 0
+  int64_t buffered_ = 0, tile_row_ = 0;
+  std::vector<int64_t> level_width_, level_height_;
+  std::vector<std::string> spool_paths_;
+  std::vector<std::FILE*> spools_;
+  bool finished_ = false;
+};
+
+// A bounded-size copy of the label image for the GeoJSON and the overlay: every `factor`-th pixel of every
+// `factor`-th row, with factor the smallest power of two making the larger side <= max_side.
+class ReducedLabels {
+ public:
+  ReducedLabels(int64_t width, int64_t height, int64_t max_side = 4096);
+  void append(int64_t y0, const cv::Mat& rows);
+  const cv::Mat& image() const { return image_; }
+  int64_t factor() const { return factor_; }
+
+ private:
+  cv::Mat image_;
+  int64_t factor_ = 1;
+};
+
+// Colour of class k (k = 0 is background) in the overlay and the GeoJSON classification, RGB.
+cv::Vec3b class_colour(int k);
+
+// GeoJSON FeatureCollection: one MultiPolygon Feature per foreground class present, from the contours of `labels`
+// (OpenCV findContours with holes, simplified by approxPolyDP with `epsilon` pixels of `labels`), coordinates
+// multiplied by `scale` (level-0 pixels per pixel of `labels`). Returns the number of polygons.
+int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
+                      const std::vector<std::string>& class_names, double epsilon = 1.0);
+
+// The thumbnail (RGB) with the labels (resized nearest to it) coloured over the foreground, as PNG.
+void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels);
+
+}  // namespace spvit::infer

@@ -1,0 +1,141 @@
+#include "spvit/infer/model_predictor.h"
+
+#include <filesystem>
+
+#include "spvit/core/device.h"
+#include "spvit/core/error.h"
+#include "spvit/data/synthetic.h"
+#include "spvit/patch/extract.h"
+#include "spvit/train/checkpoint.h"
+#include "spvit/train/token_samples.h"
+
+namespace spvit::infer {
+namespace {
+
+// Classes = output channels of the stored head ("head.bias" for unetr, "tile_head.bias" / P^d for the tile decoder).
+int64_t stored_classes(const std::string& path, const ModelConfig& m) {
+  torch::serialize::InputArchive archive, params;
+  try {
+    archive.load_from(path);
+    archive.read("model", params);
+  } catch (const std::exception& e) {
+    SPVIT_THROW(DataError, "checkpoint '", path, "' cannot be read (truncated or not an spvit checkpoint): ",
+                std::string(e.what()).substr(0, 200));
+  }
+  torch::Tensor bias;
+  if (m.decoder == "unetr" && params.try_read("head.bias", bias)) return bias.size(0);
+  if (m.decoder == "tile" && params.try_read("tile_head.bias", bias)) {
+    int64_t cells = 1;
+    for (int64_t d = 0; d < m.spatial_dims; ++d) cells *= m.patch;
+    return bias.size(0) / cells;
+  }
+  SPVIT_THROW(DataError, "checkpoint '", path, "' has no '", m.decoder == "tile" ? "tile_head" : "head",
+              ".bias' parameter: it was not written by spvit train for a ", m.decoder, " model");
+}
+
+// One tile as a one-sample dataset, so that the training code plans its layout and extracts its tokens
+// (train::read_token_sample) exactly as for a training sample.
+class TileDataset : public data::Dataset {
+ public:
+  TileDataset(torch::Tensor image, int64_t classes) : image_(std::move(image)), classes_(classes) {}
+  int64_t size() const override { return 1; }
+  int spatial_dims() const override { return 2; }
+  int64_t channels() const override { return 3; }
+  int64_t num_classes() const override { return classes_; }
+  std::vector<int64_t> spatial_shape(int64_t) const override { return {image_.size(0), image_.size(1)}; }
+  data::Sample read(int64_t, const std::optional<data::Region>& region) const override {
+    data::Sample s;
+    s.image = image_;
+    s.mask = torch::zeros({image_.size(0), image_.size(1)}, torch::kLong);
+    s.full_shape = spatial_shape(0);
+    s.region = data::full_region(s.full_shape);
+    s.id = "tile";
+    return region ? data::crop(s, *region) : s;
+  }
+
+ private:
+  torch::Tensor image_;  // [T, T, 3] float32
+  int64_t classes_;
+};
+
+// Tile decoder (adaptive or uniform layouts from data.patcher): each tile gets its own layout, so tiles are run one
+// by one; the token tiles are pasted back to pixels (patch::paste_range), as spvit eval does.
+torch::Tensor predict_tiles_decoder(model::Segmenter& model, const Config& config, int64_t classes,
+                                    const torch::Tensor& rgb, torch::Device device) {
+  const auto sampling = train::LayoutSampling::from_config(config, 1, 0);
+  const auto dtype = model->parameters()[0].scalar_type();
+  std::vector<torch::Tensor> out;
+  for (int64_t b = 0; b < rgb.size(0); ++b) {
+    TileDataset tile(rgb[b].permute({1, 2, 0}).contiguous(), classes);
+    const auto sample = train::read_token_sample(tile, 0, data::AugmentDraw{}, sampling, /*keep_box=*/false);
+    const auto& ts = train::token_sample(sample);
+    const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end, device);
+    model::SequenceContext ctx{nullptr, dist::SequenceShard::even(ts.layout->length(), 1, 0), {}};
+    if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask().to(device);
+    auto tiles = model->forward_tiles(ts.tokens.to(device, dtype).unsqueeze(0), {meta.index, meta.coords}, ctx);
+    const int64_t n = ts.end - ts.begin;
+    auto logits = patch::paste_range(tiles[0].reshape({n, -1}).to(torch::kCPU, torch::kFloat32), *ts.layout, ts.begin,
+                                     ts.end, ts.lo, ts.hi);  // [T, T, K]
+    out.push_back(torch::softmax(logits.permute({2, 0, 1}), 0));
+  }
+  return torch::stack(out);
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int local_rank) {
+  LoadedModel lm;
+  lm.config = parse_config(train::read_checkpoint_config(checkpoint), overrides);
+  const auto& m = lm.config.model;
+  if (m.spatial_dims != 2 || m.channels != 3) {
+    SPVIT_THROW(ConfigError, "checkpoint '", checkpoint, "' holds a ", m.spatial_dims, "D model with ", m.channels,
+                " channel(s); spvit infer needs a 2D RGB model (model.spatial_dims 2, model.channels 3)");
+  }
+  lm.classes = stored_classes(checkpoint, m);
+  auto options = model::SegmenterOptions::from_config(m, lm.classes);
+  lm.model = model::Segmenter(options);
+  train::load_checkpoint(checkpoint, *lm.model, nullptr);
+  if (lm.config.dtype == "float64") lm.model->to(torch::kFloat64);
+  lm.device = select_device(lm.config.device, local_rank);
+  lm.model->to(lm.device);
+  lm.model->eval();
+  const bool pathology = lm.config.data.source == "synthetic" && lm.config.data.kind == "pathology";
+  if (pathology && lm.classes == static_cast<int64_t>(data::synthetic_pathology_classes().size())) {
+    lm.class_names = data::synthetic_pathology_classes();
+  } else {
+    for (int64_t c = 0; c < lm.classes; ++c) lm.class_names.push_back(c == 0 ? "background" : "class_" + std::to_string(c));
+  }
+  return lm;
+}
+
+int64_t default_tile(const LoadedModel& model) { return model.config.data.size; }
+
+TilePredictor make_predictor(LoadedModel& lm, int64_t tile) {
+  const auto& m = lm.config.model;
+  if (tile % m.patch != 0) {
+    SPVIT_THROW(ConfigError, "--tile ", tile, " must be a multiple of the model's patch size ", m.patch);
+  }
+  if (m.pos_encoding == "grid" && tile != lm.config.data.size) {
+    SPVIT_THROW(ConfigError, "--tile ", tile, " differs from the trained image size ", lm.config.data.size,
+                ": this model's learned grid position table fixes the tile size (use --tile ", lm.config.data.size, ")");
+  }
+  auto model = lm.model;
+  const auto device = lm.device;
+  if (m.decoder == "tile") {
+    const Config config = lm.config;
+    const int64_t classes = lm.classes;
+    return [model, config, classes, device](const torch::Tensor& rgb) mutable {
+      torch::NoGradGuard no_grad;
+      return predict_tiles_decoder(model, config, classes, rgb, device);
+    };
+  }
+  const auto bands = model::UniformBands::even({tile, tile}, m.patch, 1, 0);
+  return [model, bands, device](const torch::Tensor& rgb) mutable {
+    torch::NoGradGuard no_grad;
+    const auto dtype = model->parameters()[0].scalar_type();
+    auto logits = model->forward_uniform(rgb.to(device, dtype), bands, nullptr);
+    return torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32);
+  };
+}
+
+}  // namespace spvit::infer

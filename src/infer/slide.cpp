@@ -1,0 +1,176 @@
+#include "spvit/infer/slide.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "spvit/build_info.h"
+#include "spvit/core/error.h"
+#if SPVIT_HAVE_OPENSLIDE
+#include <openslide.h>
+#endif
+
+namespace spvit::infer {
+namespace {
+
+// Copies the in-image part of `src` (level coordinates origin x, y; size w × h) into a white w × h canvas.
+cv::Mat crop_on_white(const cv::Mat& image, int64_t x, int64_t y, int64_t w, int64_t h) {
+  cv::Mat out(static_cast<int>(h), static_cast<int>(w), CV_8UC3, cv::Scalar(255, 255, 255));
+  const int64_t x0 = std::max<int64_t>(x, 0), y0 = std::max<int64_t>(y, 0);
+  const int64_t x1 = std::min<int64_t>(x + w, image.cols), y1 = std::min<int64_t>(y + h, image.rows);
+  if (x1 > x0 && y1 > y0) {
+    const cv::Rect src(static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0));
+    image(src).copyTo(out(cv::Rect(static_cast<int>(x0 - x), static_cast<int>(y0 - y), src.width, src.height)));
+  }
+  return out;
+}
+
+// A plain image read whole through OpenCV: one level.
+class OpenCvSlide : public Slide {
+ public:
+  OpenCvSlide(const std::string& path, cv::Mat rgb) : rgb_(std::move(rgb)) {
+    path_ = path;
+    levels_.push_back({rgb_.cols, rgb_.rows, 1.0});
+  }
+  std::string format() const override { return "opencv"; }
+  cv::Mat read_region(int lvl, int64_t x, int64_t y, int64_t w, int64_t h) const override {
+    level(lvl);
+    SPVIT_CHECK(w > 0 && h > 0, "empty region ", w, "x", h, " requested from '", path_, "'");
+    return crop_on_white(rgb_, x, y, w, h);
+  }
+
+ private:
+  cv::Mat rgb_;
+};
+
+#if SPVIT_HAVE_OPENSLIDE
+class OpenSlideSlide : public Slide {
+ public:
+  OpenSlideSlide(const std::string& path, openslide_t* osr, std::string vendor) : osr_(osr), vendor_(std::move(vendor)) {
+    path_ = path;
+    const int32_t n = openslide_get_level_count(osr_);
+    if (n <= 0) fail("it reports no levels");
+    for (int32_t l = 0; l < n; ++l) {
+      int64_t w = 0, h = 0;
+      openslide_get_level_dimensions(osr_, l, &w, &h);
+      const double ds = openslide_get_level_downsample(osr_, l);
+      if (w <= 0 || h <= 0 || !(ds > 0)) fail("level " + std::to_string(l) + " has no valid dimensions");
+      levels_.push_back({w, h, ds});
+    }
+    auto prop = [&](const char* name) {
+      const char* v = openslide_get_property_value(osr_, name);
+      return v ? std::atof(v) : 0.0;
+    };
+    mpp_x_ = prop(OPENSLIDE_PROPERTY_NAME_MPP_X);
+    mpp_y_ = prop(OPENSLIDE_PROPERTY_NAME_MPP_Y);
+    if (mpp_y_ <= 0) mpp_y_ = mpp_x_;
+    if (const char* e = openslide_get_error(osr_)) fail(e);
+  }
+  ~OpenSlideSlide() override { openslide_close(osr_); }
+  std::string format() const override { return "openslide:" + vendor_; }
+
+  cv::Mat read_region(int lvl, int64_t x, int64_t y, int64_t w, int64_t h) const override {
+    const auto& L = level(lvl);
+    SPVIT_CHECK(w > 0 && h > 0 && w * h < (int64_t{1} << 31), "region ", w, "x", h, " requested from '", path_,
+                "' is empty or too large for one read");
+    std::vector<uint32_t> argb(static_cast<size_t>(w * h));
+    const int64_t x0 = static_cast<int64_t>(std::llround(static_cast<double>(x) * L.downsample));
+    const int64_t y0 = static_cast<int64_t>(std::llround(static_cast<double>(y) * L.downsample));
+    openslide_read_region(osr_, argb.data(), x0, y0, lvl, w, h);
+    if (const char* e = openslide_get_error(osr_)) {
+      SPVIT_THROW(DataError, "cannot read level ", lvl, " of slide '", path_, "' (region x=", x, " y=", y, " ", w, "x",
+                  h, "): ", e);
+    }
+    return argb_to_rgb(argb.data(), static_cast<int>(w), static_cast<int>(h));
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& why) {
+    openslide_close(osr_);
+    SPVIT_THROW(DataError, "cannot open slide '", path_, "' with OpenSlide: ", why);
+  }
+  openslide_t* osr_;
+  std::string vendor_;
+};
+#endif
+
+}  // namespace
+
+cv::Mat argb_to_rgb(const uint32_t* argb, int w, int h) {
+  cv::Mat out(h, w, CV_8UC3);
+  for (int r = 0; r < h; ++r) {
+    auto* dst = out.ptr<uint8_t>(r);
+    const uint32_t* src = argb + static_cast<size_t>(r) * static_cast<size_t>(w);
+    for (int c = 0; c < w; ++c) {
+      const uint32_t p = src[c];
+      const uint32_t a = p >> 24;
+      uint32_t rgb[3] = {(p >> 16) & 0xff, (p >> 8) & 0xff, p & 0xff};
+      for (int k = 0; k < 3; ++k) {
+        // Premultiplied: colour = c + (255 - a) for compositing over white; a == 0 gives white.
+        uint32_t v = a == 255 ? rgb[k] : rgb[k] + (255 - a);
+        dst[3 * c + k] = static_cast<uint8_t>(v > 255 ? 255 : v);
+      }
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<Slide> Slide::open(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    SPVIT_THROW(DataError, "slide '", path, "' does not exist or is not a file");
+  }
+#if SPVIT_HAVE_OPENSLIDE
+  if (const char* vendor = openslide_detect_vendor(path.c_str())) {
+    openslide_t* osr = openslide_open(path.c_str());
+    if (osr == nullptr) SPVIT_THROW(DataError, "cannot open slide '", path, "' with OpenSlide (format ", vendor, ")");
+    if (const char* e = openslide_get_error(osr)) {
+      const std::string why = e;
+      openslide_close(osr);
+      SPVIT_THROW(DataError, "cannot open slide '", path, "' with OpenSlide: ", why);
+    }
+    return std::make_unique<OpenSlideSlide>(path, osr, vendor);
+  }
+#endif
+  cv::Mat bgr;
+  try {
+    bgr = cv::imread(path, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    SPVIT_THROW(DataError, "cannot decode slide '", path, "': ", e.what());
+  }
+  if (bgr.empty()) {
+    SPVIT_THROW(DataError, "cannot read slide '", path, "': neither ",
+                SPVIT_HAVE_OPENSLIDE ? "OpenSlide nor " : "", "OpenCV can decode it (corrupt or unsupported format)");
+  }
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return std::make_unique<OpenCvSlide>(path, std::move(rgb));
+}
+
+const SlideLevel& Slide::level(int level) const {
+  if (level < 0 || level >= level_count()) {
+    SPVIT_THROW(DataError, "slide '", path_, "' has no level ", level, " (it has ", level_count(), " level",
+                level_count() == 1 ? "" : "s", ": 0..", level_count() - 1, ")");
+  }
+  return levels_[static_cast<size_t>(level)];
+}
+
+int Slide::level_for_max_side(int64_t max_side) const {
+  for (int l = 0; l < level_count(); ++l) {
+    if (std::max(levels_[l].width, levels_[l].height) <= max_side) return l;
+  }
+  return level_count() - 1;
+}
+
+int Slide::level_for_mpp(double mpp) const {
+  if (!(mpp_x_ > 0)) SPVIT_THROW(DataError, "slide '", path_, "' has no microns-per-pixel property: use --level");
+  int best = 0;
+  for (int l = 0; l < level_count(); ++l) {
+    if (mpp_x_ * levels_[l].downsample <= mpp * 1.1) best = l;
+  }
+  return best;
+}
+
+}  // namespace spvit::infer

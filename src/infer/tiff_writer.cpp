@@ -1,0 +1,135 @@
+// The pyramidal BigTIFF label mask (see writers.h). Needs only libtiff.
+#define TIFF_DISABLE_DEPRECATED  // libtiff's deprecated int64 typedef would clash with OpenCV's
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "spvit/core/error.h"
+#include "spvit/infer/writers.h"
+
+namespace spvit::infer {
+namespace {
+TIFF* tiff(void* p) { return static_cast<TIFF*>(p); }
+}  // namespace
+
+PyramidTiffWriter::PyramidTiffWriter(const std::string& path, int64_t width, int64_t height, double mpp)
+    : path_(path), tmp_(path + ".tmp"), width_(width), height_(height), mpp_(mpp) {
+  SPVIT_CHECK(width > 0 && height > 0, "label mask '", path, "' would be empty (", width, "x", height, ")");
+  int64_t w = width, h = height;
+  level_width_.push_back(w), level_height_.push_back(h);
+  while (std::max(w, h) > kTile) {
+    w = (w + 1) / 2, h = (h + 1) / 2;
+    level_width_.push_back(w), level_height_.push_back(h);
+  }
+  tif_ = TIFFOpen(tmp_.c_str(), "w8");  // BigTIFF: a 100,000² mask is 10 GB uncompressed
+  if (tif_ == nullptr) SPVIT_THROW(DataError, "cannot create label mask '", tmp_, "'");
+  for (size_t k = 1; k < level_width_.size(); ++k) {
+    spool_paths_.push_back(path + ".level" + std::to_string(k) + ".tmp");
+    std::FILE* f = std::fopen(spool_paths_.back().c_str(), "w+b");
+    if (f == nullptr) SPVIT_THROW(DataError, "cannot create spool file '", spool_paths_.back(), "'");
+    spools_.push_back(f);
+  }
+  buffer_.assign(static_cast<size_t>(kTile * width_), 0);
+  start_directory(0);
+}
+
+PyramidTiffWriter::~PyramidTiffWriter() {
+  if (tif_ != nullptr) TIFFClose(tiff(tif_));
+  for (auto* f : spools_) {
+    if (f != nullptr) std::fclose(f);
+  }
+  std::error_code ec;
+  for (const auto& p : spool_paths_) std::filesystem::remove(p, ec);
+  if (!finished_) std::filesystem::remove(tmp_, ec);
+}
+
+void PyramidTiffWriter::start_directory(int level) {
+  TIFF* t = tiff(tif_);
+  TIFFSetField(t, TIFFTAG_SUBFILETYPE, level == 0 ? 0 : FILETYPE_REDUCEDIMAGE);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(level_width_[static_cast<size_t>(level)]));
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(level_height_[static_cast<size_t>(level)]));
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
+  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(kTile));
+  TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(kTile));
+  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+  TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, "spvit label mask (uint8 class ids)");
+  if (mpp_ > 0) {
+    const double ds = static_cast<double>(1 << level);
+    TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
+    TIFFSetField(t, TIFFTAG_XRESOLUTION, static_cast<float>(1e4 / (mpp_ * ds)));
+    TIFFSetField(t, TIFFTAG_YRESOLUTION, static_cast<float>(1e4 / (mpp_ * ds)));
+  }
+}
+
+void PyramidTiffWriter::write_tile_row(const uint8_t* rows, int64_t nrows, int64_t width, int64_t tile_row) {
+  std::vector<uint8_t> tile(static_cast<size_t>(kTile * kTile));
+  for (int64_t x0 = 0; x0 < width; x0 += kTile) {
+    std::fill(tile.begin(), tile.end(), 0);
+    const int64_t w = std::min(kTile, width - x0);
+    for (int64_t r = 0; r < nrows; ++r) std::memcpy(&tile[static_cast<size_t>(r * kTile)], rows + r * width + x0, static_cast<size_t>(w));
+    const auto index = TIFFComputeTile(tiff(tif_), static_cast<uint32_t>(x0), static_cast<uint32_t>(tile_row * kTile), 0, 0);
+    if (TIFFWriteEncodedTile(tiff(tif_), index, tile.data(), static_cast<tmsize_t>(tile.size())) < 0) {
+      SPVIT_THROW(DataError, "cannot write a tile of label mask '", tmp_, "' (disk full?)");
+    }
+  }
+}
+
+void PyramidTiffWriter::flush_level0_rows() {
+  if (buffered_ == 0) return;
+  write_tile_row(buffer_.data(), buffered_, width_, tile_row_++);
+  buffered_ = 0;
+}
+
+void PyramidTiffWriter::append(const cv::Mat& rows) {
+  SPVIT_CHECK(rows.type() == CV_8U && rows.cols == width_, "label rows must be ", width_, " uint8 columns");
+  SPVIT_CHECK(rows_done_ + rows.rows <= height_, "more label rows than the mask height ", height_);
+  std::vector<uint8_t> sub;
+  for (int r = 0; r < rows.rows; ++r, ++rows_done_) {
+    const uint8_t* src = rows.ptr<uint8_t>(r);
+    std::memcpy(&buffer_[static_cast<size_t>(buffered_ * width_)], src, static_cast<size_t>(width_));
+    if (++buffered_ == kTile) flush_level0_rows();
+    for (size_t k = 1; k < level_width_.size(); ++k) {
+      const int64_t step = int64_t{1} << k;
+      if (rows_done_ % step != 0) continue;
+      sub.resize(static_cast<size_t>(level_width_[k]));
+      for (int64_t i = 0; i < level_width_[k]; ++i) sub[static_cast<size_t>(i)] = src[i * step];
+      if (std::fwrite(sub.data(), 1, sub.size(), spools_[k - 1]) != sub.size()) {
+        SPVIT_THROW(DataError, "cannot write spool file '", spool_paths_[k - 1], "' (disk full?)");
+      }
+    }
+  }
+}
+
+void PyramidTiffWriter::finish() {
+  SPVIT_CHECK(rows_done_ == height_, "label mask '", path_, "' got ", rows_done_, " of ", height_, " rows");
+  flush_level0_rows();
+  TIFF* t = tiff(tif_);
+  if (!TIFFWriteDirectory(t)) SPVIT_THROW(DataError, "cannot write level 0 of label mask '", tmp_, "'");
+  for (size_t k = 1; k < level_width_.size(); ++k) {
+    start_directory(static_cast<int>(k));
+    std::FILE* f = spools_[k - 1];
+    std::rewind(f);
+    const int64_t w = level_width_[k], h = level_height_[k];
+    std::vector<uint8_t> rows(static_cast<size_t>(kTile * w));
+    for (int64_t tr = 0; tr * kTile < h; ++tr) {
+      const int64_t n = std::min(kTile, h - tr * kTile);
+      if (std::fread(rows.data(), 1, static_cast<size_t>(n * w), f) != static_cast<size_t>(n * w)) {
+        SPVIT_THROW(DataError, "cannot read back spool file '", spool_paths_[k - 1], "'");
+      }
+      write_tile_row(rows.data(), n, w, tr);
+    }
+    if (!TIFFWriteDirectory(t)) SPVIT_THROW(DataError, "cannot write level ", k, " of label mask '", tmp_, "'");
+  }
+  TIFFClose(t);
+  tif_ = nullptr;
+  std::filesystem::rename(tmp_, path_);
+  finished_ = true;
+}
+
+}  // namespace spvit::infer
