@@ -6,6 +6,7 @@
 #include "app_context.h"
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/config.h"
+#include "spvit/core/device.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/data/formats.h"
@@ -31,7 +32,7 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--set", args->overrides, "override a configuration key (e.g. grid.seq=2)");
   cmd->callback([&ctx, args]() {
     ctx.run = [&ctx, args]() {
-      const Config config = parse_config(train::read_checkpoint_config(args->checkpoint), args->overrides);
+      const Config config = train::config_for_evaluation(args->checkpoint, args->overrides);
       auto grid = make_grid({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
                             config.dist.timeout_s, config.device, config.dist.backend);
       std::shared_ptr<data::Dataset> dataset;
@@ -47,6 +48,8 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
       options.decoder = config.model.decoder;
       options.decoder_width = config.model.decoder_width;
       model::Segmenter model(options);
+      model->to(select_device(config.device, grid.local_rank()),
+                config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
       train::load_checkpoint(args->checkpoint, *model, nullptr);
       std::filesystem::create_directories(args->out);
       train::EvalOptions eo;

@@ -14,7 +14,7 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   if (!std::filesystem::exists(path)) SPVIT_THROW(DataError, "checkpoint '", path, "' does not exist");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(path, torch::Device(torch::kCPU));  // GPU-trained tensors were stored on the CPU anyway
   } catch (const std::exception& e) {
     SPVIT_THROW(DataError, "checkpoint '", path, "' cannot be read (truncated or not an spvit checkpoint): ",
                 std::string(e.what()).substr(0, 200));
@@ -25,11 +25,11 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainingPosition& position, const std::string& config_yaml) {
+                     const TrainingPosition& position, const std::string& config_yaml, const LossScaler* scaler) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive params;
-  for (const auto& p : model.named_parameters()) params.write(p.key(), p.value().detach());
-  for (const auto& b : model.named_buffers()) params.write(b.key(), b.value(), /*is_buffer=*/true);
+  for (const auto& p : model.named_parameters()) params.write(p.key(), p.value().detach().cpu());
+  for (const auto& b : model.named_buffers()) params.write(b.key(), b.value().cpu(), /*is_buffer=*/true);
   archive.write("model", params);
   torch::serialize::OutputArchive opt;
   optimizer.save(opt);
@@ -40,11 +40,16 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const Op
   archive.write("batch_in_epoch", scalar(position.batch_in_epoch));
   archive.write("rng_state", at::detail::getDefaultCPUGenerator().get_state());
   archive.write("config", c10::IValue(config_yaml));
+  if (scaler != nullptr && scaler->enabled()) {
+    torch::serialize::OutputArchive scaling;
+    scaler->save(scaling);
+    archive.write("loss_scaler", scaling);
+  }
   write_file_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
 }
 
 TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& model, Optimizer* optimizer,
-                                 std::string* config_yaml) {
+                                 std::string* config_yaml, LossScaler* scaler) {
   auto archive = open_archive(path);
   torch::serialize::InputArchive params;
   archive.read("model", params);
@@ -84,6 +89,8 @@ TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& mod
   archive.read("rng_state", rng);
   at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle sharing the default generator
   generator.set_state(rng);
+  torch::serialize::InputArchive scaling;
+  if (scaler != nullptr && scaler->enabled() && archive.try_read("loss_scaler", scaling)) scaler->load(scaling);
   if (config_yaml != nullptr) {
     c10::IValue text;
     archive.read("config", text);

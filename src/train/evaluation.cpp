@@ -3,13 +3,16 @@
 #include <array>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "spvit/build_info.h"
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/patch/extract.h"
+#include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
+#include "spvit/train/precision.h"
 #include "spvit/train/token_samples.h"
 #if SPVIT_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -77,13 +80,19 @@ torch::Tensor assemble(const torch::Tensor& box, const torch::Tensor& cover, con
 
 // Uniform grid + unetr decoder: each sequence rank reads and decodes its band.
 void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const Config& config,
-                   const dist::ProcessGrid& grid, const EvalOptions& options, SegmentationCounts& total) {
+                   const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
+                   SegmentationCounts& total) {
   const auto shape = dataset.spatial_shape(i);
   const auto bands = bands_for(shape, config, grid);
   const auto sample = dataset.read(i, band_pixels(bands));
   auto [image, mask] = stack_batch({sample});
-  image = image.to(model->parameters()[0].scalar_type());
-  auto logits = model->forward_uniform(image, bands, grid.seq());
+  image = image.to(precision.param_dtype);
+  torch::Tensor logits;
+  {
+    ForwardPrecisionGuard autocast(precision);
+    logits = model->forward_uniform(image.to(precision.device), bands, grid.seq());
+  }
+  logits = logits.to(torch::kCPU, precision.param_dtype);  // the counts and overlays are assembled on the CPU
   total.add(count_segmentation(logits, mask, dataset.num_classes()));
   if (!options.overlay_dir.empty() && i < options.overlays) {
     // Only for the overlay: the band predictions (labels, not logits) are gathered on the group's first rank.
@@ -105,15 +114,23 @@ void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_
 // Layout tokens + tile decoder: each sequence rank decodes its tokens and pastes their tiles into its pixel box;
 // the pixels its leaves cover are counted (each pixel by exactly one rank).
 void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const LayoutSampling& sampling,
-                    const dist::ProcessGrid& grid, const EvalOptions& options, SegmentationCounts& total) {
-  const auto dtype = model->parameters()[0].scalar_type();
+                    const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
+                    SegmentationCounts& total) {
+  const auto dtype = precision.param_dtype;
+  const auto on_device = [&](const torch::Tensor& t) { return t.defined() ? t.to(precision.device) : t; };
   const auto sample = read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
   const auto& ts = token_sample(sample);
   const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end);
   model::SequenceContext ctx{grid.seq_size() > 1 ? grid.seq() : nullptr,
                              dist::SequenceShard::even(ts.layout->length(), grid.seq_size(), grid.seq_index()), {}};
   if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask();
-  auto tiles = model->forward_tiles(ts.tokens.to(dtype).unsqueeze(0), {meta.index, meta.coords}, ctx);
+  torch::Tensor tiles;
+  {
+    ForwardPrecisionGuard autocast(precision);
+    tiles = model->forward_tiles(ts.tokens.to(precision.device, dtype).unsqueeze(0),
+                                 {on_device(meta.index), on_device(meta.coords)}, ctx);
+  }
+  tiles = tiles.to(torch::kCPU, dtype);
   const int64_t n = ts.end - ts.begin, K = dataset.num_classes();
   int64_t tile = 1;
   for (int d = 0; d < ts.layout->spatial_dims; ++d) tile *= ts.layout->patch;
@@ -151,17 +168,33 @@ SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& datase
   total.fp = total.tp.clone();
   total.fn = total.tp.clone();
   const auto sampling = LayoutSampling::from_config(config, grid.seq_size(), grid.seq_index());
+  const auto precision = RunPrecision::from_config(config, model->parameters()[0].device());
   // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each take their part of the sample.
   for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
     if (config.model.decoder == "tile") {
-      evaluate_tiles(model, dataset, i, sampling, grid, options, total);
+      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, total);
     } else {
-      evaluate_band(model, dataset, i, config, grid, options, total);
+      evaluate_band(model, dataset, i, config, precision, grid, options, total);
     }
   }
   total.all_reduce(*grid.world());
   model->train();
   return total;
+}
+
+Config config_for_evaluation(const std::string& checkpoint, const std::vector<std::string>& overrides) {
+  const std::string yaml = read_checkpoint_config(checkpoint);
+  std::vector<std::string> all;
+  // A model trained in bf16/fp16 on a GPU is evaluated in fp32 where there is no GPU: the checkpoint holds its
+  // fp32 master weights, so nothing is lost. The user's --set still has the last word.
+  const auto trained = YAML::Load(yaml)["train"]["precision"];
+  if (trained && trained.IsScalar() && trained.as<std::string>() != "fp32" && !torch::cuda::is_available()) {
+    log::info("checkpoint '{}' was trained with train.precision={}; no GPU here, evaluating in fp32", checkpoint,
+              trained.as<std::string>());
+    all.push_back("train.precision=fp32");
+  }
+  all.insert(all.end(), overrides.begin(), overrides.end());
+  return parse_config(yaml, all);
 }
 
 std::string metrics_json(const SegmentationCounts& counts, int64_t samples) {

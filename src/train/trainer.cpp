@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "spvit/core/device.h"
 #include "spvit/core/logging.h"
 #include "spvit/core/timer.h"
 #include "spvit/dist/gradient_averager.h"
@@ -14,7 +15,9 @@
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
 #include "spvit/train/losses.h"
+#include "spvit/train/optim/loss_scaler.h"
 #include "spvit/train/optim/optim.h"
+#include "spvit/train/precision.h"
 #include "spvit/train/progress.h"
 #include "spvit/train/token_samples.h"
 
@@ -42,11 +45,19 @@ double world_mean(const dist::ProcessGrid& grid, double value, double divisor) {
   return t.item<double>() / divisor;
 }
 
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
+  return t.defined() ? t.to(device) : t;  // metadata a positional encoding does not use stays undefined
+}
+
+// One device-to-host read for all gradients (a read per parameter would synchronise a GPU hundreds of times).
 bool gradients_finite(const std::vector<torch::Tensor>& params) {
+  torch::Tensor all_finite;
   for (const auto& p : params) {
-    if (p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) return false;
+    if (!p.grad().defined()) continue;
+    auto finite = torch::isfinite(p.grad()).all();
+    all_finite = all_finite.defined() ? all_finite.logical_and(finite) : finite;
   }
-  return true;
+  return !all_finite.defined() || all_finite.item<bool>();
 }
 
 class Trainer {
@@ -55,8 +66,8 @@ class Trainer {
     data_ = open_datasets(config);
     torch::manual_seed(config.seed);  // identical initial parameters on every rank
     model_ = model::Segmenter(model::SegmenterOptions::from_config(config.model, data_.train->num_classes()));
-    dtype_ = config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
-    model_->to(dtype_);
+    precision_ = RunPrecision::from_config(config, select_device(config.device, grid.local_rank()));
+    model_->to(precision_.device, precision_.param_dtype);
     optimizer_ = make_optimizer(config.train.optimizer,
                                 decay_groups(named_parameters(), config.train.weight_decay), config.train.lr,
                                 config.train.beta1, config.train.beta2, config.train.eps);
@@ -72,6 +83,10 @@ class Trainer {
         model_->parameters(), grid.world(), grid.seq(), grid.data(),
         dist::GradientAverager::Options{dist::GradientAverager::parse_mode(config.dist.grad_average),
                                         config.dist.bucket_mb});
+    LossScaler::Options scaling;
+    scaling.enabled = precision_.loss_scaling;
+    // No communicator: the step below all-reduces the finite flags itself and hands the agreed one to update().
+    scaler_ = std::make_unique<LossScaler>(scaling, nullptr);
     loader_ = make_loader(data_.train, config, grid, /*training=*/true);
     std::filesystem::create_directories(config.train.out_dir);
     metrics_path_ = config.train.out_dir + "/metrics.jsonl";
@@ -82,16 +97,16 @@ class Trainer {
     TrainingPosition pos;
     if (options.resume) {
       const std::string path = options.resume_path.empty() ? checkpoint_path_ : options.resume_path;
-      pos = load_checkpoint(path, *model_, optimizer_.get());
+      pos = load_checkpoint(path, *model_, optimizer_.get(), nullptr, scaler_.get());
       log::info("resumed from {} at step {} (epoch {}, batch {})", path, pos.step, pos.epoch, pos.batch_in_epoch);
     } else if (grid_.world_rank() == 0) {
       std::ofstream(metrics_path_, std::ios::trunc);  // a fresh run starts a fresh log
     }
     loader_->start_epoch(pos.epoch);
     for (int64_t k = 0; k < pos.batch_in_epoch; ++k) loader_->next();  // same batches as the interrupted run
-    log::info("training {} for {} steps: {} sample(s) per data group per step, grid {}, {}",
+    log::info("training {} for {} steps: {} sample(s) per data group per step, grid {}, {}, {}",
               data_.train->describe(), config_.train.steps, config_.train.batch_size, grid_.shape().str(),
-              config_.model.attention);
+              config_.model.attention, precision_.describe());
 
     TrainSummary summary;
     int64_t bad_steps = 0, steps_this_run = 0;
@@ -105,6 +120,12 @@ class Trainer {
       auto batch = next_batch(pos);
       Stopwatch watch;
       const auto result = train_step(*batch, pos.step);
+      if (result.overflow) {  // fp16 gradients overflowed at this loss scale: normal, not a bad step
+        progress.clear();
+        log::info("step {}: fp16 gradient overflow, step skipped, loss scale now {}", pos.step + 1,
+                  scaler_->scale_value());
+        continue;
+      }
       if (!result.finite) {
         ++bad_steps;
         progress.clear();
@@ -152,6 +173,7 @@ class Trainer {
  private:
   struct StepResult {
     bool finite = true;
+    bool overflow = false;  // fp16: finite loss, non-finite gradients (the loss scale was too high)
     double loss = 0, dice = 0, grad_norm = 0, tokens = 0;
   };
 
@@ -186,13 +208,19 @@ class Trainer {
   // Uniform grid + unetr decoder: one forward over the batch's bands.
   BatchLoss band_loss(const data::Batch& batch) {
     auto [images, masks] = stack_batch(batch.samples);
-    images = images.to(dtype_);
+    images = images.to(precision_.device, precision_.param_dtype);
+    masks = masks.to(precision_.device);
     const auto& shape = batch.samples[0].full_shape;
     const auto bands = bands_for(shape, config_, grid_);
     double pixels = 1;
     for (auto side : shape) pixels *= static_cast<double>(side);
-    auto logits = model_->forward_uniform(images, bands, grid_.seq());
-    auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), loss_options());
+    torch::Tensor logits;
+    {
+      ForwardPrecisionGuard autocast(precision_);
+      logits = model_->forward_uniform(images, bands, grid_.seq());
+    }
+    // The loss (softmax, global Dice sums) in the parameters' precision, outside autocast.
+    auto parts = segmentation_loss(logits.to(precision_.param_dtype), masks, pixels, grid_.seq(), loss_options());
     return {parts.total, parts.dice.item<double>(), static_cast<double>(bands.num_tokens() * images.size(0))};
   }
 
@@ -209,9 +237,15 @@ class Trainer {
                                  dist::SequenceShard::even(ts.layout->length(), grid_.seq_size(), grid_.seq_index()),
                                  {}};
       if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask();
-      auto tiles = model_->forward_tiles(ts.tokens.to(dtype_).unsqueeze(0), {meta.index, meta.coords}, ctx);
-      auto parts = tile_loss(tiles, ts.target.unsqueeze(0), ts.weight.unsqueeze(0), ts.pixels, grid_.seq(),
-                             loss_options());
+      const auto& dev = precision_.device;
+      torch::Tensor tiles;
+      {
+        ForwardPrecisionGuard autocast(precision_);
+        tiles = model_->forward_tiles(ts.tokens.to(dev, precision_.param_dtype).unsqueeze(0),
+                                      {to_device(meta.index, dev), to_device(meta.coords, dev)}, ctx);
+      }
+      auto parts = tile_loss(tiles.to(precision_.param_dtype), ts.target.to(dev).unsqueeze(0),
+                             ts.weight.to(dev).unsqueeze(0), ts.pixels, grid_.seq(), loss_options());
       out.total = out.total.defined() ? out.total + parts.total / B : parts.total / B;
       out.dice += parts.dice.item<double>() / B;
       out.tokens += static_cast<double>(ts.layout->length());
@@ -224,18 +258,23 @@ class Trainer {
   StepResult train_step(const data::Batch& batch, int64_t step) {
     optimizer_->zero_grad();
     const auto loss = config_.model.decoder == "tile" ? tile_loss_of(batch) : band_loss(batch);
-    loss.total.backward();
+    scaler_->scale(loss.total).backward();  // fp16: loss · scale, so small gradients survive in half precision
     averager_->finish();
 
     StepResult r;
     const double local_loss = loss.total.item<double>();
-    // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere.
-    auto bad = torch::full({1}, std::isfinite(local_loss) && gradients_finite(model_->parameters()) ? 0.0 : 1.0,
-                           torch::kFloat64);
+    if (scaler_->enabled()) scaler_->unscale_and_check(model_->parameters());  // gradients back to true size
+    // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere. Both flags
+    // travel in one all-reduce: [loss non-finite, gradients non-finite].
+    auto bad = torch::tensor({std::isfinite(local_loss) ? 0.0 : 1.0,
+                              gradients_finite(model_->parameters()) ? 0.0 : 1.0}, torch::kFloat64);
     grid_.world()->all_reduce(bad, dist::ReduceOp::Max)->wait();
-    if (bad.item<double>() > 0) {
+    const bool loss_bad = bad[0].item<double>() > 0, grads_bad = bad[1].item<double>() > 0;
+    if (scaler_->enabled()) scaler_->update(!grads_bad);
+    if (loss_bad || grads_bad) {
       optimizer_->zero_grad();
       r.finite = false;
+      r.overflow = !loss_bad && scaler_->enabled();
       return r;
     }
     r.grad_norm = config_.train.clip_grad_norm > 0 ? clip_grad_norm(model_->parameters(), config_.train.clip_grad_norm)
@@ -259,18 +298,21 @@ class Trainer {
   }
 
   void save(const TrainingPosition& pos) {
-    if (grid_.world_rank() == 0) save_checkpoint(checkpoint_path_, *model_, *optimizer_, pos, to_yaml(config_));
+    if (grid_.world_rank() == 0) {
+      save_checkpoint(checkpoint_path_, *model_, *optimizer_, pos, to_yaml(config_), scaler_.get());
+    }
     grid_.world()->barrier()->wait();  // nobody runs ahead of a checkpoint being written
   }
 
   Config config_;
   const dist::ProcessGrid& grid_;
-  torch::ScalarType dtype_ = torch::kFloat32;
+  RunPrecision precision_;
   Datasets data_;
   model::Segmenter model_{nullptr};
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<dist::GradientAverager> averager_;
+  std::unique_ptr<LossScaler> scaler_;
   std::unique_ptr<data::Loader> loader_;
   std::string metrics_path_, checkpoint_path_;
 };

@@ -1,6 +1,7 @@
 # GPU path tests. The gtest binary builds everywhere and skips without CUDA/NCCL; the CLI runs on the device and the
 # watchdog probe are registered only in CUDA builds.
-spvit_add_test_executable(spvit_gpu_tests dist/test_nccl_gpu.cpp model/test_attention_gpu.cpp train/test_optim_gpu.cpp)
+spvit_add_test_executable(spvit_gpu_tests dist/test_nccl_gpu.cpp model/test_attention_gpu.cpp train/test_optim_gpu.cpp
+                          train/test_trainer_gpu.cpp)
 spvit_add_mpi_test(gpu_nccl NP 1 COMMAND $<TARGET_FILE:spvit_gpu_tests>)
 if(SPVIT_HAVE_CUDA)
   # The encoder on the GPU vs the float64/float32 CPU reference: one rank over NCCL, two ranks sharing the GPU over

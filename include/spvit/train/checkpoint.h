@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "spvit/train/optim/loss_scaler.h"
 #include "spvit/train/optim/optimizer.h"
 
 namespace spvit::train {
@@ -15,14 +16,18 @@ struct TrainingPosition {
   int64_t batch_in_epoch = 0;  // batches of that epoch already consumed
 };
 
-// Writes on the calling rank (the trainer calls it on world rank 0; every rank holds the same replica).
+// Writes on the calling rank (the trainer calls it on world rank 0; every rank holds the same replica). Tensors are
+// stored on the CPU whatever device trained them, so a checkpoint from a GPU run loads on a CPU-only machine. The
+// loss scaler (fp16) is stored when given and enabled.
 void save_checkpoint(const std::string& path, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainingPosition& position, const std::string& config_yaml);
+                     const TrainingPosition& position, const std::string& config_yaml,
+                     const LossScaler* scaler = nullptr);
 
-// Restores into an already built model and optimiser; returns the position. Throws DataError naming the file for a
-// missing or unreadable checkpoint and for parameters whose names or shapes do not match the model.
+// Restores into an already built model and optimiser (on whatever device they live); returns the position. Throws
+// DataError naming the file for a missing or unreadable checkpoint and for parameters whose names or shapes do not
+// match the model. An enabled `scaler` gets the stored scale (a checkpoint without one leaves it unchanged).
 TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& model, Optimizer* optimizer,
-                                 std::string* config_yaml = nullptr);
+                                 std::string* config_yaml = nullptr, LossScaler* scaler = nullptr);
 
 // Only the configuration stored in a checkpoint (to rebuild the model before loading it).
 std::string read_checkpoint_config(const std::string& path);

@@ -2,6 +2,7 @@
 // the prediction overlays `spvit eval` writes.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "spvit/core/config.h"
 #include "spvit/data/dataset.h"
@@ -20,6 +21,10 @@ struct EvalOptions {
 // Sums of the confusion counts over all evaluated samples and all ranks (identical on every rank).
 SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& dataset, const Config& config,
                             const dist::ProcessGrid& grid, const EvalOptions& options = {});
+
+// The configuration stored in a training checkpoint with `overrides` (--set key=value) applied, ready to rebuild
+// the model: a checkpoint trained in bf16/fp16 is evaluated in fp32 when no GPU is visible.
+Config config_for_evaluation(const std::string& checkpoint, const std::vector<std::string>& overrides = {});
 
 // The metrics as JSON text (per-class Dice and IoU, mean foreground Dice, pixel accuracy).
 std::string metrics_json(const SegmentationCounts& counts, int64_t samples);

@@ -93,8 +93,8 @@ class AdamFamily : public Optimizer {
       const auto suffix = std::to_string(i);
       archive.write("step_" + suffix, torch::tensor(state_[i].step, torch::dtype(torch::kInt64)));
       if (state_[i].exp_avg.defined()) {
-        archive.write("exp_avg_" + suffix, state_[i].exp_avg);
-        archive.write("exp_avg_sq_" + suffix, state_[i].exp_avg_sq);
+        archive.write("exp_avg_" + suffix, state_[i].exp_avg.cpu());  // loadable without a GPU
+        archive.write("exp_avg_sq_" + suffix, state_[i].exp_avg_sq.cpu());
       }
     }
   }
