@@ -23,22 +23,16 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     auto saved = ctx->get_saved_variables();
     const BlockFn& fn = from_capsule<BlockFn>(ctx->saved_data["fn"]);
     torch::AutoGradMode enable_grad(true);
-    auto x = saved[0].detach().requires_grad_(true);
+    auto x = saved[0].detach().requires_grad_(ctx->needs_input_grad(0));
     auto y = fn(x);  // the recompute
-    // Differentiate with respect to x and the parameters that are trainable; frozen ones get no gradient.
-    variable_list inputs{x};
-    std::vector<size_t> positions{0};
-    for (size_t i = 1; i < saved.size(); ++i) {
-      if (saved[i].requires_grad()) {
-        inputs.push_back(saved[i]);
-        positions.push_back(i);
-      }
-    }
-    auto computed = torch::autograd::grad({y}, inputs, {grad_outputs[0]}, /*retain_graph=*/false,
-                                          /*create_graph=*/false, /*allow_unused=*/true);
-    variable_list grads(saved.size() + 1);  // x, every parameter, and fn (never differentiable)
-    for (size_t j = 0; j < positions.size(); ++j) grads[positions[j]] = computed[j];
-    if (!ctx->needs_input_grad(0)) grads[0] = Variable();
+    // A nested (reentrant) backward through the recomputed block, as torch.utils.checkpoint's reentrant variant
+    // does: the parameters' gradients reach .grad through their own accumulators, so their hooks (the
+    // GradientAverager's bucket hooks) fire exactly once. Returning them as outputs of this function instead
+    // (autograd::grad with respect to the parameters) fires those hooks twice on LibTorch >= 2.0, where tensor
+    // hooks also run for gradients captured by autograd::grad: a doubled gradient or a bucket reduced too early.
+    if (y.requires_grad()) torch::autograd::backward({y}, {grad_outputs[0]});
+    variable_list grads(saved.size() + 1);  // x, every parameter (already accumulated), fn: only x's is returned
+    if (ctx->needs_input_grad(0)) grads[0] = x.grad();
     return grads;
   }
 };

@@ -94,6 +94,30 @@ TEST(Encoder, CheckpointingGivesTheSameGradients) {
   }
 }
 
+// Every parameter's gradient hook fires exactly once per backward with checkpointing, as without: the gradient
+// averager reduces a bucket when its last hook fires, so a second call would double a gradient or come too late.
+TEST(Encoder, CheckpointingFiresEachGradientHookOnce) {
+  EncoderOptions o;
+  o.in_features = 12;
+  o.dim = 16;
+  o.depth = 2;
+  o.heads = 2;
+  o.max_tokens = 10;
+  o.attention = AttentionStrategy::Local;
+  for (bool ckpt : {false, true}) {
+    o.checkpointing = ckpt;
+    torch::manual_seed(2);
+    ViTEncoder enc(o);
+    auto params = enc->parameters();
+    std::vector<int> calls(params.size(), 0);
+    for (size_t k = 0; k < params.size(); ++k) params[k].register_hook([&calls, k](const torch::Tensor&) { ++calls[k]; });
+    auto x = torch::randn({1, 10, 12}).requires_grad_(true);
+    enc->forward(x, TokenMetadata{torch::arange(10), {}}, SequenceContext::whole(10)).sum().backward();
+    for (size_t k = 0; k < params.size(); ++k) EXPECT_EQ(calls[k], 1) << "parameter " << k << ", checkpointing " << ckpt;
+    ASSERT_TRUE(x.grad().defined());
+  }
+}
+
 TEST(Encoder, RejectsBadInputs) {
   EncoderOptions o;
   o.in_features = 12;

@@ -9,8 +9,10 @@
 
 namespace spvit::model {
 
-// Returns fn(x). `parameters` must list every trainable tensor fn uses: they become inputs of the checkpoint node,
-// so their gradients flow through the ordinary autograd graph (and its gradient hooks) in backward.
+// Returns fn(x). `parameters` must list every trainable tensor fn uses: they become inputs of the checkpoint node
+// (so its output requires grad even when x does not). In backward the block is recomputed and differentiated by a
+// nested backward: each parameter's gradient reaches .grad through its own accumulator, so gradient hooks (the
+// GradientAverager's) fire exactly once per parameter, on every LibTorch version.
 torch::Tensor checkpoint(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& x,
                          const std::vector<torch::Tensor>& parameters);
 
