@@ -59,7 +59,8 @@ TissueMask TissueMask::detect(const Slide& slide, const TissueOptions& o) {
   cv::cvtColor(thumb, hsv, cv::COLOR_RGB2HSV);
   cv::split(hsv, channels);
   const cv::Mat& sat = channels[1];
-  const double otsu = cv::threshold(sat, cv::Mat(), 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  cv::Mat otsu_mask;
+  const double otsu = cv::threshold(sat, otsu_mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
   cv::Mat mask;
   cv::threshold(sat, mask, std::max(otsu, o.min_saturation), 255, cv::THRESH_BINARY);
   const int r = static_cast<int>(o.morph_radius);

@@ -1,0 +1,119 @@
+// Writes the inputs of the `spvit infer` CLI tests into the folder argv[1]: a generated 3-level slide, a small PNG,
+// a corrupt TIFF, a randomly initialised checkpoint of a small model and one whose weights do not fit its config.
+// `--bench SIDE PATH` writes a SIDE × SIDE synthetic slide for timing.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <opencv2/imgcodecs.hpp>
+
+#include "infer_test_util.h"
+#include "spvit/core/config.h"
+#include "spvit/model/segmenter.h"
+#include "spvit/train/checkpoint.h"
+#include "spvit/train/optim/optimizer.h"
+
+using namespace spvit;
+
+namespace {
+void save_model(const std::string& path, const Config& weights_config, const std::string& stored_yaml) {
+  torch::manual_seed(0);
+  model::Segmenter model(model::SegmenterOptions::from_config(weights_config.model, 4));
+  auto opt = train::make_adamw({train::ParamGroup{model->parameters(), 0.0}}, {});
+  train::save_checkpoint(path, *model, *opt, {}, stored_yaml);
+}
+// A large synthetic slide for timing `spvit infer` (docs/inference.md): level 0 generated and written band by band
+// (the synthetic generator renders any region on its own), plus levels at 1/16 and 1/64 from a shrunk copy.
+int write_bench_slide(int64_t n, const std::string& path) {
+  data::SyntheticOptions so;
+  so.shape = {n, n};
+  so.count = 1;
+  so.seed = 21;
+  auto ds = data::make_synthetic_pathology(so);
+  TIFF* t = TIFFOpen(path.c_str(), "w8");
+  if (t == nullptr) return 1;
+  const int tile = 256;
+  auto set_fields = [&](int64_t w, int64_t h, bool reduced) {
+    TIFFSetField(t, TIFFTAG_SUBFILETYPE, reduced ? FILETYPE_REDUCEDIMAGE : 0);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(w));
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(h));
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(tile));
+    TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(tile));
+    TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+    TIFFSetField(t, TIFFTAG_ZIPQUALITY, 1);
+  };
+  auto write_band = [&](const cv::Mat& band, int64_t y0) {
+    std::vector<uint8_t> buf(static_cast<size_t>(tile * tile * 3));
+    for (int x = 0; x < band.cols; x += tile) {
+      std::fill(buf.begin(), buf.end(), 255);
+      for (int r = 0; r < tile && r < band.rows; ++r) {
+        const int w = std::min(tile, band.cols - x);
+        std::memcpy(&buf[static_cast<size_t>(r * tile * 3)], band.ptr<uint8_t>(r) + 3 * x, static_cast<size_t>(3 * w));
+      }
+      TIFFWriteEncodedTile(t, TIFFComputeTile(t, static_cast<uint32_t>(x), static_cast<uint32_t>(y0), 0, 0), buf.data(),
+                           static_cast<tmsize_t>(buf.size()));
+    }
+  };
+  set_fields(n, n, false);
+  const int64_t small_n = (n + 15) / 16;
+  cv::Mat small(static_cast<int>(small_n), static_cast<int>(small_n), CV_8UC3, cv::Scalar(255, 255, 255));
+  for (int64_t y0 = 0; y0 < n; y0 += tile) {
+    const int64_t y1 = std::min(n, y0 + tile);
+    auto sample = ds->read(0, data::Region{{y0, 0}, {y1, n}});
+    auto rgb = (sample.image.clamp(0, 1) * 255).round().to(torch::kUInt8).contiguous();
+    cv::Mat band(static_cast<int>(y1 - y0), static_cast<int>(n), CV_8UC3, rgb.data_ptr());
+    write_band(band, y0);
+    cv::Mat shrunk;
+    const int s0 = static_cast<int>(y0 / 16), s1 = static_cast<int>((y1 + 15) / 16);
+    cv::resize(band, shrunk, cv::Size(static_cast<int>(small_n), s1 - s0), 0, 0, cv::INTER_AREA);
+    shrunk.copyTo(small.rowRange(s0, s1));
+    if (y0 % (tile * 16) == 0) std::cout << "rows " << y1 << "/" << n << std::endl;
+  }
+  TIFFWriteDirectory(t);
+  for (int f : {1, 4}) {
+    cv::Mat lvl = small;
+    if (f > 1) cv::resize(small, lvl, cv::Size((small.cols + f - 1) / f, (small.rows + f - 1) / f), 0, 0, cv::INTER_AREA);
+    set_fields(lvl.cols, lvl.rows, true);
+    for (int y0 = 0; y0 < lvl.rows; y0 += tile) write_band(lvl.rowRange(y0, std::min(lvl.rows, y0 + tile)), y0);
+    TIFFWriteDirectory(t);
+  }
+  TIFFClose(t);
+  std::cout << "bench slide " << n << "x" << n << " written to " << path << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--bench") return write_bench_slide(std::stoll(argv[2]), argv[3]);
+  if (argc != 2) {
+    std::cerr << "usage: spvit_infer_fixtures DIR | --bench SIDE SLIDE.tiff\n";
+    return 1;
+  }
+  const std::string dir = argv[1];
+  std::filesystem::create_directories(dir);
+  auto [rgb, mask] = testing::synthetic_slide_image(768, 1024, 9);
+  testing::write_pyramid_tiff(dir + "/slide.tiff", rgb, 3);
+  cv::Mat bgr;
+  cv::cvtColor(rgb(cv::Rect(0, 0, 300, 200)), bgr, cv::COLOR_RGB2BGR);
+  cv::imwrite(dir + "/small.png", bgr);
+  {
+    std::ofstream out(dir + "/corrupt.tiff", std::ios::binary);
+    out << "II*";
+    out.put('\0');
+    for (int i = 0; i < 4096; ++i) out.put(static_cast<char>((i * 131 + 7) % 251));
+  }
+  const std::vector<std::string> small{"grid.seq=1", "grid.data=0", "model.patch=8", "model.dim=32", "model.heads=2",
+                                       "model.depth=2", "model.mlp_ratio=2", "model.max_tokens=256",
+                                       "model.decoder_width=8", "data.size=128", "device=cpu"};
+  const Config config = parse_config("", small);
+  save_model(dir + "/model.pt", config, to_yaml(config));
+  auto wider = small;
+  wider.push_back("model.dim=48");
+  save_model(dir + "/mismatch.pt", config, to_yaml(parse_config("", wider)));
+  std::cout << "fixtures written to " << dir << "\n";
+  return 0;
+}

@@ -1,0 +1,89 @@
+// Helpers for the inference tests: pyramidal RGB test slides written with libtiff (OpenSlide's generic tiled TIFF),
+// synthetic pathology images with their masks, and an analytic per-pixel "network".
+#pragma once
+#define TIFF_DISABLE_DEPRECATED  // libtiff's deprecated int64 typedef would clash with OpenCV's
+#include <tiffio.h>
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "spvit/data/synthetic.h"
+
+namespace spvit::testing {
+
+// A synthetic pathology image (RGB uint8) and its mask (uint8 class ids), H × W.
+inline std::pair<cv::Mat, cv::Mat> synthetic_slide_image(int64_t height, int64_t width, uint64_t seed = 3) {
+  data::SyntheticOptions so;
+  so.shape = {height, width};
+  so.count = 1;
+  so.seed = seed;
+  auto sample = data::make_synthetic_pathology(so)->read(0);
+  auto rgb = (sample.image.clamp(0, 1) * 255).round().to(torch::kUInt8).contiguous();
+  auto mask = sample.mask.to(torch::kUInt8).contiguous();
+  cv::Mat image(static_cast<int>(height), static_cast<int>(width), CV_8UC3, rgb.data_ptr());
+  cv::Mat labels(static_cast<int>(height), static_cast<int>(width), CV_8U, mask.data_ptr());
+  return {image.clone(), labels.clone()};
+}
+
+// Level k + 1 = level k shrunk 2× (INTER_AREA), `levels` levels, each a tiled (tile × tile) deflate RGB IFD.
+// Returns the images of the levels as written.
+inline std::vector<cv::Mat> write_pyramid_tiff(const std::string& path, const cv::Mat& rgb, int levels, int tile = 128) {
+  TIFF* t = TIFFOpen(path.c_str(), "w8");
+  if (t == nullptr) throw std::runtime_error("cannot create " + path);
+  std::vector<cv::Mat> images{rgb};
+  for (int l = 1; l < levels; ++l) {
+    cv::Mat small;
+    const auto& prev = images.back();
+    cv::resize(prev, small, cv::Size((prev.cols + 1) / 2, (prev.rows + 1) / 2), 0, 0, cv::INTER_AREA);
+    images.push_back(small);
+  }
+  for (int l = 0; l < levels; ++l) {
+    const cv::Mat& im = images[static_cast<size_t>(l)];
+    TIFFSetField(t, TIFFTAG_SUBFILETYPE, l == 0 ? 0 : FILETYPE_REDUCEDIMAGE);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(im.cols));
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(im.rows));
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(tile));
+    TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(tile));
+    TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+    std::vector<uint8_t> buf(static_cast<size_t>(tile * tile * 3));
+    for (int y = 0; y < im.rows; y += tile) {
+      for (int x = 0; x < im.cols; x += tile) {
+        std::fill(buf.begin(), buf.end(), 255);
+        for (int r = 0; r < tile && y + r < im.rows; ++r) {
+          const int w = std::min(tile, im.cols - x);
+          std::memcpy(&buf[static_cast<size_t>(r * tile * 3)], im.ptr<uint8_t>(y + r) + 3 * x, static_cast<size_t>(3 * w));
+        }
+        TIFFWriteEncodedTile(t, TIFFComputeTile(t, static_cast<uint32_t>(x), static_cast<uint32_t>(y), 0, 0), buf.data(),
+                             static_cast<tmsize_t>(buf.size()));
+      }
+    }
+    TIFFWriteDirectory(t);
+  }
+  TIFFClose(t);
+  return images;
+}
+
+// The analytic network: per pixel, logits = A · rgb + b, softmax over 4 classes. Its output on a whole image is the
+// "untiled" reference: tiling, overlap and blending must reproduce it.
+inline torch::Tensor analytic_probabilities(const torch::Tensor& rgb /* [B, 3, H, W] */) {
+  static const auto A = torch::tensor({{-4.0f, -4.0f, -4.0f}, {3.0f, -6.0f, 2.0f}, {6.0f, -2.0f, -3.0f}, {-3.0f, 5.0f, -1.0f}});
+  static const auto b = torch::tensor({9.0f, 0.5f, -1.0f, 0.2f});
+  auto logits = torch::einsum("kc,bchw->bkhw", {A, rgb}) + b.view({1, 4, 1, 1});
+  return torch::softmax(logits, 1);
+}
+
+// HWC uint8 RGB -> [1, 3, H, W] float in [0, 1].
+inline torch::Tensor to_batch(const cv::Mat& rgb) {
+  auto t = torch::from_blob(const_cast<uint8_t*>(rgb.ptr<uint8_t>()), {rgb.rows, rgb.cols, 3}, torch::kUInt8);
+  return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(255.0f).contiguous();
+}
+
+}  // namespace spvit::testing

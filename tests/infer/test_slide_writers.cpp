@@ -1,0 +1,268 @@
+// Slide reading (OpenSlide and OpenCV), tissue detection, and the writers (pyramidal TIFF reopened with OpenSlide,
+// GeoJSON parsed back).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <random>
+
+#include "infer_test_util.h"
+#include "spvit/build_info.h"
+#include "spvit/core/error.h"
+#include "spvit/infer/slide.h"
+#include "spvit/infer/tissue.h"
+#include "spvit/infer/writers.h"
+
+namespace fs = std::filesystem;
+using namespace spvit;
+using namespace spvit::infer;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("spvit_infer_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+// The message of the DataError `f` throws ("" if it throws nothing).
+template <class F>
+std::string data_error(F&& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+cv::Mat channel0(const cv::Mat& rgb) {
+  cv::Mat c[3];
+  cv::split(rgb, c);
+  return c[0];
+}
+
+}  // namespace
+
+TEST(Slide, PlainImageThroughOpenCvOneLevelWhiteOutside) {
+  const auto dir = temp_dir("png");
+  auto [rgb, mask] = spvit::testing::synthetic_slide_image(100, 150);
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  ASSERT_TRUE(cv::imwrite(dir + "/a.png", bgr));
+  auto slide = Slide::open(dir + "/a.png");
+  EXPECT_EQ(slide->format(), "opencv");
+  ASSERT_EQ(slide->level_count(), 1);
+  EXPECT_EQ(slide->level(0).width, 150);
+  EXPECT_EQ(slide->level(0).height, 100);
+  const cv::Mat region = slide->read_region(0, 140, 90, 20, 20);  // 10 × 10 inside, the rest outside
+  EXPECT_EQ(cv::norm(region(cv::Rect(0, 0, 10, 10)), rgb(cv::Rect(140, 90, 10, 10)), cv::NORM_INF), 0);
+  EXPECT_EQ(cv::countNonZero(channel0(region(cv::Rect(10, 0, 10, 20))) != 255), 0);
+  EXPECT_NE(data_error([&] { slide->read_region(1, 0, 0, 4, 4); }).find("has no level 1"), std::string::npos);
+}
+
+TEST(Slide, ArgbPremultipliedToRgbOnWhite) {
+  const uint32_t px[3] = {0x00000000u, 0xff102030u, 0x80402000u};  // transparent, opaque, half alpha premultiplied
+  const cv::Mat rgb = argb_to_rgb(px, 3, 1);
+  EXPECT_EQ(rgb.at<cv::Vec3b>(0, 0), cv::Vec3b(255, 255, 255));
+  EXPECT_EQ(rgb.at<cv::Vec3b>(0, 1), cv::Vec3b(0x10, 0x20, 0x30));
+  EXPECT_EQ(rgb.at<cv::Vec3b>(0, 2), cv::Vec3b(0x40 + 0x7f, 0x20 + 0x7f, 0x7f));
+}
+
+TEST(Slide, MissingAndCorruptFilesNameTheFile) {
+  const auto dir = temp_dir("bad");
+  auto missing = data_error([&] { Slide::open(dir + "/no_such.svs"); });
+  EXPECT_NE(missing.find("no_such.svs' does not exist"), std::string::npos) << missing;
+  std::ofstream(dir + "/garbage.tiff") << "II*\0 this is not a TIFF at all, just some bytes";
+  auto corrupt = data_error([&] { Slide::open(dir + "/garbage.tiff"); });
+  EXPECT_NE(corrupt.find("garbage.tiff'"), std::string::npos) << corrupt;
+  std::ofstream(dir + "/text.png") << "not a png";
+  auto text = data_error([&] { Slide::open(dir + "/text.png"); });
+  EXPECT_NE(text.find("text.png'"), std::string::npos) << text;
+}
+
+#if SPVIT_HAVE_OPENSLIDE
+TEST(Slide, PyramidTiffThroughOpenSlide) {
+  const auto dir = temp_dir("pyr");
+  auto [rgb, mask] = spvit::testing::synthetic_slide_image(700, 900);
+  const auto levels = spvit::testing::write_pyramid_tiff(dir + "/s.tiff", rgb, 3);
+  auto slide = Slide::open(dir + "/s.tiff");
+  EXPECT_EQ(slide->format(), "openslide:generic-tiff");
+  ASSERT_EQ(slide->level_count(), 3);
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_EQ(slide->level(l).width, levels[static_cast<size_t>(l)].cols);
+    EXPECT_EQ(slide->level(l).height, levels[static_cast<size_t>(l)].rows);
+  }
+  EXPECT_NEAR(slide->level(1).downsample, 2.0, 0.01);
+  // Lossless deflate: a region read back equals what was written, at level 0 and level 1.
+  EXPECT_EQ(cv::norm(slide->read_region(0, 130, 250, 300, 200), rgb(cv::Rect(130, 250, 300, 200)), cv::NORM_INF), 0);
+  EXPECT_EQ(cv::norm(slide->read_region(1, 64, 40, 100, 90), levels[1](cv::Rect(64, 40, 100, 90)), cv::NORM_INF), 0);
+  EXPECT_EQ(slide->level_for_max_side(500), 1);
+  auto bad = data_error([&] { slide->level(3); });
+  EXPECT_NE(bad.find("s.tiff' has no level 3 (it has 3 levels: 0..2)"), std::string::npos) << bad;
+  // A truncated copy: OpenSlide must fail on open or on read with an error naming the file.
+  {
+    std::ifstream in(dir + "/s.tiff", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(dir + "/cut.tiff", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 3));
+  }
+  auto cut = data_error([&] {
+    auto s = Slide::open(dir + "/cut.tiff");
+    for (int l = 0; l < s->level_count(); ++l) s->read_region(l, 0, 0, s->level(l).width, s->level(l).height);
+  });
+  EXPECT_NE(cut.find("cut.tiff'"), std::string::npos) << cut;
+}
+#endif
+
+TEST(Tissue, OtsuOnSaturationFindsTheTissueOfASyntheticSlide) {
+  auto [rgb, mask] = spvit::testing::synthetic_slide_image(600, 800, 5);
+  // Glass on the left third (the generator's tissue covers most of the image): white, no tissue there.
+  rgb(cv::Rect(0, 0, 260, 600)).setTo(cv::Scalar(255, 255, 255));
+  mask(cv::Rect(0, 0, 260, 600)).setTo(0);
+  const auto dir = temp_dir("tissue");
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  cv::imwrite(dir + "/t.png", bgr);
+  auto slide = Slide::open(dir + "/t.png");
+  TissueOptions to;
+  to.max_side = 200;
+  const auto tissue = TissueMask::detect(*slide, to);
+  ASSERT_FALSE(tissue.empty());
+  // Blocks of 40 × 40: every block that is mostly tissue in the truth touches detected tissue; no glass block does.
+  int tissue_blocks = 0, found = 0, glass_blocks = 0, false_alarms = 0;
+  for (int y = 0; y + 40 <= 600; y += 40) {
+    for (int x = 0; x + 40 <= 800; x += 40) {
+      const double frac = cv::countNonZero(mask(cv::Rect(x, y, 40, 40))) / 1600.0;
+      const bool hit = tissue.touches(x, y, x + 40, y + 40);
+      if (frac > 0.9) ++tissue_blocks, found += hit;
+      if (x + 40 <= 240) ++glass_blocks, false_alarms += hit;
+    }
+  }
+  ASSERT_GT(tissue_blocks, 20);
+  EXPECT_GE(found, tissue_blocks * 95 / 100) << found << " of " << tissue_blocks;
+  EXPECT_EQ(false_alarms, 0) << "of " << glass_blocks << " glass blocks";
+
+  TissueOptions none = to;
+  none.mode = "none";
+  EXPECT_TRUE(TissueMask::detect(*slide, none).touches(0, 0, 1, 1));
+}
+
+TEST(Tissue, BlankSlideHasNoTissue) {
+  const auto dir = temp_dir("blank");
+  cv::imwrite(dir + "/white.png", cv::Mat(300, 400, CV_8UC3, cv::Scalar(250, 250, 250)));
+  auto slide = Slide::open(dir + "/white.png");
+  const auto tissue = TissueMask::detect(*slide, TissueOptions{});
+  EXPECT_TRUE(tissue.empty());
+  EXPECT_FALSE(tissue.touches(0, 0, 400, 300));
+}
+
+TEST(Writers, PyramidTiffReopensWithOpenSlideAndMatchesTheLabels) {
+  const auto dir = temp_dir("tiffw");
+  const int W = 1000, H = 700;
+  cv::Mat labels(H, W, CV_8U);
+  std::mt19937 rng(1);
+  cv::randu(labels, 0, 4);
+  cv::rectangle(labels, cv::Rect(100, 120, 300, 200), cv::Scalar(2), cv::FILLED);
+  {
+    PyramidTiffWriter w(dir + "/mask.tiff", W, H, 0.5);
+    int y = 0;
+    while (y < H) {  // uneven chunks, as the tiler's stripes come
+      const int n = std::min<int>(H - y, 1 + static_cast<int>(rng() % 97));
+      w.append(labels.rowRange(y, y + n));
+      y += n;
+    }
+    EXPECT_FALSE(fs::exists(dir + "/mask.tiff"));  // only the temporary name until finish()
+    EXPECT_EQ(w.levels(), 3);                       // 1000 -> 500 -> 250
+    w.finish();
+  }
+  ASSERT_TRUE(fs::exists(dir + "/mask.tiff"));
+  EXPECT_FALSE(fs::exists(dir + "/mask.tiff.tmp"));
+  EXPECT_FALSE(fs::exists(dir + "/mask.tiff.level1.tmp"));
+  // libtiff: BigTIFF, tiled 256, three directories.
+  TIFF* t = TIFFOpen((dir + "/mask.tiff").c_str(), "r");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(TIFFIsBigEndian(t) == 0 && TIFFIsTiled(t));
+  EXPECT_TRUE(TIFFIsBigTIFF(t));
+  EXPECT_EQ(TIFFNumberOfDirectories(t), 3);
+  TIFFClose(t);
+#if SPVIT_HAVE_OPENSLIDE
+  auto slide = Slide::open(dir + "/mask.tiff");
+  ASSERT_EQ(slide->level_count(), 3);
+  EXPECT_EQ(slide->level(0).width, W);
+  EXPECT_EQ(slide->level(1).width, 500);
+  EXPECT_EQ(slide->level(2).height, 175);
+  EXPECT_EQ(cv::norm(channel0(slide->read_region(0, 0, 0, W, H)), labels, cv::NORM_INF), 0);
+  cv::Mat sub(350, 500, CV_8U);
+  for (int y = 0; y < 350; ++y)
+    for (int x = 0; x < 500; ++x) sub.at<uint8_t>(y, x) = labels.at<uint8_t>(2 * y, 2 * x);
+  EXPECT_EQ(cv::norm(channel0(slide->read_region(1, 0, 0, 500, 350)), sub, cv::NORM_INF), 0);
+#endif
+}
+
+TEST(Writers, UnfinishedTiffLeavesNoFile) {
+  const auto dir = temp_dir("tiffu");
+  {
+    PyramidTiffWriter w(dir + "/mask.tiff", 600, 600);
+    w.append(cv::Mat(100, 600, CV_8U, cv::Scalar(1)));
+  }
+  EXPECT_TRUE(fs::is_empty(dir));
+}
+
+TEST(Writers, GeoJsonPolygonsPerClassInLevel0Coordinates) {
+  const auto dir = temp_dir("geo");
+  cv::Mat labels(200, 300, CV_8U, cv::Scalar(0));
+  cv::rectangle(labels, cv::Rect(10, 20, 50, 40), cv::Scalar(1), cv::FILLED);
+  cv::rectangle(labels, cv::Rect(200, 100, 30, 30), cv::Scalar(1), cv::FILLED);
+  cv::rectangle(labels, cv::Rect(100, 50, 80, 80), cv::Scalar(3), cv::FILLED);
+  cv::rectangle(labels, cv::Rect(120, 70, 40, 40), cv::Scalar(0), cv::FILLED);  // a hole in class 3
+  const double scale = 8;
+  const auto n = write_geojson(dir + "/p.geojson", labels, scale, {"background", "a", "b", "c"});
+  EXPECT_EQ(n, 3);
+  std::ifstream in(dir + "/p.geojson");
+  const auto doc = nlohmann::json::parse(in);
+  ASSERT_EQ(doc["type"], "FeatureCollection");
+  ASSERT_EQ(doc["features"].size(), 2u);  // class 2 is absent
+  std::map<int, nlohmann::json> by_class;
+  for (const auto& f : doc["features"]) by_class[f["properties"]["class_id"].get<int>()] = f;
+  ASSERT_EQ(by_class.count(1), 1u);
+  ASSERT_EQ(by_class.count(3), 1u);
+  EXPECT_EQ(by_class[1]["properties"]["classification"]["name"], "a");
+  EXPECT_EQ(by_class[1]["geometry"]["type"], "MultiPolygon");
+  EXPECT_EQ(by_class[1]["geometry"]["coordinates"].size(), 2u);
+  const auto& ring3 = by_class[3]["geometry"]["coordinates"][0];
+  ASSERT_EQ(ring3.size(), 2u);  // outer ring + the hole
+  // Bounding box of the outer ring of class 3, in level-0 pixels: the rectangle's first and last pixel × scale.
+  double x0 = 1e9, y0 = 1e9, x1 = -1, y1 = -1;
+  for (const auto& p : ring3[0]) {
+    x0 = std::min(x0, p[0].get<double>()), x1 = std::max(x1, p[0].get<double>());
+    y0 = std::min(y0, p[1].get<double>()), y1 = std::max(y1, p[1].get<double>());
+  }
+  EXPECT_DOUBLE_EQ(x0, 100 * scale);
+  EXPECT_DOUBLE_EQ(y0, 50 * scale);
+  EXPECT_DOUBLE_EQ(x1, 179 * scale);
+  EXPECT_DOUBLE_EQ(y1, 129 * scale);
+  EXPECT_EQ(ring3[0].front(), ring3[0].back());  // closed
+}
+
+TEST(Writers, OverlayPngAndReducedLabels) {
+  const auto dir = temp_dir("png_out");
+  ReducedLabels reduced(1000, 300, 256);
+  EXPECT_EQ(reduced.factor(), 4);
+  cv::Mat rows(300, 1000, CV_8U, cv::Scalar(0));
+  rows(cv::Rect(400, 100, 200, 100)).setTo(2);
+  reduced.append(0, rows.rowRange(0, 150));
+  reduced.append(150, rows.rowRange(150, 300));
+  EXPECT_EQ(reduced.image().cols, 250);
+  EXPECT_EQ(reduced.image().rows, 75);
+  EXPECT_EQ(cv::countNonZero(reduced.image()), 50 * 25);
+  cv::Mat thumb(150, 500, CV_8UC3, cv::Scalar(200, 180, 190));
+  write_overlay_png(dir + "/o.png", thumb, reduced.image());
+  const cv::Mat back = cv::imread(dir + "/o.png");
+  ASSERT_EQ(back.cols, 500);
+  ASSERT_EQ(back.rows, 150);
+  EXPECT_NE(back.at<cv::Vec3b>(75, 250), back.at<cv::Vec3b>(10, 10));  // coloured inside the class-2 box only
+}
