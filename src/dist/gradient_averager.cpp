@@ -35,6 +35,12 @@ GradientAverager::GradientAverager(std::vector<torch::Tensor> parameters, const 
     SPVIT_CHECK(p.scalar_type() == dtype && p.device() == device,
                 "GradientAverager: all parameters must share one dtype and device");
   }
+  // One process: the average over one rank is the gradient itself. No buckets, no hooks, no copies (on a GPU the
+  // hooks' copies alone would cost a kernel launch per parameter per step).
+  if (world->size() == 1) {
+    passthrough_ = true;
+    return;
+  }
   world_ = world->duplicate(world->name() + ".grads");
   seq_ = seq->duplicate(seq->name() + ".grads");
   data_ = data->duplicate(data->name() + ".grads");
@@ -73,14 +79,7 @@ GradientAverager::GradientAverager(std::vector<torch::Tensor> parameters, const 
 }
 
 GradientAverager::~GradientAverager() {
-  for (size_t k = 0; k < parameters_.size(); ++k) parameters_[k].remove_hook(hook_ids_[k]);
-}
-
-torch::Tensor GradientAverager::slot(size_t param) {
-  const auto& bucket = buckets_[bucket_of_[param]];
-  size_t pos = 0;
-  while (bucket.params[pos] != param) ++pos;
-  return bucket.flat.narrow(0, bucket.offsets[pos], parameters_[param].numel()).view_as(parameters_[param]);
+  for (size_t k = 0; k < hook_ids_.size(); ++k) parameters_[k].remove_hook(hook_ids_[k]);
 }
 
 void GradientAverager::arm() {
@@ -134,6 +133,13 @@ void GradientAverager::launch(Bucket& bucket) {
 }
 
 void GradientAverager::finish() {
+  if (passthrough_) {
+    // As on several ranks, every parameter leaves with a defined gradient (zeros when it got none).
+    for (auto& p : parameters_) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p, at::MemoryFormat::Contiguous);
+    }
+    return;
+  }
   if (!armed_) arm();
   in_finish_ = true;
   torch::NoGradGuard no_grad;

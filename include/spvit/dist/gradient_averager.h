@@ -37,7 +37,8 @@ class GradientAverager {
   GradientAverager& operator=(const GradientAverager&) = delete;
 
   // Call after each backward: launches the buckets that are not launched yet (parameters that received no gradient
-  // contribute zeros), waits for all of them, and sets every parameter's .grad to the averaged gradient.
+  // contribute zeros), waits for all of them, and sets every parameter's .grad to the averaged gradient. On a world
+  // of one rank there is nothing to average: no buckets exist and finish() only gives gradient-less parameters zeros.
   void finish();
 
   int num_buckets() const { return static_cast<int>(buckets_.size()); }
@@ -58,7 +59,6 @@ class GradientAverager {
   void arm();                      // start of a step: zero the buckets, mark everything pending
   void launch_ready_buckets();     // launch, in bucket order, every bucket that is complete
   void launch(Bucket& bucket);
-  torch::Tensor slot(size_t param);
 
   std::vector<torch::Tensor> parameters_;
   std::vector<unsigned> hook_ids_;
@@ -67,6 +67,7 @@ class GradientAverager {
   std::vector<Bucket> buckets_;
   size_t next_launch_ = 0;
   bool armed_ = false;
+  bool passthrough_ = false;  // world of one rank: finish() only fills missing gradients with zeros
   bool in_finish_ = false;
   int launched_in_backward_ = 0;
   CommPtr world_, seq_, data_;

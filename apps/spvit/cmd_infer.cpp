@@ -1,0 +1,100 @@
+// `spvit infer --checkpoint C --input SLIDE_OR_IMAGE --out DIR [...]`: whole-slide inference with a trained model
+// (docs/inference.md). With mpirun -np N the tissue tiles are split over N data ranks; rank 0 writes the outputs.
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "app_context.h"
+#include "spvit/core/error.h"
+#include "spvit/core/logging.h"
+#include "spvit/dist/mpi_runtime.h"
+#include "spvit/infer/model_predictor.h"
+#include "spvit/infer/pipeline.h"
+#include "spvit/train/progress.h"
+
+namespace spvit::app {
+namespace {
+
+void add_infer_command(CLI::App& app, AppContext& ctx) {
+  auto* cmd = app.add_subcommand("infer", "Whole-slide inference: label mask (pyramidal TIFF), GeoJSON, overlay, summary");
+  struct Args {
+    std::string checkpoint, input, out = "infer", tissue = "auto", formats = "tiff,geojson,png,json",
+                                    blend = "gaussian";
+    std::optional<int> level;
+    std::optional<double> mpp;
+    int64_t tile = 0, overlap = -1, batch = 4;
+    std::vector<std::string> overrides;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint written by spvit train")->required();
+  cmd->add_option("--input", args->input, "slide (any OpenSlide format) or PNG/JPEG/TIFF image")->required();
+  cmd->add_option("--out", args->out, "output folder")->default_val(args->out);
+  auto* lvl = cmd->add_option("--level", args->level, "slide level to run on (default 0)");
+  cmd->add_option("--mpp", args->mpp, "run on the level closest to this many micrometres per pixel")->excludes(lvl);
+  cmd->add_option("--tile", args->tile, "tile side in pixels (default: the trained image size)");
+  cmd->add_option("--overlap", args->overlap, "overlap between neighbouring tiles (default: tile / 4)");
+  cmd->add_option("--batch", args->batch, "tiles per model call")->default_val(args->batch);
+  cmd->add_option("--tissue", args->tissue, "auto (Otsu on saturation), none, or a mask PNG")->default_val(args->tissue);
+  cmd->add_option("--formats", args->formats, "comma-separated subset of tiff,geojson,png,json")->default_val(args->formats);
+  cmd->add_option("--blend", args->blend, "gaussian or linear")->check(CLI::IsMember({"gaussian", "linear"}))->default_val(args->blend);
+  cmd->add_option("--set", args->overrides, "override a key of the checkpoint's configuration (e.g. device=cpu)");
+  cmd->callback([&ctx, args]() {
+    ctx.run = [&ctx, args]() {
+      infer::InferOptions o;
+      o.formats = infer::parse_formats(args->formats);
+      o.out_dir = args->out;
+      o.tissue.mode = args->tissue;
+      o.tiler.blend = args->blend;
+      o.tiler.batch = args->batch;
+      if (args->batch < 1) SPVIT_THROW(ConfigError, "--batch must be >= 1, got ", args->batch);
+      // The slide first: a missing or corrupt input is reported before the model is built.
+      auto slide = infer::Slide::open(args->input);
+      if (args->level) slide->level(*args->level);  // an unknown level is an error now, naming the slide
+      o.level = args->level.value_or(-1);
+      o.mpp = args->mpp.value_or(0.0);
+      auto lm = infer::load_model(args->checkpoint, args->overrides, dist::node_local_rank());
+      o.tiler.tile = args->tile > 0 ? args->tile : infer::default_tile(lm);
+      o.tiler.overlap = args->overlap >= 0 ? args->overlap : o.tiler.tile / 4;
+      if (o.tiler.overlap >= o.tiler.tile) {
+        SPVIT_THROW(ConfigError, "--overlap ", o.tiler.overlap, " must be smaller than the tile ", o.tiler.tile);
+      }
+      o.class_names = lm.class_names;
+      auto predict = infer::make_predictor(lm, o.tiler.tile);
+      std::optional<dist::ProcessGrid> grid;
+      if (ctx.world_size > 1) {
+        // Every rank a data rank of its own (sequence size 1); MPI communicators for the stripe sums.
+        grid.emplace(make_grid({ctx.world_size, 1}, lm.config.dist.timeout_s, lm.config.device, "mpi"));
+        o.tiler.rank = ctx.world_rank;
+        o.tiler.world = ctx.world_size;
+        o.tiler.reduce = [&grid](torch::Tensor& acc) { grid->world()->all_reduce(acc, dist::ReduceOp::Sum)->wait(); };
+      }
+      const auto start = std::chrono::steady_clock::now();
+      int64_t last_decile = -1;
+      o.tiler.progress = [&](int64_t done, int64_t total) {
+        if (ctx.world_rank != 0 || total == 0) return;
+        const int64_t decile = done * 10 / total;
+        if (decile == last_decile) return;
+        last_decile = decile;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double eta = done > 0 ? s * static_cast<double>(total - done) / static_cast<double>(done) : -1;
+        log::info("tiles {}/{} ({}%), {} elapsed, ETA {}", done, total, done * 100 / total, train::format_duration(s),
+                  eta >= 0 ? train::format_duration(eta) : "?");
+      };
+      const auto result = infer::run_inference(*slide, predict, o);
+      if (ctx.world_rank == 0) {
+        const auto& s = result.stats;
+        std::printf("%s", result.summary_json.c_str());
+        std::printf("level %d %lldx%lld: %lld tiles run, %lld skipped, %.2f s, %.3f Mpix/s of tissue; outputs in %s\n",
+                    result.level, static_cast<long long>(s.width), static_cast<long long>(s.height),
+                    static_cast<long long>(s.tiles_run), static_cast<long long>(s.tiles_skipped), s.seconds,
+                    s.seconds > 0 ? static_cast<double>(s.covered_pixels) / 1e6 / s.seconds : 0.0, o.out_dir.c_str());
+      }
+      return 0;
+    };
+  });
+}
+
+const CommandRegistration registration("infer", add_infer_command);
+
+}  // namespace
+}  // namespace spvit::app
