@@ -27,7 +27,7 @@ esac
 case " $STAGES " in *" tests "*)
   # The GPU-labelled tests, the GPU gtest binary (NCCL, attention backends, fused AdamW, trainer precision) and the
   # kernels, then the CPU suite's exactness core on this machine's LibTorch (catches version-dependent behaviour).
-  stage tests_gpu 900 ctest --test-dir "$BUILD_DIR" --output-on-failure -L gpu -R "gpu_|kernels"
+  stage tests_gpu 900 ctest --test-dir "$BUILD_DIR" --output-on-failure -R "gpu_|kernels"
   stage tests_core 900 ctest --test-dir "$BUILD_DIR" --output-on-failure -R "^unit$|mpi_grid_|cli_selftest|trainer_np2|adaptive_trainer_np2" ;;
 esac
 case " $STAGES " in *" bench "*)
