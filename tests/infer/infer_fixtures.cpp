@@ -1,6 +1,6 @@
 // Writes the inputs of the `spvit infer` CLI tests into the folder argv[1]: a generated 3-level slide, a small PNG,
 // a corrupt TIFF, a randomly initialised checkpoint of a small model and one whose weights do not fit its config.
-// `--bench SIDE PATH` writes a SIDE × SIDE synthetic slide for timing.
+// `--bench SIDE PATH` writes a SIDE × SIDE synthetic slide for timing; `--dice MASK TRUTH MIN` checks a mask.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -8,6 +8,7 @@
 
 #include "infer_test_util.h"
 #include "spvit/core/config.h"
+#include "spvit/infer/slide.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/optim/optimizer.h"
@@ -85,18 +86,57 @@ int write_bench_slide(int64_t n, const std::string& path) {
   return 0;
 }
 
+// Mean foreground Dice of level 0 of a label mask written by spvit infer against a ground-truth label PNG; exits
+// non-zero below `min_dice`.
+int check_dice(const std::string& mask_path, const std::string& truth_path, double min_dice) {
+  auto mask = infer::Slide::open(mask_path);
+  const cv::Mat truth = cv::imread(truth_path, cv::IMREAD_GRAYSCALE);
+  if (truth.empty()) {
+    std::cerr << "cannot read " << truth_path << "\n";
+    return 1;
+  }
+  if (mask->level(0).width != truth.cols || mask->level(0).height != truth.rows) {
+    std::cerr << "mask is " << mask->level(0).width << "x" << mask->level(0).height << ", truth " << truth.cols << "x"
+              << truth.rows << "\n";
+    return 1;
+  }
+  cv::Mat channels[3];
+  cv::split(mask->read_region(0, 0, 0, truth.cols, truth.rows), channels);
+  double sum = 0;
+  int n = 0;
+  for (int c = 1; c < 4; ++c) {
+    const cv::Mat p = channels[0] == c, g = truth == c;
+    const double inter = cv::countNonZero(p & g), denom = cv::countNonZero(p) + cv::countNonZero(g);
+    if (denom == 0) continue;
+    const double dice = 2 * inter / denom;
+    std::cout << "class " << c << " Dice " << dice << "\n";
+    sum += dice, ++n;
+  }
+  const double mean = n ? sum / n : 0;
+  std::cout << "mean foreground Dice " << mean << " (minimum " << min_dice << ")\n";
+  return mean >= min_dice ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--dice") return check_dice(argv[2], argv[3], std::stod(argv[4]));
   if (argc == 4 && std::string(argv[1]) == "--bench") return write_bench_slide(std::stoll(argv[2]), argv[3]);
   if (argc != 2) {
-    std::cerr << "usage: spvit_infer_fixtures DIR | --bench SIDE SLIDE.tiff\n";
+    std::cerr << "usage: spvit_infer_fixtures DIR | --bench SIDE SLIDE.tiff | --dice MASK.tiff TRUTH.png MIN\n";
     return 1;
   }
   const std::string dir = argv[1];
   std::filesystem::create_directories(dir);
   auto [rgb, mask] = testing::synthetic_slide_image(768, 1024, 9);
   testing::write_pyramid_tiff(dir + "/slide.tiff", rgb, 3);
+  {
+    // For the end-to-end test with the demo model: a 1152x960 slide of 6 × 5 generated samples of 192² (the
+    // training scale, see synthetic_mosaic; a seed no training image uses) and its ground-truth labels.
+    auto [big, truth] = testing::synthetic_mosaic(5, 6, 192, 424242);
+    testing::write_pyramid_tiff(dir + "/trained_slide.tiff", big, 3);
+    cv::imwrite(dir + "/trained_truth.png", truth);
+  }
   cv::Mat bgr;
   cv::cvtColor(rgb(cv::Rect(0, 0, 300, 200)), bgr, cv::COLOR_RGB2BGR);
   cv::imwrite(dir + "/small.png", bgr);

@@ -29,6 +29,30 @@ inline std::pair<cv::Mat, cv::Mat> synthetic_slide_image(int64_t height, int64_t
   return {image.clone(), labels.clone()};
 }
 
+// A rows × cols mosaic of distinct side × side synthetic samples. The generator scales its glands with the image
+// size (gland cell = clamp(side / 4, 48, 192)), so a slide that a model trained on 128² samples should recognise is
+// a mosaic of small samples (side <= 192 keeps the training scale), not one large sample.
+inline std::pair<cv::Mat, cv::Mat> synthetic_mosaic(int rows, int cols, int64_t side, uint64_t seed) {
+  data::SyntheticOptions so;
+  so.shape = {side, side};
+  so.count = rows * cols;
+  so.seed = seed;
+  auto ds = data::make_synthetic_pathology(so);
+  cv::Mat image(static_cast<int>(rows * side), static_cast<int>(cols * side), CV_8UC3);
+  cv::Mat labels(image.rows, image.cols, CV_8U);
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < cols; ++c) {
+      auto sample = ds->read(r * cols + c);
+      auto rgb = (sample.image.clamp(0, 1) * 255).round().to(torch::kUInt8).contiguous();
+      auto mask = sample.mask.to(torch::kUInt8).contiguous();
+      const cv::Rect box(static_cast<int>(c * side), static_cast<int>(r * side), static_cast<int>(side), static_cast<int>(side));
+      cv::Mat(static_cast<int>(side), static_cast<int>(side), CV_8UC3, rgb.data_ptr()).copyTo(image(box));
+      cv::Mat(static_cast<int>(side), static_cast<int>(side), CV_8U, mask.data_ptr()).copyTo(labels(box));
+    }
+  }
+  return {image, labels};
+}
+
 // Level k + 1 = level k shrunk 2× (INTER_AREA), `levels` levels, each a tiled (tile × tile) deflate RGB IFD.
 // Returns the images of the levels as written.
 inline std::vector<cv::Mat> write_pyramid_tiff(const std::string& path, const cv::Mat& rgb, int levels, int tile = 128) {

@@ -41,3 +41,18 @@ if(TARGET spvit_infer)
                      ${_infer} --input ${_ifx}/small.png --tile 96)
   _spvit_infer_error(bad_format "unknown output format 'svg'" ${_infer} --input ${_ifx}/small.png --formats tiff,svg)
 endif()
+
+# End to end with a trained model: the demo model that tests/train/convergence.cmake trains (label `slow`) labels a
+# generated 1152x960 slide (a mosaic of 192² samples) whose ground truth is known; mean foreground Dice >= 0.85 on
+# the whole slide.
+if(TARGET spvit_infer AND TEST demo_convergence_train)
+  set(_demo_ckpt ${CMAKE_CURRENT_BINARY_DIR}/demo_convergence/checkpoint.pt)
+  spvit_add_mpi_test(infer_trained_slide NP 1 TIMEOUT 600
+                     COMMAND ${SPVIT_BIN} infer --checkpoint ${_demo_ckpt} --input ${_ifx}/trained_slide.tiff
+                             --out ${_ifx}/trained)
+  set_tests_properties(infer_trained_slide PROPERTIES FIXTURES_REQUIRED "infer_inputs;demo_convergence_trained"
+                       FIXTURES_SETUP infer_trained LABELS "mpi;slow")
+  add_test(NAME infer_trained_dice COMMAND $<TARGET_FILE:spvit_infer_fixtures> --dice ${_ifx}/trained/mask.tiff
+                                           ${_ifx}/trained_truth.png 0.85)
+  set_tests_properties(infer_trained_dice PROPERTIES FIXTURES_REQUIRED infer_trained TIMEOUT 120 LABELS slow)
+endif()
