@@ -90,21 +90,28 @@ std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset
   return std::make_unique<data::Loader>(std::move(dataset), o, region);
 }
 
-std::pair<torch::Tensor, torch::Tensor> stack_batch(const std::vector<data::Sample>& samples) {
+std::pair<torch::Tensor, torch::Tensor> stack_batch(const std::vector<data::Sample>& samples, bool pinned) {
   SPVIT_CHECK(!samples.empty(), "empty batch");
-  std::vector<torch::Tensor> images, masks;
+  const auto& first = samples[0];
   for (const auto& s : samples) {
-    SPVIT_CHECK(s.full_shape == samples[0].full_shape, "a batch mixes sample shapes ",
-                data::shape_string(s.full_shape), " and ", data::shape_string(samples[0].full_shape),
+    SPVIT_CHECK(s.full_shape == first.full_shape && s.image.sizes() == first.image.sizes(), "a batch mixes sample shapes ",
+                data::shape_string(s.full_shape), " and ", data::shape_string(first.full_shape),
                 ": use train.batch_size = 1 for data of varying size");
-    // [spatial..., C] -> [C, spatial...]
-    auto image = s.image;
-    std::vector<int64_t> order{image.dim() - 1};
-    for (int64_t d = 0; d + 1 < image.dim(); ++d) order.push_back(d);
-    images.push_back(image.permute(order));
-    masks.push_back(s.mask);
   }
-  return {torch::stack(images).contiguous(), torch::stack(masks).contiguous()};
+  // [spatial..., C] -> [C, spatial...]
+  const int64_t dims = first.image.dim();
+  std::vector<int64_t> order{dims - 1};
+  for (int64_t d = 0; d + 1 < dims; ++d) order.push_back(d);
+  std::vector<int64_t> image_shape{static_cast<int64_t>(samples.size())}, mask_shape = image_shape;
+  for (auto d : order) image_shape.push_back(first.image.size(d));
+  for (auto side : first.mask.sizes()) mask_shape.push_back(side);
+  auto images = torch::empty(image_shape, first.image.options().pinned_memory(pinned));
+  auto masks = torch::empty(mask_shape, first.mask.options().pinned_memory(pinned));
+  for (size_t b = 0; b < samples.size(); ++b) {
+    images[static_cast<int64_t>(b)].copy_(samples[b].image.permute(order));
+    masks[static_cast<int64_t>(b)].copy_(samples[b].mask);
+  }
+  return {images, masks};
 }
 
 }  // namespace spvit::train

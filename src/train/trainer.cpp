@@ -207,9 +207,10 @@ class Trainer {
 
   // Uniform grid + unetr decoder: one forward over the batch's bands.
   BatchLoss band_loss(const data::Batch& batch) {
-    auto [images, masks] = stack_batch(batch.samples);
-    images = images.to(precision_.device, precision_.param_dtype);
-    masks = masks.to(precision_.device);
+    const bool cuda = precision_.device.is_cuda();
+    auto [images, masks] = stack_batch(batch.samples, /*pinned=*/cuda);
+    images = images.to(precision_.device, precision_.param_dtype, /*non_blocking=*/cuda);
+    masks = masks.to(precision_.device, masks.scalar_type(), /*non_blocking=*/cuda);
     const auto& shape = batch.samples[0].full_shape;
     const auto bands = bands_for(shape, config_, grid_);
     double pixels = 1;

@@ -31,7 +31,9 @@ data::Region band_pixels(const model::UniformBands& bands);
 std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset, const Config& config,
                                           const dist::ProcessGrid& grid, bool training);
 
-// Batch -> model inputs: images [B, C, spatial...] (channels first) and masks [B, spatial...].
-std::pair<torch::Tensor, torch::Tensor> stack_batch(const std::vector<data::Sample>& samples);
+// Batch -> model inputs: images [B, C, spatial...] (channels first) and masks [B, spatial...], each written once
+// into its contiguous destination. `pinned` (CUDA runs): the destinations are page-locked host memory, so the
+// trainer's copy to the GPU is asynchronous (`non_blocking`) and overlaps whatever the GPU is still doing.
+std::pair<torch::Tensor, torch::Tensor> stack_batch(const std::vector<data::Sample>& samples, bool pinned = false);
 
 }  // namespace spvit::train
