@@ -22,7 +22,7 @@ cv::Mat slide_thumbnail(const Slide& slide, int64_t max_side) {
   if (f == 1.0) return slide.read_region(lvl, 0, 0, L.width, L.height);
   // Read in strips (a single-level slide may be far too large to read whole) and shrink each strip.
   cv::Mat out(out_h, out_w, CV_8UC3, cv::Scalar(255, 255, 255));
-  const int64_t strip = std::max<int64_t>(1, std::min<int64_t>(L.height, (int64_t{64} << 20) / (3 * L.width)));
+  const int64_t strip = std::max<int64_t>(1, std::min<int64_t>(L.height, (int64_t{16} << 20) / (3 * L.width)));
   for (int64_t y0 = 0; y0 < L.height; y0 += strip) {
     const int64_t y1 = std::min(L.height, y0 + strip);
     const int o0 = static_cast<int>(std::lround(y0 * f)), o1 = static_cast<int>(std::lround(y1 * f));
