@@ -151,6 +151,14 @@ int main(int argc, char** argv) {
                                        "model.decoder_width=8", "data.size=128", "device=cpu"};
   const Config config = parse_config("", small);
   save_model(dir + "/model.pt", config, to_yaml(config));
+  // A tile-decoder model on adaptive quadtree layouts (coordinate positions: any tile size that is a multiple of P).
+  auto tile = small;
+  for (const char* kv : {"model.decoder=tile", "model.pos_encoding=coords", "data.patcher.kind=adaptive",
+                         "data.patcher.length=100", "data.patcher.scorer=variance"}) {
+    tile.push_back(kv);
+  }
+  const Config tile_config = parse_config("", tile);
+  save_model(dir + "/model_tile.pt", tile_config, to_yaml(tile_config));
   auto wider = small;
   wider.push_back("model.dim=48");
   save_model(dir + "/mismatch.pt", config, to_yaml(parse_config("", wider)));

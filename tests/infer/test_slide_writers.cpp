@@ -151,6 +151,29 @@ TEST(Tissue, OtsuOnSaturationFindsTheTissueOfASyntheticSlide) {
   EXPECT_TRUE(TissueMask::detect(*slide, none).touches(0, 0, 1, 1));
 }
 
+TEST(Tissue, UserMaskIsStretchedOverTheSlide) {
+  const auto dir = temp_dir("usermask");
+  cv::imwrite(dir + "/slide.png", cv::Mat(400, 800, CV_8UC3, cv::Scalar(255, 255, 255)));
+  cv::Mat user(40, 80, CV_8U, cv::Scalar(0));
+  user(cv::Rect(60, 30, 10, 5)).setTo(1);  // level-0 box [600, 700) x [300, 350)
+  cv::imwrite(dir + "/mask.png", user);
+  auto slide = Slide::open(dir + "/slide.png");
+  TissueOptions o;
+  o.mode = dir + "/mask.png";
+  const auto tissue = TissueMask::detect(*slide, o);
+  EXPECT_TRUE(tissue.touches(650, 320, 660, 330));
+  EXPECT_TRUE(tissue.touches(690, 340, 720, 380));
+  EXPECT_FALSE(tissue.touches(0, 0, 590, 400));
+  EXPECT_FALSE(tissue.touches(700, 0, 800, 400));
+  o.mode = dir + "/no_mask.png";
+  try {
+    TissueMask::detect(*slide, o);
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("no_mask.png'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Tissue, BlankSlideHasNoTissue) {
   const auto dir = temp_dir("blank");
   cv::imwrite(dir + "/white.png", cv::Mat(300, 400, CV_8UC3, cv::Scalar(250, 250, 250)));

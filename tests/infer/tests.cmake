@@ -25,6 +25,12 @@ if(TARGET spvit_infer)
   set_tests_properties(cli_infer_png_np2 PROPERTIES FIXTURES_REQUIRED infer_inputs
                        PASS_REGULAR_EXPRESSION "level 0 300x200: 8 tiles run, 0 skipped")
 
+  # A tile-decoder checkpoint (adaptive quadtree layout per tile) with a tile size other than the trained one.
+  spvit_add_mpi_test(cli_infer_tile_decoder NP 1 COMMAND ${SPVIT_BIN} infer --checkpoint ${_ifx}/model_tile.pt
+                     --input ${_ifx}/small.png --tissue none --tile 64 --overlap 16 --out ${_ifx}/out_tile)
+  set_tests_properties(cli_infer_tile_decoder PROPERTIES FIXTURES_REQUIRED infer_inputs
+                       PASS_REGULAR_EXPRESSION "level 0 300x200: 24 tiles run, 0 skipped")
+
   function(_spvit_infer_error name regex)
     spvit_add_failure_test(cli_infer_${name} NP 1 REGEX "${regex}" COMMAND ${ARGN})
     set_tests_properties(cli_infer_${name} PROPERTIES FIXTURES_REQUIRED infer_inputs)
