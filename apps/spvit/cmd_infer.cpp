@@ -1,5 +1,6 @@
 // `spvit infer --checkpoint C --input SLIDE_OR_IMAGE --out DIR [...]`: whole-slide inference with a trained model
-// (docs/inference.md). With mpirun -np N the tissue tiles are split over N data ranks; rank 0 writes the outputs.
+// (docs/inference.md). With mpirun -np N the tissue tiles are split over N / seq data groups, each tile's tokens over
+// the seq ranks of a group; world rank 0 writes the outputs.
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -23,6 +24,7 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
     std::optional<int> level;
     std::optional<double> mpp;
     int64_t tile = 0, overlap = -1, batch = 4;
+    int seq = 1;
     std::vector<std::string> overrides;
   };
   auto args = std::make_shared<Args>();
@@ -37,6 +39,8 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--tissue", args->tissue, "auto (Otsu on saturation), none, or a mask PNG")->default_val(args->tissue);
   cmd->add_option("--formats", args->formats, "comma-separated subset of tiff,geojson,png,json")->default_val(args->formats);
   cmd->add_option("--blend", args->blend, "gaussian or linear")->check(CLI::IsMember({"gaussian", "linear"}))->default_val(args->blend);
+  cmd->add_option("--seq", args->seq, "ranks per sequence group: each tile's tokens split over them (unetr models)")
+      ->default_val(args->seq);
   cmd->add_option("--set", args->overrides, "override a key of the checkpoint's configuration (e.g. device=cpu)");
   cmd->callback([&ctx, args]() {
     ctx.run = [&ctx, args]() {
@@ -59,15 +63,21 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
         SPVIT_THROW(ConfigError, "--overlap ", o.tiler.overlap, " must be smaller than the tile ", o.tiler.tile);
       }
       o.class_names = lm.class_names;
-      auto predict = infer::make_predictor(lm, o.tiler.tile);
+      if (args->seq < 1 || ctx.world_size % args->seq != 0) {
+        SPVIT_THROW(ConfigError, "--seq ", args->seq, " must divide the number of ranks ", ctx.world_size);
+      }
       std::optional<dist::ProcessGrid> grid;
       if (ctx.world_size > 1) {
-        // Every rank a data rank of its own (sequence size 1); MPI communicators for the stripe sums.
-        grid.emplace(make_grid({ctx.world_size, 1}, lm.config.dist.timeout_s, lm.config.device, "mpi"));
-        o.tiler.rank = ctx.world_rank;
-        o.tiler.world = ctx.world_size;
-        o.tiler.reduce = [&grid](torch::Tensor& acc) { grid->world()->all_reduce(acc, dist::ReduceOp::Sum)->wait(); };
+        // N / seq data groups share the tiles; each group's seq ranks split every tile's tokens. MPI communicators.
+        grid.emplace(make_grid({ctx.world_size / args->seq, args->seq}, lm.config.dist.timeout_s, lm.config.device, "mpi"));
+        o.tiler.rank = grid->data_index();
+        o.tiler.world = grid->data_size();
+        o.tiler.follower = grid->seq_index() != 0;
+        // Stripe sums among the groups' first ranks (the data communicator of sequence index 0).
+        o.tiler.reduce = [&grid](torch::Tensor& acc) { grid->data()->all_reduce(acc, dist::ReduceOp::Sum)->wait(); };
       }
+      auto predict = args->seq > 1 ? infer::make_predictor(lm, o.tiler.tile, grid->seq(), args->seq, grid->seq_index())
+                                   : infer::make_predictor(lm, o.tiler.tile);
       const auto start = std::chrono::steady_clock::now();
       int64_t last_decile = -1;
       o.tiler.progress = [&](int64_t done, int64_t total) {

@@ -110,7 +110,7 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
 
 int64_t default_tile(const LoadedModel& model) { return model.config.data.size; }
 
-TilePredictor make_predictor(LoadedModel& lm, int64_t tile) {
+TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr& seq, int seq_size, int seq_rank) {
   const auto& m = lm.config.model;
   if (tile % m.patch != 0) {
     SPVIT_THROW(ConfigError, "--tile ", tile, " must be a multiple of the model's patch size ", m.patch);
@@ -122,6 +122,10 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile) {
   auto model = lm.model;
   const auto device = lm.device;
   if (m.decoder == "tile") {
+    if (seq_size > 1) {
+      SPVIT_THROW(ConfigError, "--seq ", seq_size, ": sequence-parallel tiles need a unetr model; this checkpoint "
+                               "uses the tile decoder (run it with --seq 1)");
+    }
     const Config config = lm.config;
     const int64_t classes = lm.classes;
     return [model, config, classes, device](const torch::Tensor& rgb) mutable {
@@ -129,12 +133,22 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile) {
       return predict_tiles_decoder(model, config, classes, rgb, device);
     };
   }
-  const auto bands = model::UniformBands::even({tile, tile}, m.patch, 1, 0);
-  return [model, bands, device](const torch::Tensor& rgb) mutable {
+  const auto bands = model::UniformBands::even({tile, tile}, m.patch, seq_size, seq_rank);
+  const int64_t P = m.patch;
+  return [model, bands, device, seq, seq_size, P](const torch::Tensor& rgb) mutable {
     torch::NoGradGuard no_grad;
     const auto dtype = model->parameters()[0].scalar_type();
-    auto logits = model->forward_uniform(rgb.to(device, dtype), bands, nullptr);
-    return torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32);
+    if (seq_size == 1) {
+      auto logits = model->forward_uniform(rgb.to(device, dtype), bands, nullptr);
+      return torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32);
+    }
+    // This rank's band of pixel rows; the group's bands are gathered back along the rows.
+    auto band = rgb.narrow(2, bands.row_offset() * P, bands.rows() * P).to(device, dtype).contiguous();
+    auto probs = torch::softmax(model->forward_uniform(band, bands, seq), 1).to(torch::kCPU, torch::kFloat32);
+    std::vector<int64_t> rows;
+    for (auto r : bands.band_rows) rows.push_back(r * P);
+    auto gathered = dist::all_gather_rows(*seq, probs.permute({2, 0, 1, 3}).contiguous(), rows);  // [T, B, C, T]
+    return gathered.permute({1, 2, 0, 3}).contiguous();
   };
 }
 

@@ -41,7 +41,7 @@ InferResult run_inference(const Slide& slide, const TilePredictor& predict, cons
   SPVIT_CHECK(C >= 2, "inference needs at least 2 classes");
   result.level = o.level >= 0 ? o.level : (o.mpp > 0 ? slide.level_for_mpp(o.mpp) : 0);
   const auto& L = slide.level(result.level);
-  const bool rank0 = o.tiler.rank == 0;
+  const bool rank0 = o.tiler.rank == 0 && !o.tiler.follower;
   log::info("slide '{}' ({}): {} level(s), running level {} ({}x{}, downsample {:.3g}), tile {} overlap {} batch {}",
             slide.path(), slide.format(), slide.level_count(), result.level, L.width, L.height, L.downsample,
             o.tiler.tile, o.tiler.overlap, o.tiler.batch);

@@ -93,7 +93,7 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
                   "the model returned ", probs.sizes(), " for a batch of ", nb, " tiles; expected [", nb, ", ", C,
                   ", ", T, ", ", T, "]");
       probs = probs.to(torch::kCPU, torch::kFloat32);
-      for (size_t k = 0; k < nb; ++k) {
+      for (size_t k = 0; k < nb && !o.follower; ++k) {
         const int64_t ox = mine[b0 + k], h = std::min(T, H - oy), w = std::min(T, W - ox);
         auto win = window.narrow(0, 0, h).narrow(1, 0, w);
         auto dst = acc.narrow(1, 0, h).narrow(2, ox, w);
@@ -102,6 +102,10 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
       }
       done += static_cast<int64_t>(nb);
       if (o.progress) o.progress(std::min(done * o.world, tissue_tiles), tissue_tiles);
+    }
+    if (o.follower) {
+      base = r + 1 < ys.size() ? ys[r + 1] : H;
+      continue;
     }
     if (o.world > 1 && o.reduce) o.reduce(acc);
     // Rows before the next tile row's origin are final.

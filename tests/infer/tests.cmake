@@ -18,8 +18,19 @@ if(TARGET spvit_infer)
 
   set(_infer ${SPVIT_BIN} infer --checkpoint ${_ifx}/model.pt)
   spvit_add_mpi_test(cli_infer_slide NP 1 COMMAND ${_infer} --input ${_ifx}/slide.tiff --level 1 --out ${_ifx}/out1)
-  set_tests_properties(cli_infer_slide PROPERTIES FIXTURES_REQUIRED infer_inputs
+  set_tests_properties(cli_infer_slide PROPERTIES FIXTURES_REQUIRED infer_inputs FIXTURES_SETUP infer_out1
                        PASS_REGULAR_EXPRESSION "level 1 512x384: [0-9]+ tiles run, [0-9]+ skipped")
+  # The same run with every tile's tokens split over a sequence group of 2 (sequence-parallel forward_uniform, the
+  # training code), and over 2 data groups × 2: the masks must equal the single-process mask byte for byte.
+  foreach(_np 2 4)
+    spvit_add_mpi_test(cli_infer_seq2_np${_np} NP ${_np} COMMAND ${_infer} --input ${_ifx}/slide.tiff --level 1 --seq 2
+                       --out ${_ifx}/out_seq_np${_np})
+    set_tests_properties(cli_infer_seq2_np${_np} PROPERTIES FIXTURES_REQUIRED infer_inputs FIXTURES_SETUP infer_seq_out
+                         PASS_REGULAR_EXPRESSION "level 1 512x384: [0-9]+ tiles run, [0-9]+ skipped")
+    add_test(NAME infer_seq2_np${_np}_same_mask
+             COMMAND ${CMAKE_COMMAND} -E compare_files ${_ifx}/out1/mask.tiff ${_ifx}/out_seq_np${_np}/mask.tiff)
+    set_tests_properties(infer_seq2_np${_np}_same_mask PROPERTIES FIXTURES_REQUIRED "infer_out1;infer_seq_out")
+  endforeach()
   spvit_add_mpi_test(cli_infer_png_np2 NP 2 COMMAND ${_infer} --input ${_ifx}/small.png --tissue none --overlap 48
                      --blend linear --formats tiff,json --out ${_ifx}/out2)
   set_tests_properties(cli_infer_png_np2 PROPERTIES FIXTURES_REQUIRED infer_inputs

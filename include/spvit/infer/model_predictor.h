@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "spvit/core/config.h"
+#include "spvit/dist/communicator.h"
 #include "spvit/infer/tiler.h"
 #include "spvit/model/segmenter.h"
 
@@ -33,6 +34,10 @@ int64_t default_tile(const LoadedModel& model);
 // size) and returns the predictor, softmax over classes: unetr models run forward_uniform on each batch of tiles;
 // tile-decoder models plan each tile's layout with the checkpoint's patcher (uniform or adaptive, data.patcher),
 // run forward_tiles and paste the token tiles back to pixels (train::read_token_sample, patch::paste_range).
-TilePredictor make_predictor(LoadedModel& model, int64_t tile);
+// With `seq` (a sequence group of seq_size ranks, unetr only), every rank of the group is called with the same
+// tiles, runs forward_uniform on its band of token rows (the same sequence-parallel model code as training) and the
+// group all-gathers the probability rows, so every rank returns the whole tiles.
+TilePredictor make_predictor(LoadedModel& model, int64_t tile, const dist::CommPtr& seq = nullptr, int seq_size = 1,
+                             int seq_rank = 0);
 
 }  // namespace spvit::infer

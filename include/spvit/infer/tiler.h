@@ -42,6 +42,9 @@ struct TilerOptions {
   // over the ranks (in place, every rank gets the sum); only rank 0's sink is called.
   int rank = 0, world = 1;
   std::function<void(torch::Tensor&)> reduce;
+  // A rank of a sequence group other than its first (spvit infer --seq): it runs the same tiles as the group's first
+  // rank (its model call takes part in the group's collectives) but neither accumulates, reduces nor outputs.
+  bool follower = false;
   std::function<void(int64_t done, int64_t total)> progress;  // tissue tiles run so far (all ranks) / to run
 };
 
