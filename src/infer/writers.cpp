@@ -34,7 +34,7 @@ cv::Vec3b class_colour(int k) {
 
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
                       const std::vector<std::string>& class_names, double epsilon) {
-  nlohmann::json features = nlohmann::json::array();
+  // Streamed to the file one polygon at a time: only one class's contours are in memory, never the document.
   int64_t polygons = 0;
   auto ring = [&](const std::vector<cv::Point>& contour) {
     std::vector<cv::Point> simple;
@@ -45,37 +45,46 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
     r.push_back(r.front());  // GeoJSON rings are closed
     return r;
   };
-  for (size_t c = 1; c < class_names.size(); ++c) {
-    cv::Mat binary = labels == static_cast<int>(c);
-    if (cv::countNonZero(binary) == 0) continue;
-    std::vector<std::vector<cv::Point>> contours;
-    std::vector<cv::Vec4i> hierarchy;
-    cv::findContours(binary, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_SIMPLE);
-    nlohmann::json multi = nlohmann::json::array();
-    for (size_t i = 0; i < contours.size(); ++i) {
-      if (hierarchy[i][3] >= 0) continue;  // a hole: added with its outer ring
-      auto outer = ring(contours[i]);
-      if (outer.empty()) continue;
-      nlohmann::json polygon = nlohmann::json::array({outer});
-      for (int h = hierarchy[i][2]; h >= 0; h = hierarchy[static_cast<size_t>(h)][0]) {
-        auto hole = ring(contours[static_cast<size_t>(h)]);
-        if (!hole.empty()) polygon.push_back(hole);
+  write_file_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp);
+    out << "{\"type\": \"FeatureCollection\", \"features\": [";
+    bool first_feature = true;
+    for (size_t c = 1; c < class_names.size(); ++c) {
+      cv::Mat binary = labels == static_cast<int>(c);
+      if (cv::countNonZero(binary) == 0) continue;
+      std::vector<std::vector<cv::Point>> contours;
+      std::vector<cv::Vec4i> hierarchy;
+      cv::findContours(binary, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_SIMPLE);
+      bool first_polygon = true;
+      for (size_t i = 0; i < contours.size(); ++i) {
+        if (hierarchy[i][3] >= 0) continue;  // a hole: written with its outer ring
+        auto outer = ring(contours[i]);
+        if (outer.empty()) continue;
+        nlohmann::json polygon = nlohmann::json::array({outer});
+        for (int h = hierarchy[i][2]; h >= 0; h = hierarchy[static_cast<size_t>(h)][0]) {
+          auto hole = ring(contours[static_cast<size_t>(h)]);
+          if (!hole.empty()) polygon.push_back(hole);
+        }
+        if (first_polygon) {
+          const auto col = class_colour(static_cast<int>(c));
+          const nlohmann::json props{
+              {"objectType", "annotation"},
+              {"class_id", c},
+              {"name", class_names[c]},
+              {"classification", {{"name", class_names[c]}, {"color", {col[0], col[1], col[2]}}}}};
+          out << (first_feature ? "\n" : ",\n") << "{\"type\": \"Feature\", \"properties\": " << props.dump()
+              << ", \"geometry\": {\"type\": \"MultiPolygon\", \"coordinates\": [";
+          first_feature = false;
+        }
+        out << (first_polygon ? "" : ",") << polygon.dump();
+        first_polygon = false;
+        ++polygons;
       }
-      multi.push_back(polygon);
-      ++polygons;
+      if (!first_polygon) out << "]}}";
     }
-    if (multi.empty()) continue;
-    const auto col = class_colour(static_cast<int>(c));
-    features.push_back({{"type", "Feature"},
-                        {"geometry", {{"type", "MultiPolygon"}, {"coordinates", multi}}},
-                        {"properties",
-                         {{"objectType", "annotation"},
-                          {"class_id", c},
-                          {"name", class_names[c]},
-                          {"classification", {{"name", class_names[c]}, {"color", {col[0], col[1], col[2]}}}}}}});
-  }
-  nlohmann::json doc{{"type", "FeatureCollection"}, {"features", features}};
-  write_text_atomically(path, doc.dump() + "\n");
+    out << "\n]}\n";
+    if (!out) SPVIT_THROW(DataError, "cannot write GeoJSON '", tmp, "' (disk full?)");
+  });
   return polygons;
 }
 
