@@ -7,6 +7,7 @@
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
 #include "spvit/infer/writers.h"
+#include "spvit/train/class_colours.h"
 
 namespace spvit::infer {
 
@@ -26,10 +27,9 @@ void ReducedLabels::append(int64_t y0, const cv::Mat& rows) {
   }
 }
 
-cv::Vec3b class_colour(int k) {
-  static const cv::Vec3b palette[] = {{0, 0, 0},      {60, 180, 75},  {230, 25, 75},  {0, 130, 200},
-                                      {245, 130, 48}, {145, 30, 180}, {70, 240, 240}, {240, 50, 230}};
-  return palette[static_cast<size_t>(k) % (sizeof(palette) / sizeof(palette[0]))];
+cv::Vec3b class_colour(int k) {  // RGB, the colours of spvit eval's overlays
+  const auto& c = train::class_colour_rgb(k);
+  return {c[0], c[1], c[2]};
 }
 
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,

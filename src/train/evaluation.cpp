@@ -11,6 +11,7 @@
 #include "spvit/core/logging.h"
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
+#include "spvit/train/class_colours.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/precision.h"
 #include "spvit/train/token_samples.h"
@@ -33,15 +34,14 @@ void write_overlay(const std::string& path, const torch::Tensor& image, const to
   }
   auto rgb = img.size(0) >= 3 ? img.narrow(0, 0, 3) : img.narrow(0, 0, 1).expand({3, -1, -1});
   rgb = (rgb.clamp(0, 1) * 255).to(torch::kUInt8).permute({1, 2, 0}).flip({2}).contiguous();  // RGB -> BGR
-  static const std::vector<std::array<uint8_t, 3>> palette{
-      {0, 0, 0}, {60, 180, 75}, {230, 25, 75}, {0, 130, 200}, {245, 130, 48}, {145, 30, 180}, {70, 240, 240}};
+  const auto palette_size = static_cast<int64_t>(kClassColoursRgb.size());
   auto colour = [&](const torch::Tensor& labels) {
-    auto lut = torch::zeros({static_cast<int64_t>(palette.size()), 3}, torch::kUInt8);
-    for (size_t k = 0; k < palette.size(); ++k) {
-      for (int c = 0; c < 3; ++c) lut[static_cast<int64_t>(k)][2 - c] = palette[k][static_cast<size_t>(c)];
+    auto lut = torch::zeros({palette_size, 3}, torch::kUInt8);  // BGR rows, as OpenCV writes them
+    for (int64_t k = 0; k < palette_size; ++k) {
+      for (int c = 0; c < 3; ++c) lut[k][2 - c] = class_colour_rgb(k)[static_cast<size_t>(c)];
     }
     auto mixed = rgb.to(torch::kFloat) * 0.45 +
-                 lut.index_select(0, labels.flatten().clamp(0, static_cast<int64_t>(palette.size()) - 1))
+                 lut.index_select(0, labels.flatten().remainder(palette_size))
                          .view({labels.size(0), labels.size(1), 3}).to(torch::kFloat) * 0.55;
     return mixed.to(torch::kUInt8);
   };
