@@ -7,6 +7,8 @@
 #include "spvit/data/synthetic.h"
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
+#include "spvit/train/evaluation.h"
+#include "spvit/train/precision.h"
 #include "spvit/train/token_samples.h"
 
 namespace spvit::infer {
@@ -14,23 +16,15 @@ namespace {
 
 // Classes = output channels of the stored head ("head.bias" for unetr, "tile_head.bias" / P^d for the tile decoder).
 int64_t stored_classes(const std::string& path, const ModelConfig& m) {
-  torch::serialize::InputArchive archive, params;
-  try {
-    archive.load_from(path);
-    archive.read("model", params);
-  } catch (const std::exception& e) {
-    SPVIT_THROW(DataError, "checkpoint '", path, "' cannot be read (truncated or not an spvit checkpoint): ",
-                std::string(e.what()).substr(0, 200));
+  const auto bias = train::read_checkpoint_parameter(path, m.decoder == "tile" ? "tile_head.bias" : "head.bias");
+  if (!bias.defined()) {
+    SPVIT_THROW(DataError, "checkpoint '", path, "' has no '", m.decoder == "tile" ? "tile_head" : "head",
+                ".bias' parameter: it was not written by spvit train for a ", m.decoder, " model");
   }
-  torch::Tensor bias;
-  if (m.decoder == "unetr" && params.try_read("head.bias", bias)) return bias.size(0);
-  if (m.decoder == "tile" && params.try_read("tile_head.bias", bias)) {
-    int64_t cells = 1;
-    for (int64_t d = 0; d < m.spatial_dims; ++d) cells *= m.patch;
-    return bias.size(0) / cells;
-  }
-  SPVIT_THROW(DataError, "checkpoint '", path, "' has no '", m.decoder == "tile" ? "tile_head" : "head",
-              ".bias' parameter: it was not written by spvit train for a ", m.decoder, " model");
+  if (m.decoder == "unetr") return bias.size(0);
+  int64_t cells = 1;
+  for (int64_t d = 0; d < m.spatial_dims; ++d) cells *= m.patch;
+  return bias.size(0) / cells;
 }
 
 // One tile as a one-sample dataset, so that the training code plans its layout and extracts its tokens
@@ -85,7 +79,7 @@ torch::Tensor predict_tiles_decoder(model::Segmenter& model, const Config& confi
 
 LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int local_rank) {
   LoadedModel lm;
-  lm.config = parse_config(train::read_checkpoint_config(checkpoint), overrides);
+  lm.config = train::config_for_evaluation(checkpoint, overrides);  // bf16/fp16 -> fp32 where there is no GPU
   const auto& m = lm.config.model;
   if (m.spatial_dims != 2 || m.channels != 3) {
     SPVIT_THROW(ConfigError, "checkpoint '", checkpoint, "' holds a ", m.spatial_dims, "D model with ", m.channels,
@@ -135,8 +129,10 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr&
   }
   const auto bands = model::UniformBands::even({tile, tile}, m.patch, seq_size, seq_rank);
   const int64_t P = m.patch;
-  return [model, bands, device, seq, seq_size, P](const torch::Tensor& rgb) mutable {
+  const auto precision = train::RunPrecision::from_config(lm.config, device);
+  return [model, bands, device, seq, seq_size, P, precision](const torch::Tensor& rgb) mutable {
     torch::NoGradGuard no_grad;
+    train::ForwardPrecisionGuard autocast(precision);  // bf16/fp16 models run under autocast on the GPU
     const auto dtype = model->parameters()[0].scalar_type();
     if (seq_size == 1) {
       auto logits = model->forward_uniform(rgb.to(device, dtype), bands, nullptr);

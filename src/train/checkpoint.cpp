@@ -99,6 +99,14 @@ TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& mod
   return position;
 }
 
+torch::Tensor read_checkpoint_parameter(const std::string& path, const std::string& name) {
+  auto archive = open_archive(path);
+  torch::serialize::InputArchive params;
+  torch::Tensor value;
+  if (!archive.try_read("model", params) || !params.try_read(name, value)) return {};
+  return value;
+}
+
 std::string read_checkpoint_config(const std::string& path) {
   auto archive = open_archive(path);
   c10::IValue text;

@@ -32,4 +32,8 @@ TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& mod
 // Only the configuration stored in a checkpoint (to rebuild the model before loading it).
 std::string read_checkpoint_config(const std::string& path);
 
+// One stored model parameter (on the CPU), or an undefined tensor when the checkpoint has none of that name; e.g.
+// the head's bias gives the number of classes before the model is built. DataError for an unreadable file.
+torch::Tensor read_checkpoint_parameter(const std::string& path, const std::string& name);
+
 }  // namespace spvit::train
