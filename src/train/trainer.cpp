@@ -264,14 +264,17 @@ class Trainer {
 
     StepResult r;
     const double local_loss = loss.total.item<double>();
-    if (scaler_->enabled()) scaler_->unscale_and_check(model_->parameters());  // gradients back to true size
+    // fp16: the scaler divides the gradients back to their true size and checks them on the way (this rank only:
+    // it has no communicator); otherwise one finiteness check.
+    const auto& params = model_->parameters();
+    const bool local_grads_finite = scaler_->enabled() ? scaler_->unscale_and_check(params) : gradients_finite(params);
     // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere. Both flags
     // travel in one all-reduce: [loss non-finite, gradients non-finite].
-    auto bad = torch::tensor({std::isfinite(local_loss) ? 0.0 : 1.0,
-                              gradients_finite(model_->parameters()) ? 0.0 : 1.0}, torch::kFloat64);
+    auto bad = torch::tensor({std::isfinite(local_loss) ? 0.0 : 1.0, local_grads_finite ? 0.0 : 1.0},
+                             torch::kFloat64);
     grid_.world()->all_reduce(bad, dist::ReduceOp::Max)->wait();
     const bool loss_bad = bad[0].item<double>() > 0, grads_bad = bad[1].item<double>() > 0;
-    if (scaler_->enabled()) scaler_->update(!grads_bad);
+    scaler_->update(!grads_bad);  // no-op unless fp16
     if (loss_bad || grads_bad) {
       optimizer_->zero_grad();
       r.finite = false;

@@ -34,17 +34,8 @@ int write_bench_slide(int64_t n, const std::string& path) {
   if (t == nullptr) return 1;
   const int tile = 256;
   auto set_fields = [&](int64_t w, int64_t h, bool reduced) {
-    TIFFSetField(t, TIFFTAG_SUBFILETYPE, reduced ? FILETYPE_REDUCEDIMAGE : 0);
-    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(w));
-    TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(h));
-    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
-    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
-    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(tile));
-    TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(tile));
-    TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
-    TIFFSetField(t, TIFFTAG_ZIPQUALITY, 1);
+    spvit::testing::set_rgb_tiled_fields(t, w, h, tile, reduced);
+    TIFFSetField(t, TIFFTAG_ZIPQUALITY, 1);  // the benchmark slide is big: fastest deflate
   };
   auto write_band = [&](const cv::Mat& band, int64_t y0) {
     std::vector<uint8_t> buf(static_cast<size_t>(tile * tile * 3));

@@ -3,10 +3,12 @@
 #pragma once
 #define TIFF_DISABLE_DEPRECATED  // libtiff's deprecated int64 typedef would clash with OpenCV's
 #include <tiffio.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,6 +16,29 @@
 #include "spvit/data/synthetic.h"
 
 namespace spvit::testing {
+
+// A fresh, empty temporary directory for one test (named after the test and the process).
+inline std::string temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("spvit_infer_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// The fields of one directory of an 8-bit RGB tiled, deflated TIFF level (`reduced`: a pyramid level below 0, the
+// layout OpenSlide's generic-tiff reader expects).
+inline void set_rgb_tiled_fields(TIFF* t, int64_t width, int64_t height, int tile, bool reduced) {
+  TIFFSetField(t, TIFFTAG_SUBFILETYPE, reduced ? FILETYPE_REDUCEDIMAGE : 0);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(width));
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(height));
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(tile));
+  TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(tile));
+  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+}
 
 // A synthetic pathology image (RGB uint8) and its mask (uint8 class ids), H × W.
 inline std::pair<cv::Mat, cv::Mat> synthetic_slide_image(int64_t height, int64_t width, uint64_t seed = 3) {
@@ -67,16 +92,7 @@ inline std::vector<cv::Mat> write_pyramid_tiff(const std::string& path, const cv
   }
   for (int l = 0; l < levels; ++l) {
     const cv::Mat& im = images[static_cast<size_t>(l)];
-    TIFFSetField(t, TIFFTAG_SUBFILETYPE, l == 0 ? 0 : FILETYPE_REDUCEDIMAGE);
-    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(im.cols));
-    TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(im.rows));
-    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
-    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
-    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(tile));
-    TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(tile));
-    TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+    set_rgb_tiled_fields(t, im.cols, im.rows, tile, /*reduced=*/l > 0);
     std::vector<uint8_t> buf(static_cast<size_t>(tile * tile * 3));
     for (int y = 0; y < im.rows; y += tile) {
       for (int x = 0; x < im.cols; x += tile) {

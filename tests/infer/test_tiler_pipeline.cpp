@@ -22,12 +22,7 @@ using namespace spvit::infer;
 
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("spvit_infer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
+using spvit::testing::temp_dir;
 
 std::unique_ptr<Slide> png_slide(const std::string& path, const cv::Mat& rgb) {
   cv::Mat bgr;

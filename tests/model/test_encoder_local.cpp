@@ -63,14 +63,20 @@ TEST(Attention, FusedKernelMatchesMathPath) {
   EXPECT_LT(testing::max_abs_diff(fused, math), 1e-5);
 }
 
-TEST(Encoder, CheckpointingGivesTheSameGradients) {
+// A small single-process encoder: 12 input features, width 16, 2 heads, local attention.
+EncoderOptions small_local_encoder(int64_t depth, int64_t max_tokens) {
   EncoderOptions o;
   o.in_features = 12;
   o.dim = 16;
-  o.depth = 3;
+  o.depth = depth;
   o.heads = 2;
-  o.max_tokens = 20;
+  o.max_tokens = max_tokens;
   o.attention = AttentionStrategy::Local;
+  return o;
+}
+
+TEST(Encoder, CheckpointingGivesTheSameGradients) {
+  auto o = small_local_encoder(/*depth=*/3, /*max_tokens=*/20);
   torch::manual_seed(5);
   auto tokens = torch::randn({2, 20, 12}, torch::kFloat64);
   TokenMetadata meta{torch::arange(20), {}};
@@ -97,13 +103,7 @@ TEST(Encoder, CheckpointingGivesTheSameGradients) {
 // Every parameter's gradient hook fires exactly once per backward with checkpointing, as without: the gradient
 // averager reduces a bucket when its last hook fires, so a second call would double a gradient or come too late.
 TEST(Encoder, CheckpointingFiresEachGradientHookOnce) {
-  EncoderOptions o;
-  o.in_features = 12;
-  o.dim = 16;
-  o.depth = 2;
-  o.heads = 2;
-  o.max_tokens = 10;
-  o.attention = AttentionStrategy::Local;
+  auto o = small_local_encoder(/*depth=*/2, /*max_tokens=*/10);
   for (bool ckpt : {false, true}) {
     o.checkpointing = ckpt;
     torch::manual_seed(2);
