@@ -2,7 +2,8 @@
 # One call on a GPU machine: build against its CUDA LibTorch (scripts/build-cuda.sh), run every GPU test and the
 # training-step benchmark against the PyTorch baseline in the same invocation, and keep every log in ${OUT}.
 # Device time is scarce, so each stage has its own time limit and a failed stage does not stop the next.
-#   OUT=results scripts/gpu-check.sh            # STAGES="build tests bench" by default
+#   OUT=results scripts/gpu-check.sh            # STAGES="build tests bench" by default; "longest" searches the
+#                                               # longest sequence that trains (checkpointed blocks and decoder chunks)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-results}
@@ -33,5 +34,11 @@ esac
 case " $STAGES " in *" bench "*)
   stage bench_spvit 600 "$BUILD_DIR/bin/spvit" bench train --device cuda --tokens "$TOKENS" --out "$OUT/spvit.jsonl"
   stage bench_pytorch 600 python3 benchmarks/pytorch_baseline.py --tokens "$TOKENS" --out "$OUT/pytorch.jsonl" ;;
+esac
+case " $STAGES " in *" longest "*)
+  # Side x2 per size from 262,144 tokens (8192² pixels) until a step no longer fits: 1,048,576 tokens is the target
+  # (one cold step each: at 1M tokens attention alone is ~1e17 FLOP, minutes per step).
+  stage longest_spvit 600 "$BUILD_DIR/bin/spvit" bench train --device cuda --tokens 262144 --find-max --steps 1 \
+        --warmup 0 --checkpointing --decoder-chunk-rows 16 --out "$OUT/longest.jsonl" ;;
 esac
 echo "logs in $OUT:"; cat "$OUT/summary.txt"

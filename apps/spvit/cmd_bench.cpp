@@ -25,6 +25,7 @@ namespace {
 struct BenchArgs {
   std::vector<int64_t> tokens{4096, 16384, 65536};
   int64_t dim = 768, depth = 12, heads = 12, patch = 16, channels = 3, classes = 4, decoder_width = 16;
+  int64_t decoder_chunk_rows = 0;
   double mlp_ratio = 4.0;
   std::string precision = "bf16";
   std::string attention_backend = "auto";
@@ -79,6 +80,7 @@ nlohmann::json run_size(const BenchArgs& a, int64_t n, const dist::ProcessGrid& 
   o.patch = a.patch;
   o.classes = a.classes;
   o.decoder_width = a.decoder_width;
+  o.decoder_chunk_rows = a.decoder_chunk_rows;
   torch::manual_seed(0);
   model::Segmenter net(o);
   net->to(device);
@@ -156,20 +158,27 @@ void add_bench_command(CLI::App& app, AppContext& ctx) {
   train_cmd->add_option("--steps", a->steps, "timed steps per size")->default_val(a->steps);
   train_cmd->add_option("--warmup", a->warmup, "untimed steps first")->default_val(a->warmup);
   train_cmd->add_flag("--checkpointing", a->checkpointing, "recompute each block in backward");
+  train_cmd->add_option("--decoder-chunk-rows", a->decoder_chunk_rows,
+                        "decode this many token rows at a time, recomputed in backward (0: all at once)")
+      ->check(CLI::NonNegativeNumber)
+      ->default_val(a->decoder_chunk_rows);
   train_cmd->add_flag("--find-max", a->find_max, "double the length after the last size until out of memory");
   train_cmd->add_option("--out", a->out, "append one JSON line per size to this file");
   train_cmd->callback([&ctx, a]() {
     ctx.run = [&ctx, a]() {
       auto grid = make_grid({0, ctx.world_size}, 600, a->device, "auto");
       const auto device = select_device(a->device, grid.local_rank());
-      log::info("bench train: dim {} depth {} heads {} patch {} on {} ({}, attention {}{})", a->dim, a->depth,
+      log::info("bench train: dim {} depth {} heads {} patch {} on {} ({}, attention {}{}{})", a->dim, a->depth,
                 a->heads, a->patch, device.str(), a->precision, a->attention_backend,
-                a->checkpointing ? ", checkpointing" : "");
+                a->checkpointing ? ", checkpointing" : "",
+                a->decoder_chunk_rows > 0 ? fmt::format(", decoder chunks of {} token rows", a->decoder_chunk_rows)
+                                          : std::string());
       std::vector<int64_t> sizes = a->tokens;
       auto report = [&](nlohmann::json r) {
         r["device"] = device.str();
         r["precision"] = a->precision;
         r["checkpointing"] = a->checkpointing;
+        r["decoder_chunk_rows"] = a->decoder_chunk_rows;
         r["ranks"] = grid.world_size();
         if (ctx.world_rank == 0) {
           std::printf("%s\n", r.dump().c_str());

@@ -1,7 +1,7 @@
 // `spvit infer --checkpoint C --input SLIDE_OR_IMAGE --out DIR [...]`: whole-slide inference with a trained model
 // (docs/inference.md). With mpirun -np N the tissue tiles are split over N / seq data groups, each tile's tokens over
 // the seq ranks of a group; world rank 0 writes the outputs.
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -11,7 +11,7 @@
 #include "spvit/dist/mpi_runtime.h"
 #include "spvit/infer/model_predictor.h"
 #include "spvit/infer/pipeline.h"
-#include "spvit/train/progress.h"
+#include "spvit/core/progress.h"
 
 namespace spvit::app {
 namespace {
@@ -20,7 +20,7 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
   auto* cmd = app.add_subcommand("infer", "Whole-slide inference: label mask (pyramidal TIFF), GeoJSON, overlay, summary");
   struct Args {
     std::string checkpoint, input, out = "infer", tissue = "auto", formats = "tiff,geojson,png,json",
-                                    blend = "gaussian";
+                                    blend = "gaussian", progress = "auto";
     std::optional<int> level;
     std::optional<double> mpp;
     int64_t tile = 0, overlap = -1, batch = 4;
@@ -41,6 +41,9 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--blend", args->blend, "gaussian or linear")->check(CLI::IsMember({"gaussian", "linear"}))->default_val(args->blend);
   cmd->add_option("--seq", args->seq, "ranks per sequence group: each tile's tokens split over them (unetr models)")
       ->default_val(args->seq);
+  cmd->add_option("--progress", args->progress, "progress bar on rank 0: auto (when on a terminal), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->default_val(args->progress);
   cmd->add_option("--set", args->overrides, "override a key of the checkpoint's configuration (e.g. device=cpu)");
   cmd->callback([&ctx, args]() {
     ctx.run = [&ctx, args]() {
@@ -78,17 +81,26 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
       }
       auto predict = args->seq > 1 ? infer::make_predictor(lm, o.tiler.tile, grid->seq(), args->seq, grid->seq_index())
                                    : infer::make_predictor(lm, o.tiler.tile);
-      const auto start = std::chrono::steady_clock::now();
-      int64_t last_decile = -1;
+      // Rank 0 on a terminal: a bar redrawn per batch; otherwise a log line every 10% of the tissue tiles. The bar
+      // is made when tiling starts (the tiler reports 0 tiles done then), so the rate and ETA time the tiles only.
+      std::optional<ProgressBar> bar;
+      int64_t last_decile = 0;
       o.tiler.progress = [&](int64_t done, int64_t total) {
         if (ctx.world_rank != 0 || total == 0) return;
+        if (!bar) bar.emplace("tiles", total, done, progress_wanted(args->progress));
+        if (done == 0) return;
+        const double rate = static_cast<double>(done) / std::max(bar->elapsed_s(), 1e-9);
+        if (bar->enabled()) {
+          bar->update(done, (rate >= 1e3 ? human_rate(rate) : fmt::format("{:.1f}", rate)) + " tiles/s");
+          if (done == total) bar->finish();
+          return;
+        }
         const int64_t decile = done * 10 / total;
         if (decile == last_decile) return;
         last_decile = decile;
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double eta = done > 0 ? s * static_cast<double>(total - done) / static_cast<double>(done) : -1;
-        log::info("tiles {}/{} ({}%), {} elapsed, ETA {}", done, total, done * 100 / total, train::format_duration(s),
-                  eta >= 0 ? train::format_duration(eta) : "?");
+        const double eta = bar->eta_s(done);
+        log::info("tiles {}/{} ({}%), {} elapsed, {:.1f} tiles/s, ETA {}", done, total, done * 100 / total,
+                  format_duration(bar->elapsed_s()), rate, eta >= 0 ? format_duration(eta) : "?");
       };
       const auto result = infer::run_inference(*slide, predict, o);
       if (ctx.world_rank == 0) {

@@ -66,6 +66,7 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
   }
   stats.tiles_run = tissue_tiles;
   stats.tiles_skipped = stats.tiles_total - tissue_tiles;
+  if (o.progress) o.progress(0, tissue_tiles);  // tiling starts: the clock of the rate and the ETA
 
   // acc[0:C] = sum of weighted probabilities, acc[C] = sum of weights, for rows [base, base + T) of the level.
   auto acc = torch::zeros({C + 1, T, W}, torch::kFloat32);

@@ -111,7 +111,7 @@ class Trainer {
     TrainSummary summary;
     int64_t bad_steps = 0, steps_this_run = 0;
     const bool draw_progress = grid_.world_rank() == 0 && progress_wanted(config_.train.progress);
-    ProgressBar progress(config_.train.steps, pos.step, draw_progress);
+    ProgressBar progress("step", config_.train.steps, pos.step, draw_progress);
     while (pos.step < config_.train.steps) {
       if (options.stop_after > 0 && steps_this_run == options.stop_after) {
         save(pos);  // e.g. the end of a time-limited job: resume continues bit-exactly from here
@@ -145,7 +145,7 @@ class Trainer {
                           {"lr", optimizer_->lr()}, {"grad_norm", result.grad_norm},
                           {"tokens_per_s", result.tokens / seconds}, {"step_s", seconds},
                           {"peak_mem_mib", peak_memory_mib()}};
-      progress.update(pos.step, result.loss, optimizer_->lr(), result.tokens / seconds);
+      progress.update(pos.step, training_progress_details(result.loss, optimizer_->lr(), result.tokens / seconds));
       const bool last = pos.step == config_.train.steps;
       if (config_.train.eval_every > 0 && data_.val && (pos.step % config_.train.eval_every == 0 || last)) {
         auto counts = evaluate(model_, *data_.val, config_, grid_);

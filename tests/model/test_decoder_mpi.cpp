@@ -1,6 +1,6 @@
 // The decoders without gathering: halo-exchange convolutions equal the undivided convolution (including band
 // borders and uneven bands), and a whole segmentation step — encoder + UNETR decoder (2D and 3D) or tile decoder,
-// CE + Dice loss, double gradient averaging — equals the single-process step.
+// CE + Dice loss, double gradient averaging — equals the single-process step, also when decoding in chunks.
 #include <gtest/gtest.h>
 
 #include "dist/mpi_test_grid.h"
@@ -101,13 +101,16 @@ Segmenter build(SegmenterOptions o, AttentionStrategy strategy) {
   return m;
 }
 
-void check_uniform_step(int spatial_dims, std::vector<int64_t> image_shape) {
+// decoder_chunk_rows > 0: the distributed model decodes in checkpointed chunks; the reference never does.
+void check_uniform_step(int spatial_dims, std::vector<int64_t> image_shape, int64_t decoder_chunk_rows = 0) {
   const auto& grid = testing::test_grid();
   int64_t pixels = 1;
   for (auto side : image_shape) pixels *= side;
   const auto probe = UniformBands::even(image_shape, 4, 1, 0);
   auto opts = small_segmenter(spatial_dims, "unetr", probe.num_tokens());
-  auto model = build(opts, AttentionStrategy::LssKv);
+  auto chunked = opts;
+  chunked.decoder_chunk_rows = decoder_chunk_rows;
+  auto model = build(chunked, AttentionStrategy::LssKv);
   auto reference = build(opts, AttentionStrategy::Local);
   auto sample = [&](int d) {
     torch::manual_seed(500 + d);
@@ -142,6 +145,11 @@ void check_uniform_step(int spatial_dims, std::vector<int64_t> image_shape) {
   grid.seq()->all_reduce(total)->wait();
   EXPECT_LT(max_over_world(rel_err(logits.detach(), ref_logits.narrow(2, y0, h))), 1e-10);
   EXPECT_LT(max_over_world(rel_err(total, ref_loss.reshape({1}))), 1e-10);
+  {
+    torch::NoGradGuard no_grad;  // evaluation and inference: chunks decoded without the checkpoint
+    auto again = model->forward_uniform(image.narrow(2, y0, h), bands, grid.seq());
+    EXPECT_LT(max_over_world(rel_err(again, ref_logits.narrow(2, y0, h))), 1e-10);
+  }
   auto p = model->named_parameters(), q = reference->named_parameters();
   double worst = 0;
   std::string worst_name;
@@ -154,6 +162,13 @@ void check_uniform_step(int spatial_dims, std::vector<int64_t> image_shape) {
 
 TEST(SegmenterStep, Unetr2DMatchesSingleProcess) { check_uniform_step(2, {24, 16}); }
 TEST(SegmenterStep, Unetr3DMatchesSingleProcess) { check_uniform_step(3, {16, 8, 8}); }
+// 6 token rows: chunks of 1 and of 2 rows (2+1 on a band of 3, one chunk on a band of 1), every chunk border and band
+// border; the GradientAverager's hooks must see each decoder parameter once although every chunk uses it.
+TEST(SegmenterStep, UnetrChunkedDecoderMatchesSingleProcess) {
+  check_uniform_step(2, {24, 16}, 1);
+  check_uniform_step(2, {24, 16}, 2);
+}
+TEST(SegmenterStep, Unetr3DChunkedDecoderMatchesSingleProcess) { check_uniform_step(3, {16, 8, 8}, 1); }
 
 TEST(SegmenterStep, TileDecoderMatchesSingleProcess) {
   const auto& grid = testing::test_grid();

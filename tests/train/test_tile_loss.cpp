@@ -164,9 +164,9 @@ TEST(ThresholdAugmentation, ScaleChangesTheEdgeLayout) {
   EXPECT_EQ(patch::to_json(plan_layout(*dataset, 0, low, sampling)), patch::to_json(a)) << "not deterministic";
 }
 
-TEST(Progress, LineShowsStepLossRateAndEta) {
+TEST(Progress, TrainingLineShowsStepLossRateAndEta) {
   const auto line = format_progress({12, 150, 0.8123456, 1.2e-3, 5300, 83}, 20);
-  EXPECT_NE(line.find(" 12/150"), std::string::npos) << line;
+  EXPECT_NE(line.find("step  12/150"), std::string::npos) << line;
   EXPECT_NE(line.find("loss 0.81235"), std::string::npos) << line;
   EXPECT_NE(line.find("lr 1.20e-03"), std::string::npos) << line;
   EXPECT_NE(line.find("5.3k tok/s"), std::string::npos) << line;
@@ -174,8 +174,6 @@ TEST(Progress, LineShowsStepLossRateAndEta) {
   // 12/150 of 20 cells is 1.6: one cell filled, then the head.
   EXPECT_NE(line.find("[=>"), std::string::npos) << line;
   EXPECT_NE(format_progress({0, 10, 0, 0, 0, -1}).find("ETA ?"), std::string::npos);
-  EXPECT_EQ(format_duration(45), "45s");
-  EXPECT_EQ(format_duration(3725), "1h02m");
 }
 
 }  // namespace

@@ -35,11 +35,6 @@ std::map<std::string, torch::Tensor> parameters_of(const std::string& checkpoint
   return out;
 }
 
-std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("spvit_test_" + name + "_" + std::to_string(::getpid()));
-  return dir.string();
-}
-
 TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) {
   const auto& grid = testing::test_grid();
   ASSERT_EQ(grid.data_size(), 1) << "run this test with a 1xN grid";

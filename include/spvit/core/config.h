@@ -37,6 +37,7 @@ struct ModelConfig {
   bool checkpointing = false;         // recompute each block in backward
   std::string decoder = "unetr";      // unetr (uniform grids, halo-exchange conv decoder), tile (adaptive layouts)
   int64_t decoder_width = 16;         // channels of the decoder's full-resolution stage (x2 per coarser stage)
+  int64_t decoder_chunk_rows = 0;     // unetr: decode this many token rows at a time, recomputed in backward (0: all)
   template <class V>
   void visit(V& v) {
     v.field("channels", channels, Range<int64_t>{1, 1024}, "image channels");
@@ -53,6 +54,8 @@ struct ModelConfig {
     v.field("checkpointing", checkpointing, Range<bool>{}, "activation checkpointing per block");
     v.choice("decoder", decoder, {"unetr", "tile"});
     v.field("decoder_width", decoder_width, Range<int64_t>{1, 4096}, "decoder channels at full resolution");
+    v.field("decoder_chunk_rows", decoder_chunk_rows, Range<int64_t>{0, 1 << 30},
+            "unetr: token rows decoded at a time and recomputed in backward (0: the whole band at once)");
   }
 };
 

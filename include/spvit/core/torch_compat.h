@@ -95,6 +95,21 @@ class AutocastGuard {
   torch::ScalarType previous_dtype_ = torch::kBFloat16;
 };
 
+// This thread's CUDA autocast state. A checkpointed block captures it in forward and re-enters it for the recompute
+// in backward (as torch.utils.checkpoint does): backward runs after the autocast scope has closed, on autograd's
+// device threads, so without it the recompute would run in float32 — slower, and not the activations of forward.
+struct AutocastState {
+  bool enabled = false;
+  torch::ScalarType dtype = torch::kBFloat16;
+  static AutocastState current() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    return {at::autocast::is_autocast_enabled(at::kCUDA), at::autocast::get_autocast_dtype(at::kCUDA)};
+#else
+    return {};
+#endif
+  }
+};
+
 // PyTorch's fused multi-tensor AdamW kernel (CUDA, LibTorch >= 2.0): increments every `steps` entry by one, then
 // updates params/exp_avgs/exp_avg_sqs in place with decoupled weight decay, exactly AdamW's formula.
 inline bool fused_adamw_available() { return SPVIT_TORCH_HAS_SDPA; }

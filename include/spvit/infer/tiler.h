@@ -45,7 +45,8 @@ struct TilerOptions {
   // A rank of a sequence group other than its first (spvit infer --seq): it runs the same tiles as the group's first
   // rank (its model call takes part in the group's collectives) but neither accumulates, reduces nor outputs.
   bool follower = false;
-  std::function<void(int64_t done, int64_t total)> progress;  // tissue tiles run so far (all ranks) / to run
+  // Tissue tiles run so far (all ranks) / to run: called with 0 when tiling starts, then after every batch.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 struct TilerStats {

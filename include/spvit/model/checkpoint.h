@@ -16,4 +16,16 @@ namespace spvit::model {
 torch::Tensor checkpoint(std::function<torch::Tensor(const torch::Tensor&)> fn, const torch::Tensor& x,
                          const std::vector<torch::Tensor>& parameters);
 
+// A block written as a function of its weights: fn(inputs, weights) must use `weights` (not module parameters).
+using FunctionalBlock =
+    std::function<torch::Tensor(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& weights)>;
+
+// Returns fn(inputs, weights) without keeping fn's activations. Backward recomputes fn on detached copies of the
+// inputs and weights and returns their gradients through this node (inputs and weights that do not require grad
+// get none). For a block applied many times in one step — the decoder's chunks — the weights' gradients of all
+// applications meet in the enclosing graph and reach each parameter's accumulator once, so gradient hooks (the
+// GradientAverager's) fire once per step. fn must not run collectives: its ranks may recompute different chunks.
+torch::Tensor checkpoint_functional(FunctionalBlock fn, const std::vector<torch::Tensor>& inputs,
+                                    const std::vector<torch::Tensor>& weights);
+
 }  // namespace spvit::model

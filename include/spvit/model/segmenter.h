@@ -24,6 +24,9 @@ struct SegmenterOptions {
   int64_t classes = 4;
   std::string decoder = "unetr";  // unetr | tile
   int64_t decoder_width = 16;     // channels of the full-resolution stage; ×2 per coarser stage
+  // unetr: > 0 decodes the band this many token rows at a time, each chunk checkpointed (recomputed in backward),
+  // so the full-resolution activations of only one chunk are alive at a time. Same result as 0 (whole band).
+  int64_t decoder_chunk_rows = 0;
 
   static SegmenterOptions from_config(const ModelConfig& model, int64_t classes);
 };
@@ -41,8 +44,21 @@ class SegmenterImpl : public torch::nn::Module {
 
   const SegmenterOptions& options() const { return options_; }
   ViTEncoder& encoder() { return encoder_; }
+  // The unetr decoder's weights, in the order decode() reads them.
+  std::vector<torch::Tensor> decoder_weights() const;
 
  private:
+  // The unetr decoder as a function of its weights. grids: the encoder outputs it reads on the token grid of some
+  // rows, [B, E, rows, cols(, ...)] each — the taps, shallow to deep, then the last block; image: the same rows of
+  // the image. comm: halo exchange with the neighbouring bands (null: these rows are all there is, zero padding at
+  // both ends). Returns the logits of those rows.
+  torch::Tensor decode(const std::vector<torch::Tensor>& grids, const torch::Tensor& image, const dist::CommPtr& comm,
+                       const std::vector<torch::Tensor>& weights) const;
+  // decode() over chunks of options_.decoder_chunk_rows token rows, each with one token row of context per side
+  // (from the neighbouring chunk or rank; none at the image borders), checkpointed when autograd is on.
+  torch::Tensor decode_in_chunks(const std::vector<torch::Tensor>& grids, const torch::Tensor& image,
+                                 const UniformBands& bands, const dist::CommPtr& comm) const;
+
   SegmenterOptions options_;
   ViTEncoder encoder_{nullptr};
   int64_t stages_ = 0;                   // log2(P)
