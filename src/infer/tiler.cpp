@@ -1,7 +1,9 @@
 #include "spvit/infer/tiler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 
 #include "spvit/core/error.h"
 
@@ -68,6 +70,19 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
   stats.tiles_skipped = stats.tiles_total - tissue_tiles;
   if (o.progress) o.progress(0, tissue_tiles);  // tiling starts: the clock of the rate and the ETA
 
+  // Columns [lo, hi) of the tiles run in tile rows first..last (lo >= hi: none). Every rank computes the same
+  // spans from run_x, so all of them skip the same reductions; outside the span a stripe is background, and the
+  // per-stripe work (reduce, argmax, counts) is done on the span only: glass costs almost nothing, however wide.
+  auto run_span = [&](size_t first, size_t last) {
+    int64_t lo = W, hi = 0;
+    for (size_t r = first; r <= last && r < run_x.size(); ++r) {
+      if (run_x[r].empty()) continue;
+      lo = std::min(lo, run_x[r].front());
+      hi = std::max(hi, std::min(W, run_x[r].back() + T));
+    }
+    return std::make_pair(lo, hi);
+  };
+
   // acc[0:C] = sum of weighted probabilities, acc[C] = sum of weights, for rows [base, base + T) of the level.
   auto acc = torch::zeros({C + 1, T, W}, torch::kFloat32);
   int64_t base = 0, tile_index = 0, done = 0;
@@ -108,21 +123,41 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
       base = r + 1 < ys.size() ? ys[r + 1] : H;
       continue;
     }
-    if (o.world > 1 && o.reduce) o.reduce(acc);
+    if (o.world > 1 && o.reduce) {
+      // Ranks > 0 hold only tile row r's contributions (they restart from zero every stripe): sum its span.
+      const auto [lo, hi] = run_span(r, r);
+      if (hi > lo) {
+        auto span = acc.narrow(2, lo, hi - lo).contiguous();
+        o.reduce(span);
+        acc.narrow(2, lo, hi - lo).copy_(span);
+      }
+    }
     // Rows before the next tile row's origin are final.
     const int64_t next = r + 1 < ys.size() ? ys[r + 1] : H;
     const int64_t k = std::min(next, H) - base;
     if (o.rank == 0 && k > 0) {
-      auto part = acc.narrow(1, 0, k);
-      auto weight = part[C];
-      auto covered = weight > 0;
-      auto labels = part.narrow(0, 0, C).argmax(0).to(torch::kUInt8).masked_fill_(covered.logical_not(), 0).contiguous();
-      stats.covered_pixels += covered.sum().item<int64_t>();
-      auto hist = torch::bincount(labels.flatten().to(torch::kLong), {}, C);
-      for (int64_t c = 0; c < C; ++c) stats.class_pixels[static_cast<size_t>(c)] += hist[c].item<int64_t>();
+      // Tile rows reaching into [base, next): this one and earlier ones whose tiles extend past base.
+      size_t first = r;
+      while (first > 0 && ys[first - 1] + T > base) --first;
+      const auto [lo, hi] = run_span(first, r);
+      auto labels = torch::zeros({k, W}, torch::kUInt8);
+      stats.class_pixels[0] += k * (W - std::max<int64_t>(0, hi - lo));  // outside the span: background
+      if (hi > lo) {
+        auto part = acc.narrow(1, 0, k).narrow(2, lo, hi - lo);
+        auto covered = part[C] > 0;
+        auto span_labels =
+            part.narrow(0, 0, C).argmax(0).to(torch::kUInt8).masked_fill_(covered.logical_not(), 0);
+        labels.narrow(1, lo, hi - lo).copy_(span_labels);
+        stats.covered_pixels += covered.sum().item<int64_t>();
+        auto hist = torch::bincount(span_labels.flatten().to(torch::kLong), {}, C);
+        for (int64_t c = 0; c < C; ++c) stats.class_pixels[static_cast<size_t>(c)] += hist[c].item<int64_t>();
+      }
       cv::Mat rows(static_cast<int>(k), static_cast<int>(W), CV_8U, labels.data_ptr<uint8_t>());
       torch::Tensor p;
-      if (o.probabilities) p = part.narrow(0, 0, C) / weight.clamp_min(1e-30).unsqueeze(0);
+      if (o.probabilities) {
+        auto part = acc.narrow(1, 0, k);
+        p = part.narrow(0, 0, C) / part[C].clamp_min(1e-30).unsqueeze(0);
+      }
       sink(base, rows, p);
     }
     // Shift the unfinished rows to the top. On ranks > 0 the carried rows are dropped: rank 0 carries them, and
