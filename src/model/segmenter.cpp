@@ -172,15 +172,15 @@ torch::Tensor SegmenterImpl::decode_in_chunks(const std::vector<torch::Tensor>& 
     // The chunk's own rows, as a tensor of their own (a view would keep the context rows alive).
     return logits.narrow(2, in[3].size(2) * P, in[4].size(2) * P).contiguous();
   };
+  const auto last_rows = [](const torch::Tensor& piece, int64_t count) {
+    return piece.narrow(2, piece.size(2) - count, count);
+  };
   std::vector<torch::Tensor> outputs;
   for (int64_t c = 0; c < n; ++c) {
-    const auto last_row = [&](int64_t chunk, const std::vector<torch::Tensor>& p, int64_t count) {
-      return p[chunk].narrow(2, p[chunk].size(2) - count, count);
-    };
-    std::vector<torch::Tensor> in{c == 0 ? image_prev : last_row(c - 1, image_pieces, P), image_pieces[c],
+    std::vector<torch::Tensor> in{c == 0 ? image_prev : last_rows(image_pieces[c - 1], P), image_pieces[c],
                                   c + 1 == n ? image_next : image_pieces[c + 1].narrow(2, 0, P)};
     for (int64_t k = 0; k < K; ++k) {
-      in.push_back(c == 0 ? band_prev[k] : last_row(c - 1, pieces[k], 1));
+      in.push_back(c == 0 ? band_prev[k] : last_rows(pieces[k][c - 1], 1));
       in.push_back(pieces[k][c]);
       in.push_back(c + 1 == n ? band_next[k] : pieces[k][c + 1].narrow(2, 0, 1));
     }

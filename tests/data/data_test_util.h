@@ -9,6 +9,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/data/dataset.h"
+#include "test_support.h"
 
 namespace spvit::data::testing {
 
@@ -34,12 +35,7 @@ class TempDir {
 // The message of the spvit::Error `f` throws ("" if it throws none).
 template <typename F>
 std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return spvit::testing::thrown_message<Error>(std::forward<F>(f));
 }
 
 #define EXPECT_ERROR_MENTIONS(message, text) \

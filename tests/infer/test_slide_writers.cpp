@@ -10,6 +10,7 @@
 #include <random>
 
 #include "infer_test_util.h"
+#include "test_support.h"
 #include "spvit/build_info.h"
 #include "spvit/core/error.h"
 #include "spvit/infer/slide.h"
@@ -27,12 +28,7 @@ using spvit::testing::temp_dir;
 // The message of the DataError `f` throws ("" if it throws nothing).
 template <class F>
 std::string data_error(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
+  return spvit::testing::thrown_message<DataError>(std::forward<F>(f));
 }
 
 cv::Mat channel0(const cv::Mat& rgb) {
