@@ -1,4 +1,5 @@
-# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, HDF5. Optional: CUDA (from LibTorch), NCCL, OpenCV, OpenSlide.
+# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, HDF5. Optional (SPVIT_WITH_<X>): CUDA (from LibTorch), NCCL,
+# OpenCV, OpenSlide, libtiff.
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(spdlog REQUIRED)
@@ -38,11 +39,21 @@ if(TARGET torch_cuda OR TARGET c10_cuda OR CUDA_FOUND)
   set(SPVIT_HAVE_CUDA ON)
 endif()
 
-function(spvit_optional_feature name value found)
-  if(value STREQUAL "ON" AND NOT ${found})
-    message(FATAL_ERROR "SPVIT_WITH_${name}=ON but ${name} was not found")
+# spvit_feature(NAME FOUND_VAR HOW_TO_INSTALL): the one rule for optional features. SPVIT_WITH_<NAME> is ON
+# (required: configure fails when it is missing, naming what to install), AUTO (used when found) or OFF. The README's
+# build (scripts/build.sh) passes ON for every CPU feature, so a fresh machine that lacks a package fails loudly
+# instead of building a smaller spvit whose tests then pass.
+function(spvit_feature name found how_to_install)
+  if(SPVIT_WITH_${name} STREQUAL "ON" AND NOT ${found})
+    message(FATAL_ERROR "SPVIT_WITH_${name}=ON but ${name} was not found: ${how_to_install}\n"
+                        "(or configure with -DSPVIT_WITH_${name}=AUTO or OFF to build without it)")
   endif()
 endfunction()
+foreach(_feature NCCL OPENCV OPENSLIDE TIFF)
+  if(NOT SPVIT_WITH_${_feature} MATCHES "^(ON|AUTO|OFF)$")
+    message(FATAL_ERROR "SPVIT_WITH_${_feature} must be ON, AUTO or OFF, got '${SPVIT_WITH_${_feature}}'")
+  endif()
+endforeach()
 
 # ---- NCCL (only meaningful with CUDA LibTorch).
 set(SPVIT_HAVE_NCCL OFF)
@@ -52,9 +63,9 @@ if(NOT SPVIT_WITH_NCCL STREQUAL "OFF" AND SPVIT_HAVE_CUDA)
     set(SPVIT_HAVE_NCCL ON)
   endif()
 endif()
-spvit_optional_feature(NCCL "${SPVIT_WITH_NCCL}" SPVIT_HAVE_NCCL)
+spvit_feature(NCCL SPVIT_HAVE_NCCL "it needs a CUDA LibTorch and NCCL (the nvidia-nccl wheel beside PyTorch, or -DNCCL_ROOT=...)")
 
-# ---- OpenCV (only the modules we use: core, imgproc, imgcodecs).
+# ---- OpenCV (only the modules we use: core, imgproc, imgcodecs; cmake/FindOpenCV.cmake).
 set(SPVIT_HAVE_OPENCV OFF)
 if(NOT SPVIT_WITH_OPENCV STREQUAL "OFF")
   find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs)
@@ -62,7 +73,8 @@ if(NOT SPVIT_WITH_OPENCV STREQUAL "OFF")
     set(SPVIT_HAVE_OPENCV ON)
   endif()
 endif()
-spvit_optional_feature(OPENCV "${SPVIT_WITH_OPENCV}" SPVIT_HAVE_OPENCV)
+spvit_feature(OPENCV SPVIT_HAVE_OPENCV
+              "apt-get install libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev (scripts/install-deps.sh)")
 
 # ---- OpenSlide.
 set(SPVIT_HAVE_OPENSLIDE OFF)
@@ -72,10 +84,26 @@ if(NOT SPVIT_WITH_OPENSLIDE STREQUAL "OFF")
     set(SPVIT_HAVE_OPENSLIDE ON)
   endif()
 endif()
-spvit_optional_feature(OPENSLIDE "${SPVIT_WITH_OPENSLIDE}" SPVIT_HAVE_OPENSLIDE)
+spvit_feature(OPENSLIDE SPVIT_HAVE_OPENSLIDE "apt-get install libopenslide-dev (scripts/install-deps.sh)")
+
+# ---- libtiff (the pyramidal label masks of spvit infer).
+set(SPVIT_HAVE_TIFF OFF)
+if(NOT SPVIT_WITH_TIFF STREQUAL "OFF")
+  find_package(TIFF QUIET)
+  if(TIFF_FOUND)
+    set(SPVIT_HAVE_TIFF ON)
+  endif()
+endif()
+spvit_feature(TIFF SPVIT_HAVE_TIFF "apt-get install libtiff-dev (scripts/install-deps.sh)")
+
+# ---- spvit infer: whole-slide inference needs OpenCV and libtiff (OpenSlide adds the slide formats).
+set(SPVIT_HAVE_INFER OFF)
+if(SPVIT_HAVE_OPENCV AND SPVIT_HAVE_TIFF)
+  set(SPVIT_HAVE_INFER ON)
+endif()
 
 # Values for the generated build_info.h (0/1 so they can be used in #if).
-foreach(f CUDA NCCL OPENCV OPENSLIDE)
+foreach(f CUDA NCCL OPENCV OPENSLIDE TIFF INFER)
   if(SPVIT_HAVE_${f})
     set(SPVIT_HAVE_${f}_01 1)
   else()

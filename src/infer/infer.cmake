@@ -1,8 +1,7 @@
 # Whole-slide inference (docs/inference.md): slide reading, tissue detection, the streaming tiler and the writers.
 # Included from src/CMakeLists.txt (paths relative to src/). Needs OpenCV and libtiff; OpenSlide is optional (without
 # it only plain PNG/JPEG/TIFF images are read).
-find_package(TIFF QUIET)
-if(SPVIT_HAVE_OPENCV AND TIFF_FOUND)
+if(SPVIT_HAVE_INFER)  # OpenCV and libtiff (cmake/SpvitDependencies.cmake)
   spvit_add_library(spvit_infer
     SOURCES infer/slide.cpp infer/tissue.cpp infer/tiler.cpp infer/tiff_writer.cpp infer/writers.cpp
             infer/model_predictor.cpp infer/pipeline.cpp
@@ -13,7 +12,4 @@ if(SPVIT_HAVE_OPENCV AND TIFF_FOUND)
   if(SPVIT_HAVE_OPENSLIDE)
     target_link_libraries(spvit_infer PUBLIC OpenSlide::OpenSlide)
   endif()
-  message(STATUS "spvit infer: ON (OpenCV, libtiff)")
-else()
-  message(STATUS "spvit infer: OFF (needs OpenCV and libtiff: apt-get install libtiff-dev)")
 endif()

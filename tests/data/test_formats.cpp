@@ -208,11 +208,6 @@ TEST(ImageFolder, BadInputIsNamed) {
   msg = error_message([&] { write_image_folder(dir.file("vol"), *make_synthetic_mri(SyntheticOptions{3, {4, 4, 4}, 1, 0})); });
   EXPECT_ERROR_MENTIONS(msg, "image folders hold 2-D images");
 }
-#else
-TEST(ImageFolder, NeedsOpenCV) {
-  const auto msg = error_message([] { open_image_folder("anything"); });
-  EXPECT_ERROR_MENTIONS(msg, "needs OpenCV");
-}
 #endif
 
 }  // namespace

@@ -213,15 +213,6 @@ TEST(PatchScores, EdgeMapIsGaussianBlurThenCanny) {
     EXPECT_GT(count, 0) << "test image should have edges";
   }
 }
-#else
-TEST(PatchScores, EdgesWithoutOpenCvIsAClearError) {
-  try {
-    make_scorer("edges");
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("needs OpenCV"), std::string::npos) << e.what();
-  }
-}
 #endif
 
 TEST(PatchScores, BadNamesAndImagesAreClearErrors) {

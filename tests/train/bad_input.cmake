@@ -54,7 +54,5 @@ if(TARGET spvit_data AND TARGET spvit_optim)
                      ${_folder}=${_fx}/corrupt_png)
     _spvit_bad_input(truncated_png "cannot decode image '[^']*/truncated_png/images/tile-1\\.png' \\(corrupt or not an image\\)"
                      ${_folder}=${_fx}/truncated_png)
-  else()
-    _spvit_bad_input(folder_needs_opencv "needs OpenCV, which this build does not have" ${_folder}=${_fx}/missing_image)
   endif()
 endif()

@@ -6,7 +6,8 @@
 
 namespace spvit {
 
-// (name, description) pairs: version, LibTorch, CUDA, NCCL, OpenCV, OpenSlide, HDF5, build type.
+// (name, description) pairs: version, LibTorch, then each feature as "ON (detail)" or "OFF": CUDA, NCCL, OpenCV,
+// OpenSlide, HDF5, libtiff, infer.
 std::vector<std::pair<std::string, std::string>> build_features();
 
 }  // namespace spvit

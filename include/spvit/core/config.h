@@ -154,6 +154,9 @@ struct TrainConfig {
   int64_t log_every = 1;
   int64_t eval_every = 50;             // 0 = only at the end
   int64_t checkpoint_every = 50;       // 0 = only at the end
+  double checkpoint_every_minutes = 0; // also checkpoint when this much wall time passed since the last (0 = off)
+  int64_t keep_checkpoints = 1;        // checkpoints kept: 1 = checkpoint.pt only; N > 1 also the N newest
+                                       // checkpoint-<step>.pt (checkpoint.pt is the newest of them)
   int64_t max_bad_steps = 5;           // consecutive non-finite steps before stopping
   std::string out_dir = "runs/default";
   // Rank 0's progress line (train/progress.h): auto = when stderr is a terminal, or under mpirun (whose ranks write
@@ -180,6 +183,10 @@ struct TrainConfig {
     v.field("log_every", log_every, Range<int64_t>{1, int64_t{1} << 40}, "steps between metric lines");
     v.field("eval_every", eval_every, Range<int64_t>{0, int64_t{1} << 40}, "steps between evaluations");
     v.field("checkpoint_every", checkpoint_every, Range<int64_t>{0, int64_t{1} << 40}, "steps between checkpoints");
+    v.field("checkpoint_every_minutes", checkpoint_every_minutes, Range<double>{0.0, 1e7},
+            "minutes of wall time between checkpoints (0 = off)");
+    v.field("keep_checkpoints", keep_checkpoints, Range<int64_t>{1, 1 << 20},
+            "checkpoints kept (1 = checkpoint.pt only; N > 1 also keeps checkpoint-<step>.pt files)");
     v.field("max_bad_steps", max_bad_steps, Range<int64_t>{1, 1 << 20}, "non-finite steps tolerated in a row");
     v.field("out_dir", out_dir, Range<std::string>{}, "where checkpoints, metrics and predictions go");
     v.choice("progress", progress, {"auto", "on", "off"});

@@ -1,0 +1,22 @@
+# Runs `spvit info` (COMMAND, '|'-separated) and fails unless every feature in FEATURES ('|'-separated, the names
+# `spvit info` prints, case-insensitive) is reported ON. This is how CI fails when a promised feature is missing.
+string(REPLACE "|" ";" _cmd "${COMMAND}")
+string(REPLACE "|" ";" _features "${FEATURES}")
+execute_process(COMMAND ${_cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "spvit info exited with ${rc}")
+endif()
+string(TOLOWER "${out}" _lower)
+set(_missing "")
+foreach(_feature ${_features})
+  string(TOLOWER "${_feature}" _name)
+  if(NOT _lower MATCHES "(^|\n)${_name}: +on")
+    list(APPEND _missing ${_feature})
+  endif()
+endforeach()
+if(_missing)
+  message(FATAL_ERROR "required features not ON in `spvit info`: ${_missing} (scripts/install-deps.sh installs "
+                      "their packages; scripts/build.sh requires them)")
+endif()
+message("ok: ${_features} all ON")
