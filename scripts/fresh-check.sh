@@ -102,9 +102,11 @@ remove_root() {
   fi
   rm -rf --one-file-system "$FRESH_ROOT"
 }
+STEP="start"     # what is running, for the message when the script stops early (a failure, Ctrl-C, SIGTERM)
 on_exit() {
   local rc=$?
   set +e
+  if [ "$rc" -ne 0 ] && [ "$STEP" != summary ]; then say "FAILED during $STEP (exit $rc)"; fi
   unmount_all
   if [ "$KEEP" -eq 0 ] && [ -d "$FRESH_ROOT" ]; then
     say "removing $FRESH_ROOT (use --keep to keep it)"
@@ -162,6 +164,7 @@ if ! command -v mmdebstrap >/dev/null; then
         >>"$LOG_DIR/mmdebstrap-install.log" 2>&1; }
 fi
 
+STEP="mmdebstrap"
 if [ -e "$FRESH_ROOT" ]; then
   say "removing the previous root $FRESH_ROOT"
   remove_root
@@ -190,6 +193,7 @@ cp -L /etc/resolv.conf "$FRESH_ROOT/etc/resolv.conf"
 say "root ready in ${T_BOOTSTRAP} s ($(du -sh --one-file-system "$FRESH_ROOT" | cut -f1))"
 
 # ---- 2. the code, from git ----------------------------------------------------------------------------------
+STEP="git clone"
 git clone --quiet --no-local "file://$REPO" "$FRESH_ROOT/root/spvit" >"$LOG_DIR/clone.log" 2>&1
 git -C "$FRESH_ROOT/root/spvit" -c advice.detachedHead=false checkout --quiet "$COMMIT" >>"$LOG_DIR/clone.log" 2>&1
 TESTED=$(git -C "$FRESH_ROOT/root/spvit" rev-parse HEAD)
@@ -201,6 +205,7 @@ mount_chroot
 # ---- 3. the README's two commands -------------------------------------------------------------------------------
 DEMO_LOG=$LOG_DIR/demo.log
 TEST_LOG=$LOG_DIR/test.log
+STEP="scripts/demo.sh"
 say "scripts/demo.sh (log $DEMO_LOG)"
 DEMO_T0=$(date +%s)
 DEMO_RC=0
@@ -208,6 +213,7 @@ run_in_chroot "$DEMO_LOG" scripts/demo.sh || DEMO_RC=$?
 DEMO_T1=$(date +%s)
 say "scripts/demo.sh exited $DEMO_RC after $(( DEMO_T1 - DEMO_T0 )) s"
 
+STEP="scripts/test.sh"
 say "scripts/test.sh (log $TEST_LOG)"
 TEST_T0=$(date +%s)
 TEST_RC=0
@@ -215,6 +221,7 @@ run_in_chroot "$TEST_LOG" scripts/test.sh || TEST_RC=$?
 TEST_T1=$(date +%s)
 say "scripts/test.sh exited $TEST_RC after $(( TEST_T1 - TEST_T0 )) s"
 
+STEP="spvit info"
 INFO_RC=0
 run_in_chroot "$LOG_DIR/info.log" \
   'OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 build/bin/spvit info' >/dev/null || INFO_RC=$?
@@ -239,6 +246,7 @@ demo_split() {
 }
 strip_stamp() { sed -E 's/^[0-9]+ [0-9:]{8} //' "$1" 2>/dev/null || true; }
 
+STEP="summary"
 SPLIT=$(demo_split)
 DEMO_OWN=$(strip_stamp "$DEMO_LOG" | grep -E '^demo: .*[0-9]+(\.[0-9]+)? ?s\b' || true)
 DICE=$(strip_stamp "$DEMO_LOG" | grep -oE 'mean foreground Dice [0-9.]+' | tail -n1 | awk '{print $4}' || true)
