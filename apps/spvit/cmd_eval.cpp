@@ -1,7 +1,6 @@
 // `spvit eval --checkpoint C [--data PATH] [--out DIR]`: evaluates a trained model on its configuration's
 // validation data (or on PATH: an image folder or .h5 file) and writes metrics.json and prediction overlays.
 #include <cstdio>
-#include <filesystem>
 
 #include "app_context.h"
 #include "spvit/core/atomic_file.h"
@@ -10,6 +9,7 @@
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/data/formats.h"
+#include "spvit/dist/output_agreement.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
@@ -51,14 +51,14 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
       model->to(select_device(config.device, grid.local_rank()),
                 config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
       train::load_checkpoint(args->checkpoint, *model, nullptr);
-      std::filesystem::create_directories(args->out);
       train::EvalOptions eo;
       eo.overlay_dir = args->out;
       eo.overlays = args->overlays;
       const auto counts = train::evaluate(model, *dataset, config, grid, eo);
+      const std::string json = train::metrics_json(counts, dataset->size());
+      dist::write_on_one_rank(grid.world(), ctx.world_rank == 0,
+                              [&] { write_text_atomically(args->out + "/metrics.json", json); });
       if (ctx.world_rank == 0) {
-        const std::string json = train::metrics_json(counts, dataset->size());
-        write_text_atomically(args->out + "/metrics.json", json);
         std::printf("%s", json.c_str());
         std::printf("mean foreground Dice %.4f; metrics: %s/metrics.json; overlays: %s/*_overlay.png\n",
                     counts.mean_dice(), args->out.c_str(), args->out.c_str());

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "app_context.h"
+#include "spvit/dist/output_agreement.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/dist/mpi_runtime.h"
@@ -103,6 +104,7 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
                   format_duration(bar->elapsed_s()), rate, eta >= 0 ? format_duration(eta) : "?");
       };
       const auto result = infer::run_inference(*slide, predict, o);
+      dist::agree_on_write_errors(grid ? grid->world() : dist::CommPtr{}, result.write_error);
       if (ctx.world_rank == 0) {
         const auto& s = result.stats;
         std::printf("%s", result.summary_json.c_str());

@@ -14,7 +14,8 @@
 #   --hostfile FILE     Open MPI hostfile ("host slots=R" lines); without it every rank runs on this host
 #   --cores-per-rank C  bind each rank to C cores (and use C CPU threads); default: no binding, spvit divides the
 #                       node's cores between its ranks
-#   after --             passed to `spvit train` (--set key=value ..., --resume)
+#   after --             passed to `spvit train` (--set key=value ..., --resume); without --resume the run continues
+#                        from <train.out_dir>/checkpoint.pt when there is one (--resume-if-exists)
 # Environment: SPVIT (the binary, default build/bin/spvit), MPIRUN (default mpirun); variables named NCCL_*,
 # CUDA_* and SPVIT_* are forwarded to every rank.
 #
@@ -60,7 +61,10 @@ if (( RANKS_PER_NODE % SEQ != 0 && SEQ % RANKS_PER_NODE != 0 )); then
 fi
 if [ -z "$HOSTFILE" ] && (( NODES > 1 )); then echo "--nodes $NODES needs --hostfile" >&2; exit 2; fi
 
-LAUNCH=("$MPIRUN" -np "$RANKS")
+# On SIGTERM/SIGINT Open MPI's mpirun forwards the signal to the ranks and SIGKILLs them odls_base_sigkill_timeout
+# seconds later (default 1: too short to finish a step and write a checkpoint). SPVIT_STOP_GRACE_S gives spvit that
+# time (default 300 s). SIGUSR1 is forwarded as is.
+LAUNCH=("$MPIRUN" -np "$RANKS" --mca odls_base_sigkill_timeout "${SPVIT_STOP_GRACE_S:-300}")
 [ -z "$HOSTFILE" ] || LAUNCH+=(--hostfile "$HOSTFILE")
 if [ -n "$CORES_PER_RANK" ]; then
   LAUNCH+=(--map-by "ppr:$RANKS_PER_NODE:node:PE=$CORES_PER_RANK" --bind-to core -x "OMP_NUM_THREADS=$CORES_PER_RANK")
@@ -74,9 +78,11 @@ CHECK=("${ARGS[@]}")  # what `spvit config` accepts: the file and the --set over
 prev=
 for a in "$@"; do [ "$prev" = --set ] && CHECK+=(--set "$a"); prev=$a; done
 ARGS+=("$@")
+[[ " $* " == *" --resume"* ]] || ARGS+=(--resume-if-exists)  # a rerun of the same command continues
 run() { if [ "$DRY_RUN" = 1 ]; then echo "$*"; else "$@"; fi; }
 
 echo "spvit: $NODES node(s) x $RANKS_PER_NODE ranks, grid ${DATA}x${SEQ} (data x seq), config $CONFIG"
 # Check the configuration first (a bad key fails before any rank starts); prints the resolved configuration.
 run "$MPIRUN" -np 1 "$SPVIT" config "${CHECK[@]}"
+# Exit code 75: stopped by SIGTERM/SIGINT/SIGUSR1 with a checkpoint written; run this command again to continue.
 run "${LAUNCH[@]}" "$SPVIT" train "${ARGS[@]}"

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -29,42 +30,19 @@ std::set<std::string> parse_formats(const std::string& list) {
   return out;
 }
 
+namespace {
+
 int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
-InferResult run_inference(const Slide& slide, const TilePredictor& predict, const InferOptions& o) {
-  InferResult result;
+// Rank 0, after the tiling: finishes the mask, writes GeoJSON, overlay and summary (WriteError on failure).
+void write_outputs(const Slide& slide, const TissueMask& tissue, const SlideLevel& L, double mpp_level,
+                   const InferOptions& o, std::unique_ptr<PyramidTiffWriter> tiff,
+                   std::unique_ptr<ReducedLabels> reduced, InferResult& result) {
   const int64_t C = static_cast<int64_t>(o.class_names.size());
-  SPVIT_CHECK(C >= 2, "inference needs at least 2 classes");
-  result.level = o.level >= 0 ? o.level : (o.mpp > 0 ? slide.level_for_mpp(o.mpp) : 0);
-  const auto& L = slide.level(result.level);
-  const bool rank0 = o.tiler.rank == 0 && !o.tiler.follower;
-  log::info("slide '{}' ({}): {} level(s), running level {} ({}x{}, downsample {:.3g}), tile {} overlap {} batch {}",
-            slide.path(), slide.format(), slide.level_count(), result.level, L.width, L.height, L.downsample,
-            o.tiler.tile, o.tiler.overlap, o.tiler.batch);
-
-  const auto tissue = TissueMask::detect(slide, o.tissue);
-  log::info("tissue ({}): {:.1f}% of the slide", o.tissue.mode, 100.0 * tissue.tissue_fraction());
-
-  const double mpp_level = slide.mpp_x() > 0 ? slide.mpp_x() * L.downsample : 0;
-  std::unique_ptr<PyramidTiffWriter> tiff;
-  std::unique_ptr<ReducedLabels> reduced;
-  if (rank0) {
-    std::filesystem::create_directories(o.out_dir);
-    if (o.formats.count("tiff")) tiff = std::make_unique<PyramidTiffWriter>(o.out_dir + "/mask.tiff", L.width, L.height, mpp_level);
-    if (o.formats.count("geojson") || o.formats.count("png")) {
-      reduced = std::make_unique<ReducedLabels>(L.width, L.height, o.reduced_side);
-    }
-  }
-  result.stats = run_tiled(slide, result.level, &tissue, predict, C, o.tiler,
-                           [&](int64_t y0, const cv::Mat& labels, const torch::Tensor&) {
-                             if (tiff) tiff->append(labels);
-                             if (reduced) reduced->append(y0, labels);
-                           });
-  if (!rank0) return result;
   const auto& s = result.stats;
   nlohmann::json j;
   int64_t polygons = -1;
@@ -101,6 +79,61 @@ InferResult run_inference(const Slide& slide, const TilePredictor& predict, cons
   j["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0);
   result.summary_json = j.dump(2) + "\n";
   if (o.formats.count("json")) write_text_atomically(o.out_dir + "/summary.json", result.summary_json);
+}
+
+}  // namespace
+
+
+InferResult run_inference(const Slide& slide, const TilePredictor& predict, const InferOptions& o) {
+  InferResult result;
+  const int64_t C = static_cast<int64_t>(o.class_names.size());
+  SPVIT_CHECK(C >= 2, "inference needs at least 2 classes");
+  result.level = o.level >= 0 ? o.level : (o.mpp > 0 ? slide.level_for_mpp(o.mpp) : 0);
+  const auto& L = slide.level(result.level);
+  const bool rank0 = o.tiler.rank == 0 && !o.tiler.follower;
+  log::info("slide '{}' ({}): {} level(s), running level {} ({}x{}, downsample {:.3g}), tile {} overlap {} batch {}",
+            slide.path(), slide.format(), slide.level_count(), result.level, L.width, L.height, L.downsample,
+            o.tiler.tile, o.tiler.overlap, o.tiler.batch);
+
+  const auto tissue = TissueMask::detect(slide, o.tissue);
+  log::info("tissue ({}): {:.1f}% of the slide", o.tissue.mode, 100.0 * tissue.tissue_fraction());
+
+  const double mpp_level = slide.mpp_x() > 0 ? slide.mpp_x() * L.downsample : 0;
+  std::unique_ptr<PyramidTiffWriter> tiff;
+  std::unique_ptr<ReducedLabels> reduced;
+  // An output that cannot be written (disk full, permissions) must not leave the other ranks waiting in the
+  // stripes' collectives: rank 0 records the first WriteError, drops its writers, keeps tiling with the others, and
+  // the caller agrees on the error with every rank at the end (InferResult::write_error).
+  auto record_write_error = [&](const std::function<void()>& write) {
+    if (!result.write_error.empty()) return;
+    try {
+      write();
+    } catch (const WriteError& e) {
+      result.write_error = e.what();
+      tiff.reset();
+      reduced.reset();
+    }
+  };
+  if (rank0) {
+    record_write_error([&] {
+      std::error_code ec;
+      std::filesystem::create_directories(o.out_dir, ec);
+      if (ec) throw WriteError(write_failure_message(o.out_dir, ec.value(), "creating the output folder"));
+      if (o.formats.count("tiff")) tiff = std::make_unique<PyramidTiffWriter>(o.out_dir + "/mask.tiff", L.width, L.height, mpp_level);
+      if (o.formats.count("geojson") || o.formats.count("png")) {
+        reduced = std::make_unique<ReducedLabels>(L.width, L.height, o.reduced_side);
+      }
+    });
+  }
+  result.stats = run_tiled(slide, result.level, &tissue, predict, C, o.tiler,
+                           [&](int64_t y0, const cv::Mat& labels, const torch::Tensor&) {
+                             record_write_error([&] {
+                               if (tiff) tiff->append(labels);
+                               if (reduced) reduced->append(y0, labels);
+                             });
+                           });
+  if (!rank0 || !result.write_error.empty()) return result;
+  record_write_error([&] { write_outputs(slide, tissue, L, mpp_level, o, std::move(tiff), std::move(reduced), result); });
   return result;
 }
 

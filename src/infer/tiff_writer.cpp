@@ -3,9 +3,11 @@
 #include <tiffio.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
 #include "spvit/infer/writers.h"
 
@@ -24,11 +26,11 @@ PyramidTiffWriter::PyramidTiffWriter(const std::string& path, int64_t width, int
     level_width_.push_back(w), level_height_.push_back(h);
   }
   tif_ = TIFFOpen(tmp_.c_str(), "w8");  // BigTIFF: a 100,000² mask is 10 GB uncompressed
-  if (tif_ == nullptr) SPVIT_THROW(DataError, "cannot create label mask '", tmp_, "'");
+  if (tif_ == nullptr) throw WriteError(write_failure_message(tmp_, errno != 0 ? errno : EIO, "creating"));
   for (size_t k = 1; k < level_width_.size(); ++k) {
     spool_paths_.push_back(path + ".level" + std::to_string(k) + ".tmp");
     std::FILE* f = std::fopen(spool_paths_.back().c_str(), "w+b");
-    if (f == nullptr) SPVIT_THROW(DataError, "cannot create spool file '", spool_paths_.back(), "'");
+    if (f == nullptr) throw WriteError(write_failure_message(spool_paths_.back(), errno, "creating a spool file"));
     spools_.push_back(f);
   }
   buffer_.assign(static_cast<size_t>(kTile * width_), 0);
@@ -75,7 +77,7 @@ void PyramidTiffWriter::write_tile_row(const uint8_t* rows, int64_t nrows, int64
     for (int64_t r = 0; r < nrows; ++r) std::memcpy(&tile[static_cast<size_t>(r * kTile)], rows + r * width + x0, static_cast<size_t>(w));
     const auto index = TIFFComputeTile(tiff(tif_), static_cast<uint32_t>(x0), static_cast<uint32_t>(tile_row * kTile), 0, 0);
     if (TIFFWriteEncodedTile(tiff(tif_), index, tile.data(), static_cast<tmsize_t>(tile.size())) < 0) {
-      SPVIT_THROW(DataError, "cannot write a tile of label mask '", tmp_, "' (disk full?)");
+      throw WriteError(write_failure_message(path_, errno != 0 ? errno : EIO, "writing a tile"));
     }
   }
 }
@@ -100,7 +102,7 @@ void PyramidTiffWriter::append(const cv::Mat& rows) {
       sub.resize(static_cast<size_t>(level_width_[k]));
       for (int64_t i = 0; i < level_width_[k]; ++i) sub[static_cast<size_t>(i)] = src[i * step];
       if (std::fwrite(sub.data(), 1, sub.size(), spools_[k - 1]) != sub.size()) {
-        SPVIT_THROW(DataError, "cannot write spool file '", spool_paths_[k - 1], "' (disk full?)");
+        throw WriteError(write_failure_message(spool_paths_[k - 1], errno, "writing a spool file"));
       }
     }
   }
@@ -110,7 +112,7 @@ void PyramidTiffWriter::finish() {
   SPVIT_CHECK(rows_done_ == height_, "label mask '", path_, "' got ", rows_done_, " of ", height_, " rows");
   flush_level0_rows();
   TIFF* t = tiff(tif_);
-  if (!TIFFWriteDirectory(t)) SPVIT_THROW(DataError, "cannot write level 0 of label mask '", tmp_, "'");
+  if (!TIFFWriteDirectory(t)) throw WriteError(write_failure_message(path_, errno != 0 ? errno : EIO, "writing level 0"));
   for (size_t k = 1; k < level_width_.size(); ++k) {
     start_directory(static_cast<int>(k));
     std::FILE* f = spools_[k - 1];
@@ -124,11 +126,13 @@ void PyramidTiffWriter::finish() {
       }
       write_tile_row(rows.data(), n, w, tr);
     }
-    if (!TIFFWriteDirectory(t)) SPVIT_THROW(DataError, "cannot write level ", k, " of label mask '", tmp_, "'");
+    if (!TIFFWriteDirectory(t)) {
+      throw WriteError(write_failure_message(path_, errno != 0 ? errno : EIO, "writing level " + std::to_string(k)));
+    }
   }
   TIFFClose(t);
   tif_ = nullptr;
-  std::filesystem::rename(tmp_, path_);
+  commit_temporary_file(tmp_, path_);  // flushed, renamed, directory flushed (WriteError on failure)
   finished_ = true;
 }
 

@@ -83,7 +83,7 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
       if (!first_polygon) out << "]}}";
     }
     out << "\n]}\n";
-    if (!out) SPVIT_THROW(DataError, "cannot write GeoJSON '", tmp, "' (disk full?)");
+    check_stream_written(out, path);
   });
   return polygons;
 }
@@ -103,11 +103,9 @@ void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, co
   }
   cv::Mat bgr;
   cv::cvtColor(out, bgr, cv::COLOR_RGB2BGR);
-  write_file_atomically(path, [&](const std::string& tmp) {
-    std::vector<uchar> png;
-    SPVIT_CHECK(cv::imencode(".png", bgr, png), "cannot encode overlay PNG '", path, "'");
-    std::ofstream(tmp, std::ios::binary).write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-  });
+  std::vector<uchar> png;
+  SPVIT_CHECK(cv::imencode(".png", bgr, png), "cannot encode overlay PNG '", path, "'");
+  write_bytes_atomically(path, png.data(), png.size());
 }
 
 }  // namespace spvit::infer

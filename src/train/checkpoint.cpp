@@ -1,6 +1,9 @@
 #include "spvit/train/checkpoint.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
@@ -38,6 +41,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const Op
   archive.write("step", scalar(position.step));
   archive.write("epoch", scalar(position.epoch));
   archive.write("batch_in_epoch", scalar(position.batch_in_epoch));
+  archive.write("world_size", scalar(position.world_size));
   archive.write("rng_state", at::detail::getDefaultCPUGenerator().get_state());
   archive.write("config", c10::IValue(config_yaml));
   if (scaler != nullptr && scaler->enabled()) {
@@ -45,7 +49,13 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const Op
     scaler->save(scaling);
     archive.write("loss_scaler", scaling);
   }
-  write_file_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  write_file_atomically(path, [&](const std::string& tmp) {
+    // Through a byte sink, not archive.save_to(tmp): LibTorch's zip writer throws from its destructor when a write
+    // fails (disk full), which ends the process; the sink remembers the error and close() reports it.
+    FileSink sink(tmp, path);
+    archive.save_to([&sink](const void* data, size_t size) { return sink.write(data, size); });
+    sink.close();
+  });
 }
 
 TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& model, Optimizer* optimizer,
@@ -85,6 +95,7 @@ TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& mod
   position.epoch = t.item<int64_t>();
   archive.read("batch_in_epoch", t);
   position.batch_in_epoch = t.item<int64_t>();
+  if (archive.try_read("world_size", t)) position.world_size = t.item<int64_t>();
   torch::Tensor rng;
   archive.read("rng_state", rng);
   at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle sharing the default generator
@@ -112,6 +123,55 @@ std::string read_checkpoint_config(const std::string& path) {
   c10::IValue text;
   archive.read("config", text);
   return text.toStringRef();
+}
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  auto archive = open_archive(path);
+  CheckpointInfo info;
+  c10::IValue text;
+  archive.read("config", text);
+  info.config_yaml = text.toStringRef();
+  torch::Tensor t;
+  archive.read("step", t);
+  info.position.step = t.item<int64_t>();
+  archive.read("epoch", t);
+  info.position.epoch = t.item<int64_t>();
+  archive.read("batch_in_epoch", t);
+  info.position.batch_in_epoch = t.item<int64_t>();
+  if (archive.try_read("world_size", t)) info.position.world_size = t.item<int64_t>();
+  return info;
+}
+
+void keep_numbered_checkpoint(const std::string& checkpoint_path, int64_t step, int64_t keep) {
+  namespace fs = std::filesystem;
+  if (keep <= 1) return;
+  const fs::path latest(checkpoint_path);
+  const fs::path dir = latest.has_parent_path() ? latest.parent_path() : fs::path(".");
+  const std::string stem = latest.stem().string() + "-";  // checkpoint-
+  char number[32];
+  std::snprintf(number, sizeof number, "%08lld", static_cast<long long>(step));
+  const fs::path numbered = dir / (stem + number + latest.extension().string());
+  std::error_code ec;
+  fs::remove(numbered, ec);  // a step written before (a resumed run repeating it)
+  fs::create_hard_link(latest, numbered, ec);
+  if (ec) {  // e.g. a filesystem without hard links: a copy, written atomically like every checkpoint
+    write_file_atomically(numbered.string(), [&](const std::string& tmp) {
+      std::error_code copy_error;
+      fs::copy_file(latest, tmp, fs::copy_options::overwrite_existing, copy_error);
+      if (copy_error) throw WriteError(write_failure_message(numbered.string(), copy_error.value(), "copying"));
+    });
+  }
+  // The numbered files sort by step (zero-padded); delete all but the `keep` newest.
+  std::vector<fs::path> numbered_files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind(stem, 0) == 0 && entry.path().extension() == latest.extension() &&
+        name.find(".tmp.") == std::string::npos) {
+      numbered_files.push_back(entry.path());
+    }
+  }
+  std::sort(numbered_files.begin(), numbered_files.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < numbered_files.size(); ++i) fs::remove(numbered_files[i], ec);
 }
 
 }  // namespace spvit::train

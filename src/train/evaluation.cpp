@@ -7,6 +7,7 @@
 
 #include "spvit/build_info.h"
 #include "spvit/core/atomic_file.h"
+#include "spvit/dist/output_agreement.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/patch/extract.h"
@@ -47,16 +48,23 @@ void write_overlay(const std::string& path, const torch::Tensor& image, const to
   };
   auto panel = torch::cat({rgb, colour(gt), colour(pr)}, 1).contiguous();
   cv::Mat mat(static_cast<int>(panel.size(0)), static_cast<int>(panel.size(1)), CV_8UC3, panel.data_ptr());
-  write_file_atomically(path, [&](const std::string& tmp) {
-    std::vector<uchar> png;
-    SPVIT_CHECK(cv::imencode(".png", mat, png), "cannot encode overlay PNG");
-    std::ofstream(tmp, std::ios::binary).write(reinterpret_cast<const char*>(png.data()),
-                                               static_cast<std::streamsize>(png.size()));
-  });
+  std::vector<uchar> png;
+  SPVIT_CHECK(cv::imencode(".png", mat, png), "cannot encode overlay PNG");
+  write_bytes_atomically(path, png.data(), png.size());
 #else
   (void)image, (void)truth, (void)prediction;
   log::warn("this build has no OpenCV: overlay {} not written", path);
 #endif
+}
+
+// The same, recording a write failure in `write_error` (the first one) instead of throwing.
+void write_overlay(const std::string& path, const torch::Tensor& image, const torch::Tensor& truth,
+                   const torch::Tensor& prediction, std::string& write_error) {
+  try {
+    write_overlay(path, image, truth, prediction);
+  } catch (const WriteError& e) {
+    if (write_error.empty()) write_error = e.what();
+  }
 }
 
 // The whole of a per-pixel quantity from each sequence rank's box (tensor order `region` of `box`, trailing
@@ -81,7 +89,7 @@ torch::Tensor assemble(const torch::Tensor& box, const torch::Tensor& cover, con
 // Uniform grid + unetr decoder: each sequence rank reads and decodes its band.
 void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const Config& config,
                    const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
-                   SegmentationCounts& total) {
+                   SegmentationCounts& total, std::string& write_error) {
   const auto shape = dataset.spatial_shape(i);
   const auto bands = bands_for(shape, config, grid);
   const auto sample = dataset.read(i, band_pixels(bands));
@@ -106,7 +114,8 @@ void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_
     auto full_mask = rows_of(mask[0]);
     auto full_image = rows_of(image[0].transpose(0, 1)).transpose(0, 1);
     if (grid.seq_index() == 0) {
-      write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png", full_image, full_mask, full_pred);
+      write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png", full_image, full_mask, full_pred,
+                    write_error);
     }
   }
 }
@@ -115,7 +124,7 @@ void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_
 // the pixels its leaves cover are counted (each pixel by exactly one rank).
 void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const LayoutSampling& sampling,
                     const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
-                    SegmentationCounts& total) {
+                    SegmentationCounts& total, std::string& write_error) {
   const auto dtype = precision.param_dtype;
   const auto on_device = [&](const torch::Tensor& t) { return t.defined() ? t.to(precision.device) : t; };
   const auto sample = read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
@@ -151,7 +160,7 @@ void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64
       std::vector<int64_t> channels_first{full_image.dim() - 1};
       for (int64_t d = 0; d + 1 < full_image.dim(); ++d) channels_first.push_back(d);
       write_overlay(options.overlay_dir + "/" + sample.id + "_overlay.png",
-                    full_image.permute(channels_first).to(torch::kFloat32), full_mask, full_pred);
+                    full_image.permute(channels_first).to(torch::kFloat32), full_mask, full_pred, write_error);
     }
   }
 }
@@ -169,15 +178,19 @@ SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& datase
   total.fn = total.tp.clone();
   const auto sampling = LayoutSampling::from_config(config, grid.seq_size(), grid.seq_index());
   const auto precision = RunPrecision::from_config(config, model->parameters()[0].device());
+  // An overlay that cannot be written (disk full) must not leave the other ranks waiting in a collective: the
+  // writer records the error, evaluation goes on, and all ranks agree on it at the end.
+  std::string write_error;
   // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each take their part of the sample.
   for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
     if (config.model.decoder == "tile") {
-      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, total);
+      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, total, write_error);
     } else {
-      evaluate_band(model, dataset, i, config, precision, grid, options, total);
+      evaluate_band(model, dataset, i, config, precision, grid, options, total, write_error);
     }
   }
   total.all_reduce(*grid.world());
+  dist::agree_on_write_errors(grid.world(), write_error);
   model->train();
   return total;
 }

@@ -2,14 +2,20 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "spvit/core/atomic_file.h"
 #include "spvit/core/device.h"
+#include "spvit/core/device_memory.h"
 #include "spvit/core/logging.h"
+#include "spvit/core/stop_signal.h"
 #include "spvit/core/timer.h"
 #include "spvit/dist/gradient_averager.h"
+#include "spvit/dist/output_agreement.h"
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
@@ -19,24 +25,11 @@
 #include "spvit/train/optim/optim.h"
 #include "spvit/train/precision.h"
 #include "spvit/train/progress.h"
+#include "spvit/train/resume_check.h"
 #include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 namespace {
-
-// Peak resident memory of this process in MiB (Linux VmHWM).
-double peak_memory_mib() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmHWM:") {
-      double kib = 0;
-      status >> kib;
-      return kib / 1024.0;
-    }
-  }
-  return 0;
-}
 
 // Sum of `value` over the world, divided by `divisor` (identical on every rank).
 double world_mean(const dist::ProcessGrid& grid, double value, double divisor) {
@@ -95,13 +88,22 @@ class Trainer {
 
   TrainSummary run(const TrainOptions& options) {
     TrainingPosition pos;
-    if (options.resume) {
-      const std::string path = options.resume_path.empty() ? checkpoint_path_ : options.resume_path;
-      pos = load_checkpoint(path, *model_, optimizer_.get(), nullptr, scaler_.get());
-      log::info("resumed from {} at step {} (epoch {}, batch {})", path, pos.step, pos.epoch, pos.batch_in_epoch);
-    } else if (grid_.world_rank() == 0) {
-      std::ofstream(metrics_path_, std::ios::trunc);  // a fresh run starts a fresh log
+    const std::string resume_from = options.resume_path.empty() ? checkpoint_path_ : options.resume_path;
+    const bool resume = options.resume || (options.resume_if_exists && checkpoint_exists(resume_from));
+    if (resume) {
+      check_resume(resume_from, read_checkpoint_info(resume_from), config_, grid_.world_size(),
+                   options.allow_changes);
+      pos = load_checkpoint(resume_from, *model_, optimizer_.get(), nullptr, scaler_.get());
+      log::info("resumed from {} at step {} (epoch {}, batch {})", resume_from, pos.step, pos.epoch,
+                pos.batch_in_epoch);
+    } else if (options.resume_if_exists) {
+      log::info("no checkpoint at {}: starting a fresh run (--resume-if-exists)", resume_from);
     }
+    // A fresh run starts a fresh log; a resumed one drops the lines written after its checkpoint (the steps it is
+    // about to run again), so the log has each step once.
+    dist::write_on_one_rank(grid_.world(), grid_.world_rank() == 0,
+                            [&] { keep_metrics_up_to(resume ? pos.step : 0); });
+    last_checkpoint_time_ = Clock::now();
     loader_->start_epoch(pos.epoch);
     for (int64_t k = 0; k < pos.batch_in_epoch; ++k) loader_->next();  // same batches as the interrupted run
     log::info("training {} for {} steps: {} sample(s) per data group per step, grid {}, {}, {}",
@@ -120,6 +122,16 @@ class Trainer {
       auto batch = next_batch(pos);
       Stopwatch watch;
       const auto result = train_step(*batch, pos.step);
+      if (result.write_failed) {
+        // Rank 0 could not append to the metrics log; every rank learnt it from the step's all-reduce.
+        progress.clear();
+        if (grid_.world_rank() == 0) throw WriteError(pending_write_error_);
+        throw dist::PeerWriteError("rank 0 could not write the metrics log");
+      }
+      if (result.stop_signal != 0 && !result.finite) {
+        progress.clear();
+        stop_for_signal(result.stop_signal, pos);  // the step was skipped: the checkpoint is of the step before
+      }
       if (result.overflow) {  // fp16 gradients overflowed at this loss scale: normal, not a bad step
         progress.clear();
         log::info("step {}: fp16 gradient overflow, step skipped, loss scale now {}", pos.step + 1,
@@ -144,10 +156,12 @@ class Trainer {
       nlohmann::json line{{"step", pos.step}, {"loss", result.loss}, {"dice", result.dice},
                           {"lr", optimizer_->lr()}, {"grad_norm", result.grad_norm},
                           {"tokens_per_s", result.tokens / seconds}, {"step_s", seconds},
-                          {"peak_mem_mib", peak_memory_mib()}};
+                          {"peak_mem_mib", peak_memory_gib(precision_.device) * 1024.0}};  // device peak on a GPU
       progress.update(pos.step, training_progress_details(result.loss, optimizer_->lr(), result.tokens / seconds));
       const bool last = pos.step == config_.train.steps;
-      if (config_.train.eval_every > 0 && data_.val && (pos.step % config_.train.eval_every == 0 || last)) {
+      const bool stopping = result.stop_signal != 0 && !last;  // a scheduler's grace time is short: no evaluation
+      if (!stopping && config_.train.eval_every > 0 && data_.val &&
+          (pos.step % config_.train.eval_every == 0 || last)) {
         auto counts = evaluate(model_, *data_.val, config_, grid_);
         summary.val_dice = counts.mean_dice();
         line["val_dice"] = summary.val_dice;
@@ -159,8 +173,13 @@ class Trainer {
         // On a terminal the bar shows every step; the log line is then written only with an evaluation.
         write_metrics(line, !progress.enabled() || line.contains("val_dice"));
       }
-      if ((config_.train.checkpoint_every > 0 && pos.step % config_.train.checkpoint_every == 0) || last) {
+      if ((config_.train.checkpoint_every > 0 && pos.step % config_.train.checkpoint_every == 0) || last ||
+          result.checkpoint_due) {
         save(pos);
+      }
+      if (stopping) {
+        progress.clear();
+        stop_for_signal(result.stop_signal, pos);
       }
     }
     progress.finish();
@@ -175,7 +194,45 @@ class Trainer {
     bool finite = true;
     bool overflow = false;  // fp16: finite loss, non-finite gradients (the loss scale was too high)
     double loss = 0, dice = 0, grad_norm = 0, tokens = 0;
+    // Agreed by every rank in the step's all-reduce:
+    int stop_signal = 0;          // a stop signal reached some rank (its number; the largest if several)
+    bool checkpoint_due = false;  // rank 0's clock: train.checkpoint_every_minutes have passed since the last one
+    bool write_failed = false;    // rank 0 could not append to the metrics log (pending_write_error_)
   };
+
+  using Clock = std::chrono::steady_clock;
+
+  bool checkpoint_exists(const std::string& path) const {
+    // Every rank must decide alike (a node-local view of a shared filesystem may lag): rank 0 decides.
+    auto flag = torch::tensor({grid_.world_rank() == 0 && std::filesystem::exists(path) ? 1.0 : 0.0}, torch::kFloat64);
+    grid_.world()->all_reduce(flag, dist::ReduceOp::Max)->wait();
+    return flag.item<double>() > 0;
+  }
+
+  // Rewrites the metrics log keeping the lines of steps <= `step` (0: an empty log).
+  void keep_metrics_up_to(int64_t step) {
+    if (!std::filesystem::exists(metrics_path_)) return;  // nothing to keep or to clear
+    std::string kept;
+    if (step > 0) {
+      std::ifstream in(metrics_path_);
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
+        } catch (const nlohmann::json::exception&) {
+          // a line cut short by the interruption: dropped
+        }
+      }
+    }
+    write_text_atomically(metrics_path_, kept);
+  }
+
+  [[noreturn]] void stop_for_signal(int signal, const TrainingPosition& pos) {
+    if (pos.step != last_saved_step_) save(pos);
+    SPVIT_THROW(TrainingPreempted, stop_signal_name(signal), " received: stopped after step ", pos.step, " of ",
+                config_.train.steps, " with checkpoint ", checkpoint_path_,
+                "; run the same command with --resume (or --resume-if-exists) to continue");
+  }
 
   std::vector<std::pair<std::string, torch::Tensor>> named_parameters() {
     std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -268,12 +325,25 @@ class Trainer {
     // it has no communicator); otherwise one finiteness check.
     const auto& params = model_->parameters();
     const bool local_grads_finite = scaler_->enabled() ? scaler_->unscale_and_check(params) : gradients_finite(params);
-    // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere. Both flags
-    // travel in one all-reduce: [loss non-finite, gradients non-finite].
-    auto bad = torch::tensor({std::isfinite(local_loss) ? 0.0 : 1.0, local_grads_finite ? 0.0 : 1.0},
-                             torch::kFloat64);
-    grid_.world()->all_reduce(bad, dist::ReduceOp::Max)->wait();
-    const bool loss_bad = bad[0].item<double>() > 0, grads_bad = bad[1].item<double>() > 0;
+    // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere. The step's
+    // other rank-local news travels in the same all-reduce (no extra collective, no extra host sync):
+    // [loss non-finite, gradients non-finite, stop signal received, checkpoint due (rank 0's clock), metrics write
+    // failed (rank 0)].
+    const bool rank0 = grid_.world_rank() == 0;
+    const double minutes = std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count() / 60.0;
+    const bool due = rank0 && config_.train.checkpoint_every_minutes > 0 &&
+                     minutes >= config_.train.checkpoint_every_minutes;
+    auto flags = torch::tensor({std::isfinite(local_loss) ? 0.0 : 1.0, local_grads_finite ? 0.0 : 1.0,
+                                static_cast<double>(stop_signal_received()), due ? 1.0 : 0.0,
+                                pending_write_error_.empty() ? 0.0 : 1.0},
+                               torch::kFloat64);
+    grid_.world()->all_reduce(flags, dist::ReduceOp::Max)->wait();
+    const auto agreed = flags.accessor<double, 1>();
+    const bool loss_bad = agreed[0] > 0, grads_bad = agreed[1] > 0;
+    r.stop_signal = static_cast<int>(agreed[2]);
+    r.checkpoint_due = agreed[3] > 0;
+    r.write_failed = agreed[4] > 0;
+    if (r.write_failed) return r;
     scaler_->update(!grads_bad);  // no-op unless fp16
     if (loss_bad || grads_bad) {
       optimizer_->zero_grad();
@@ -293,19 +363,32 @@ class Trainer {
 
   void write_metrics(const nlohmann::json& line, bool log_line) {
     if (grid_.world_rank() != 0) return;
-    std::ofstream out(metrics_path_, std::ios::app);
-    out << line.dump() << "\n";
+    // A failure is reported to every rank by the next step's all-reduce (or the next checkpoint's agreement).
+    if (pending_write_error_.empty()) {
+      try {
+        append_text(metrics_path_, line.dump() + "\n");
+      } catch (const WriteError& e) {
+        pending_write_error_ = e.what();
+      }
+    }
     if (!log_line) return;
     log::info("step {} loss {:.5f} dice {:.4f} lr {:.2e} {:.0f} tokens/s", line["step"].get<int64_t>(),
               line["loss"].get<double>(), line["dice"].get<double>(), line["lr"].get<double>(),
               line["tokens_per_s"].get<double>());
   }
 
+  // Rank 0 writes; the agreement's all-reduce also keeps every rank from running ahead of the checkpoint, and ends
+  // every rank with the same WriteError exit if it (or an earlier metrics line) could not be written.
   void save(const TrainingPosition& pos) {
-    if (grid_.world_rank() == 0) {
-      save_checkpoint(checkpoint_path_, *model_, *optimizer_, pos, to_yaml(config_), scaler_.get());
-    }
-    grid_.world()->barrier()->wait();  // nobody runs ahead of a checkpoint being written
+    dist::write_on_one_rank(grid_.world(), grid_.world_rank() == 0, [&] {
+      if (!pending_write_error_.empty()) throw WriteError(pending_write_error_);
+      TrainingPosition stored = pos;
+      stored.world_size = grid_.world_size();
+      save_checkpoint(checkpoint_path_, *model_, *optimizer_, stored, to_yaml(config_), scaler_.get());
+      keep_numbered_checkpoint(checkpoint_path_, pos.step, config_.train.keep_checkpoints);
+    });
+    last_saved_step_ = pos.step;
+    last_checkpoint_time_ = Clock::now();
   }
 
   Config config_;
@@ -319,11 +402,15 @@ class Trainer {
   std::unique_ptr<LossScaler> scaler_;
   std::unique_ptr<data::Loader> loader_;
   std::string metrics_path_, checkpoint_path_;
+  std::string pending_write_error_;  // rank 0: a metrics line that could not be written
+  int64_t last_saved_step_ = -1;
+  Clock::time_point last_checkpoint_time_ = Clock::now();
 };
 
 }  // namespace
 
 TrainSummary run_training(const Config& config, const dist::ProcessGrid& grid, const TrainOptions& options) {
+  install_stop_signal_handlers();  // from here on SIGTERM/SIGINT/SIGUSR1 end the run with a checkpoint
   Trainer trainer(config, grid);
   return trainer.run(options);
 }

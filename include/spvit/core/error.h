@@ -23,6 +23,8 @@ class ConfigError : public Error { using Error::Error; };  // bad configuration 
 class CommError : public Error { using Error::Error; };    // a collective failed
 class CommTimeoutError : public CommError { using CommError::CommError; };  // a collective did not complete in time
 class DataError : public Error { using Error::Error; };    // unreadable or inconsistent input data
+// An output (checkpoint, metrics, predictions) could not be written: the message names the path and the OS reason.
+class WriteError : public Error { using Error::Error; };
 
 namespace detail {
 template <typename... Args>

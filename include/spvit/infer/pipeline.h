@@ -27,6 +27,9 @@ struct InferResult {
   int level = 0;
   TilerStats stats;
   std::string summary_json;  // what summary.json holds
+  // Rank 0: the first output that could not be written ("" = all written). The caller agrees on it with every
+  // rank (dist::agree_on_write_errors), so that all of them stop with the same exit code.
+  std::string write_error;
 };
 
 // Parses "tiff,geojson,png,json" (any subset); throws ConfigError naming an unknown format.

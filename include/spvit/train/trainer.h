@@ -2,6 +2,7 @@
 // each data group's ranks and data-parallel across groups.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "spvit/core/config.h"
 #include "spvit/core/error.h"
@@ -10,8 +11,13 @@
 namespace spvit::train {
 
 struct TrainOptions {
-  bool resume = false;       // continue from <out_dir>/checkpoint.pt (or resume_path)
+  bool resume = false;       // continue from <out_dir>/checkpoint.pt (or resume_path); an error if it is missing
   std::string resume_path;
+  bool resume_if_exists = false;  // continue from <out_dir>/checkpoint.pt when it exists, else start fresh (a
+                                  // requeued job script runs the same command every time)
+  // Configuration keys (or whole sections: "grid") whose values may differ from the checkpoint's (see
+  // resume_check.h); others that break continuation refuse the resume.
+  std::vector<std::string> allow_changes;
   int64_t stop_after = 0;    // leave (with a checkpoint) after this many steps of this run; 0 = run to train.steps
 };
 
@@ -26,6 +32,12 @@ struct TrainSummary {
 // Thrown identically on every rank when training cannot go on (e.g. too many non-finite steps); the last good
 // checkpoint is kept.
 class TrainingStopped : public Error {
+  using Error::Error;
+};
+
+// Thrown identically on every rank after a stop signal (SIGTERM, SIGINT, SIGUSR1 on any rank): the step in flight
+// was finished and a checkpoint written; `--resume` continues bit-exactly. Exit code exit_code::kPreempted.
+class TrainingPreempted : public Error {
   using Error::Error;
 };
 
