@@ -60,7 +60,12 @@ torch::Tensor SegmenterImpl::forward_uniform(const torch::Tensor& image_band, co
               "image band must be [B, ", options_.channels, ", spatial...], got ", image_band.sizes());
   auto tokens = patchify(image_band, options_.patch);
   SequenceContext ctx{bands.shard().num_ranks() > 1 ? seq : nullptr, bands.shard(), {}};
+  // What the positional encoding reads: global token indices (grid table) or the global coordinates of this band's
+  // tokens (coordinate MLP, in the tile path's convention: see UniformBands::token_coords).
   TokenMetadata meta{bands.token_indices(), {}};
+  if (encoder_->options().pos_encoding == PositionalEncodingKind::Coords) {
+    meta.coords = bands.token_coords().to(image_band.device());
+  }
   auto features = encoder_->forward_features(tokens, meta, ctx, taps_);
   std::vector<int64_t> band_grid = bands.grid;
   band_grid[0] = bands.rows();

@@ -1,5 +1,8 @@
 #include "spvit/model/uniform_bands.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "spvit/core/error.h"
 
 namespace spvit::model {
@@ -57,6 +60,41 @@ std::vector<int64_t> UniformBands::pixel_end() const {
 torch::Tensor UniformBands::token_indices() const {
   const int64_t first = row_offset() * tokens_per_row();
   return torch::arange(first, first + rows() * tokens_per_row(), torch::kLong);
+}
+
+int64_t UniformBands::root_side() const {
+  const int64_t largest = *std::max_element(grid.begin(), grid.end()) * patch;
+  int64_t side = patch;
+  while (side < largest) side *= 2;
+  return side;
+}
+
+torch::Tensor UniformBands::token_coords() const {
+  // The arithmetic of patch::token_metadata, operation for operation (double, then rounded to float), so the two
+  // agree bit for bit (tests/model/test_encoder_local.cpp compares them).
+  const int d = static_cast<int>(grid.size());
+  const int64_t n = rows() * tokens_per_row(), first_row = row_offset();
+  const double S = static_cast<double>(root_side()), s = static_cast<double>(patch);
+  const double log_root = std::max(1.0, std::log2(S));
+  const auto log_side = static_cast<float>(std::log2(s) / log_root);
+  auto coords = torch::empty({n, d + 1}, torch::kFloat32);
+  auto* c = coords.data_ptr<float>();
+  // Tensor order (slice, row, column) = grid[0..d); coordinate axis a = 0 (x, column), 1 (y, row), 2 (z, slice) is
+  // tensor dimension d - 1 - a.
+  std::vector<int64_t> at(static_cast<size_t>(d), 0);
+  at[0] = first_row;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int a = 0; a < d; ++a) {
+      const double corner = static_cast<double>(at[static_cast<size_t>(d - 1 - a)] * patch);
+      c[i * (d + 1) + a] = static_cast<float>((corner + s / 2) / S);
+    }
+    c[i * (d + 1) + d] = log_side;
+    for (int k = d - 1; k >= 0; --k) {  // next token in raster order
+      if (++at[static_cast<size_t>(k)] < grid[static_cast<size_t>(k)] || k == 0) break;
+      at[static_cast<size_t>(k)] = 0;
+    }
+  }
+  return coords;
 }
 
 torch::Tensor patchify(const torch::Tensor& image, int64_t P) {

@@ -1,6 +1,7 @@
 // The decoders without gathering: halo-exchange convolutions equal the undivided convolution (including band
-// borders and uneven bands), and a whole segmentation step — encoder + UNETR decoder (2D and 3D) or tile decoder,
-// CE + Dice loss, double gradient averaging — equals the single-process step, also when decoding in chunks.
+// borders and uneven bands), and a whole segmentation step — encoder (grid or coordinate positional encoding) + UNETR
+// decoder (2D and 3D) or tile decoder, CE + Dice loss, double gradient averaging — equals the single-process step,
+// also when decoding in chunks.
 #include <gtest/gtest.h>
 
 #include "dist/mpi_test_grid.h"
@@ -102,12 +103,15 @@ Segmenter build(SegmenterOptions o, AttentionStrategy strategy) {
 }
 
 // decoder_chunk_rows > 0: the distributed model decodes in checkpointed chunks; the reference never does.
-void check_uniform_step(int spatial_dims, std::vector<int64_t> image_shape, int64_t decoder_chunk_rows = 0) {
+// pos: the encoder's positional encoding (coords: each band supplies its tokens' global coordinates).
+void check_uniform_step(int spatial_dims, std::vector<int64_t> image_shape, int64_t decoder_chunk_rows = 0,
+                        PositionalEncodingKind pos = PositionalEncodingKind::Grid) {
   const auto& grid = testing::test_grid();
   int64_t pixels = 1;
   for (auto side : image_shape) pixels *= side;
   const auto probe = UniformBands::even(image_shape, 4, 1, 0);
   auto opts = small_segmenter(spatial_dims, "unetr", probe.num_tokens());
+  opts.encoder.pos_encoding = pos;
   auto chunked = opts;
   chunked.decoder_chunk_rows = decoder_chunk_rows;
   auto model = build(chunked, AttentionStrategy::LssKv);
@@ -169,6 +173,17 @@ TEST(SegmenterStep, UnetrChunkedDecoderMatchesSingleProcess) {
   check_uniform_step(2, {24, 16}, 2);
 }
 TEST(SegmenterStep, Unetr3DChunkedDecoderMatchesSingleProcess) { check_uniform_step(3, {16, 8, 8}, 1); }
+// The coordinate positional encoding on uniform bands (2D, 3D, chunked): outputs, loss and gradients, including those
+// of the coordinate MLP, equal the single process's, so every band encodes the global coordinates of its tokens.
+TEST(SegmenterStep, UnetrCoords2DMatchesSingleProcess) {
+  check_uniform_step(2, {24, 16}, 0, PositionalEncodingKind::Coords);
+}
+TEST(SegmenterStep, UnetrCoords3DMatchesSingleProcess) {
+  check_uniform_step(3, {16, 8, 8}, 0, PositionalEncodingKind::Coords);
+}
+TEST(SegmenterStep, UnetrCoordsChunkedDecoderMatchesSingleProcess) {
+  check_uniform_step(2, {24, 16}, 2, PositionalEncodingKind::Coords);
+}
 
 TEST(SegmenterStep, TileDecoderMatchesSingleProcess) {
   const auto& grid = testing::test_grid();

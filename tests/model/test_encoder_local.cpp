@@ -6,7 +6,10 @@
 
 #include "spvit/core/error.h"
 #include "spvit/core/torch_compat.h"
+#include "spvit/model/uniform_bands.h"
 #include "spvit/model/vit_encoder.h"
+#include "spvit/patch/extract.h"
+#include "spvit/patch/patcher.h"
 #include "test_support.h"
 
 namespace spvit::model {
@@ -136,6 +139,33 @@ TEST(Encoder, RejectsBadInputs) {
   }
   EXPECT_THROW(enc->forward(torch::randn({1, 12, 13}), {torch::arange(12), {}}, seq), Error);
   EXPECT_THROW(MultiHeadAttention(AttentionOptions{10, 3, AttentionStrategy::Local, true}), Error);
+}
+
+// The uniform bands give the coordinate encoding the coordinates the tile path computes for the same grid
+// (patch::token_metadata of the raster-ordered uniform layout), bit for bit, and each band holds the global values
+// of its own tokens, whatever the split: the normalisation does not depend on the rank or the number of ranks.
+TEST(UniformBands, CoordinatesAreTheLayoutCoordinatesOfTheSameGrid) {
+  const std::vector<std::vector<int64_t>> shapes{{24, 16}, {40, 8}, {16, 8, 12}, {12, 24, 8}};
+  for (const auto& shape : shapes) {
+    const int64_t P = 4;
+    const int dims = static_cast<int>(shape.size());
+    const auto layout = patch::UniformPatcher(dims, P, 0, patch::TokenOrder::Raster).plan_for_size(shape);
+    const auto whole = UniformBands::even(shape, P, 1, 0);
+    EXPECT_EQ(whole.root_side(), layout.root_side);
+    EXPECT_TRUE(torch::equal(whole.token_coords(), patch::token_metadata(layout).coords)) << c10::IntArrayRef(shape);
+    for (int ranks : {2, 3}) {
+      std::vector<torch::Tensor> parts;
+      for (int r = 0; r < ranks; ++r) {
+        const auto band = UniformBands::even(shape, P, ranks, r);
+        const auto shard = band.shard();
+        const auto mine = patch::token_metadata(layout, shard.offset(), shard.offset() + shard.local_length());
+        EXPECT_TRUE(torch::equal(band.token_coords(), mine.coords)) << c10::IntArrayRef(shape) << " rank " << r;
+        EXPECT_TRUE(torch::equal(band.token_indices(), mine.index));
+        parts.push_back(band.token_coords());
+      }
+      EXPECT_TRUE(torch::equal(torch::cat(parts), whole.token_coords()));
+    }
+  }
 }
 
 }  // namespace

@@ -37,6 +37,8 @@ class SegmenterImpl : public torch::nn::Module {
 
   // Uniform layouts. image_band: this rank's rows of the image, [B, C, R·P, W·P] (or [B, C, R·P, H·P, W·P]).
   // Returns this band's logits [B, classes, R·P, W·P(, ...)]. `seq` is the sequence communicator (null: 1 rank).
+  // Every positional encoding works: the band supplies its tokens' global indices (grid) or global coordinates
+  // (coords, as patch::token_metadata gives them for the same grid).
   torch::Tensor forward_uniform(const torch::Tensor& image_band, const UniformBands& bands, const dist::CommPtr& seq);
 
   // Adaptive layouts. tokens [B, L_s, C·P^d] -> logit tiles [B, L_s, classes, P, P(, P)].

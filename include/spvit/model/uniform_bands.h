@@ -30,6 +30,15 @@ struct UniformBands {
   std::vector<int64_t> pixel_end() const;
   // Global raster indices of this rank's tokens, [rows * tokens_per_row] int64.
   torch::Tensor token_indices() const;
+  // Side S of the square (cubic) root that the coordinates are normalised by: the smallest P·2^k not smaller than
+  // the largest image side (patch::root_side_for). A property of the whole image, the same on every rank.
+  int64_t root_side() const;
+  // Coordinates of this rank's tokens for the coordinate positional encoding, [rows * tokens_per_row, d + 1]
+  // float32, in raster order: centre x/S, y/S[, z/S] (x = column, y = row, z = slice), then log2(P)/log2(S).
+  // The convention of patch::token_metadata for leaves of side P, so a uniform grid gets exactly the coordinates
+  // of the equivalent uniform PatchLayout: one model definition (pos_encoding coords) serves both decoders. The
+  // values are the global ones: a band's coordinates do not depend on how the rows are split.
+  torch::Tensor token_coords() const;
 };
 
 // image band [B, C, R·P, W·P] (or [B, C, R·P, H·P, W·P]) -> tokens [B, R·W, C·P^d] in raster order.
