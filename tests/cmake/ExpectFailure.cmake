@@ -1,9 +1,13 @@
-# Runs COMMAND ('|'-separated) and passes only if it exits non-zero AND its output matches REGEX.
+# Runs COMMAND ('|'-separated) and passes only if it exits non-zero AND its output matches REGEX (and, when
+# EXIT_CODE is given, exits with exactly that status: 2 for configuration errors).
 string(REPLACE "|" ";" _cmd "${COMMAND}")
 execute_process(COMMAND ${_cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}${err}")
 if(rc EQUAL 0)
   message(FATAL_ERROR "expected a non-zero exit status, got 0")
+endif()
+if(DEFINED EXIT_CODE AND NOT rc EQUAL EXIT_CODE)
+  message(FATAL_ERROR "expected exit status ${EXIT_CODE}, got ${rc}")
 endif()
 if(NOT "${out}${err}" MATCHES "${REGEX}")
   message(FATAL_ERROR "output does not contain the expected message: ${REGEX}")

@@ -1,0 +1,36 @@
+# `spvit config` as a user runs it (included from tests/CMakeLists.txt): every configuration file in configs/
+# validates, and combinations that cannot run are refused before any rank starts work, with exit status 2 and a
+# message naming the keys.
+
+# One entry per file, so a new configuration is tested without editing this list.
+file(GLOB _spvit_config_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/configs/*.yaml)
+foreach(_file IN LISTS _spvit_config_files)
+  get_filename_component(_name ${_file} NAME_WE)
+  add_test(NAME cli_config_file_${_name}
+           COMMAND ${CMAKE_COMMAND} -DSPVIT=${SPVIT_BIN} -DFILE=${_file} -DHAVE_CUDA=${SPVIT_HAVE_CUDA}
+                   -P ${CMAKE_CURRENT_LIST_DIR}/../cmake/ConfigFileValid.cmake)
+  set_tests_properties(cli_config_file_${_name} PROPERTIES ENVIRONMENT "${SPVIT_TEST_ENV}" TIMEOUT 60 LABELS config)
+endforeach()
+
+# Refusals through the CLI: exit status 2 (a configuration error) and the message naming the keys.
+# name | expected message (a regular expression) | spvit config arguments
+function(_spvit_config_refused name regex)
+  add_test(NAME cli_config_refuses_${name}
+           COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${SPVIT_BIN}|config|${ARGN}" "-DREGEX=${regex}" -DEXIT_CODE=2
+                   -P ${CMAKE_CURRENT_LIST_DIR}/../cmake/ExpectFailure.cmake)
+  set_tests_properties(cli_config_refuses_${name} PROPERTIES ENVIRONMENT "${SPVIT_TEST_ENV}" TIMEOUT 60
+                       LABELS "config;errors")
+endfunction()
+string(REPLACE ";" "|" _tiny "-c;${PROJECT_SOURCE_DIR}/configs/tiny-cpu.yaml")
+# The demo with a learned position table too small for its 16 x 16 grid.
+_spvit_config_refused(max_tokens
+  "config key 'model\\.max_tokens' = 100 is smaller than the 256 tokens of the uniform grid \\('data\\.size' = 128, 'model\\.patch' = 8\\)"
+  "${_tiny}|--set|model.max_tokens=100")
+# 3D model on the 2D pathology generator.
+_spvit_config_refused(pathology_3d
+  "config key 'model\\.spatial_dims' = 3 but 'data\\.kind' = pathology generates 2-D images"
+  "--set|model.spatial_dims=3")
+# More sequence ranks than token rows.
+_spvit_config_refused(seq_rows
+  "config key 'grid\\.seq' = 32 needs a token row per sequence rank, but 'data\\.size' = 128 at 'model\\.patch' = 8 has 16 token rows"
+  "${_tiny}|--set|grid.seq=32")
