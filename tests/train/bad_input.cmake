@@ -12,9 +12,9 @@ if(TARGET spvit_data AND TARGET spvit_optim)
   add_test(NAME bad_input_fixtures COMMAND $<TARGET_FILE:spvit_bad_input_fixtures> ${_fx})
   set_tests_properties(bad_input_fixtures PROPERTIES FIXTURES_SETUP bad_input TIMEOUT 120)
 
-  # The demo configuration for two steps (no warmup: the schedule rejects warmup > steps before any data is read),
-  # one loader thread, output beside the fixtures; MPI communicators, so that the two ranks may share one GPU (NCCL
-  # refuses that) where the tests run on a GPU machine.
+  # The demo configuration for two steps (no warmup: a warmup longer than the run would only add a warning to the
+  # output), one loader thread, output beside the fixtures; MPI communicators, so that the two ranks may share one GPU
+  # (NCCL refuses that) where the tests run on a GPU machine.
   set(_train ${SPVIT_BIN} train -c ${PROJECT_SOURCE_DIR}/configs/tiny-cpu.yaml --set train.steps=2
              --set train.warmup_steps=0 --set data.workers=1 --set dist.backend=mpi --set train.out_dir=${_fx}/run)
   set(_folder ${_train} --set data.source=folder --set data.path)

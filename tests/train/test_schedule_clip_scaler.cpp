@@ -2,7 +2,10 @@
 // across ranks (OptimMpi.*, also run under 2 ranks as the `optim_np2` test).
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+
 #include <cmath>
+#include <memory>
 #include <sstream>
 
 #include "dist/mpi_test_grid.h"
@@ -97,10 +100,51 @@ TEST(LrSchedule, BadOptionsGiveClearErrors) {
   o = schedule("cosine");
   o.min_lr = 0.5;
   EXPECT_ERROR_MENTIONS(LrSchedule{o}, "schedule min_lr must be in [0, base_lr = 0.001], got 0.5");
-  EXPECT_ERROR_MENTIONS(LrSchedule(schedule("linear", 200, 100)), "warmup_steps must be in [0, total_steps = 100], got 200");
+  EXPECT_ERROR_MENTIONS(LrSchedule(schedule("linear", -1, 100)), "schedule warmup_steps must be >= 0, got -1");
   EXPECT_ERROR_MENTIONS(LrSchedule(schedule("linear", 0, 0)), "schedule total_steps must be >= 1, got 0");
   EXPECT_ERROR_MENTIONS(LrSchedule(schedule("polynomial", 0, 10, 0.0)), "schedule power must be a finite number > 0, got 0");
   EXPECT_ERROR_MENTIONS(LrSchedule(schedule("linear")).lr_at(-1), "lr_at: step must be >= 0, got -1");
+}
+
+// The warning lines logged while `fn` runs.
+template <typename Fn>
+std::string warnings_of(Fn&& fn) {
+  std::ostringstream text;
+  auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text));
+  capture->set_level(spdlog::level::warn);
+  spdlog::set_default_logger(capture);
+  try {
+    fn();
+  } catch (...) {
+    spdlog::set_default_logger(previous);
+    throw;
+  }
+  spdlog::set_default_logger(previous);
+  return text.str();
+}
+
+// A warmup longer than the run (train.steps = 4 with train.warmup_steps = 10) runs: the warmup is shortened to the
+// run, with a warning naming both keys: the lr rises linearly over the whole run, lr_at(total_steps) is the end point.
+TEST(LrSchedule, WarmupLongerThanTheRunIsClampedWithAWarning) {
+  for (const char* kind : {"cosine", "linear", "polynomial", "constant"}) {
+    std::unique_ptr<LrSchedule> clamped;
+    const auto warning = warnings_of([&] { clamped = std::make_unique<LrSchedule>(schedule(kind, 10, 4)); });
+    EXPECT_NE(warning.find("train.warmup_steps = 10 is longer than the run (train.steps = 4): warming up over 4 "
+                           "steps instead"),
+              std::string::npos)
+        << warning;
+    EXPECT_EQ(clamped->options().warmup_steps, 4);
+    const LrSchedule reference(schedule(kind, 4, 4));
+    for (int64_t step = 0; step <= 6; ++step) EXPECT_EQ(clamped->lr_at(step), reference.lr_at(step)) << kind << step;
+    EXPECT_EQ(clamped->lr_at(0), 0.0);
+    EXPECT_DOUBLE_EQ(clamped->lr_at(1), 2.5e-4);
+    EXPECT_DOUBLE_EQ(clamped->lr_at(3), 7.5e-4);
+    EXPECT_EQ(clamped->lr_at(4), std::string(kind) == "constant" ? 1e-3 : 1e-5);  // the end point, as always
+  }
+  // No warning when the warmup fits.
+  EXPECT_EQ(warnings_of([] { const LrSchedule fits(schedule("cosine", 4, 4)); }), "");
+  EXPECT_EQ(warnings_of([] { const LrSchedule fits(schedule("cosine", 3, 4)); }), "");
 }
 
 // ---- gradient clipping

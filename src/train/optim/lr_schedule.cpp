@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "spvit/core/error.h"
+#include "spvit/core/logging.h"
 #include "spvit/train/optim/lr_schedule.h"
 
 namespace spvit::train {
@@ -27,9 +28,16 @@ LrSchedule::LrSchedule(ScheduleOptions options) : options_(std::move(options)) {
     SPVIT_THROW(ConfigError, "schedule min_lr must be in [0, base_lr = ", o.base_lr, "], got ", o.min_lr);
   }
   if (o.total_steps < 1) SPVIT_THROW(ConfigError, "schedule total_steps must be >= 1, got ", o.total_steps);
-  if (o.warmup_steps < 0 || o.warmup_steps > o.total_steps) {
-    SPVIT_THROW(ConfigError, "schedule warmup_steps must be in [0, total_steps = ", o.total_steps, "], got ",
-                o.warmup_steps);
+  if (o.warmup_steps < 0) SPVIT_THROW(ConfigError, "schedule warmup_steps must be >= 0, got ", o.warmup_steps);
+  if (o.warmup_steps > o.total_steps) {
+    // A warmup longer than the run (e.g. a short smoke test of a long configuration) is shortened to the run, as
+    // PyTorch's and Hugging Face's schedulers would just run it: the lr then rises to base_lr at the last step.
+    // The configuration is the same on every rank, so rank 0 says it once.
+    if (log::rank() == 0) {
+      log::warn("train.warmup_steps = {} is longer than the run (train.steps = {}): warming up over {} steps instead",
+                o.warmup_steps, o.total_steps, o.total_steps);
+    }
+    options_.warmup_steps = o.total_steps;
   }
   if (!std::isfinite(o.power) || o.power <= 0) {
     SPVIT_THROW(ConfigError, "schedule power must be a finite number > 0, got ", o.power);

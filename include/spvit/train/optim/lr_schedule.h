@@ -20,7 +20,9 @@ struct ScheduleOptions {
 //     polynomial  min_lr + (base_lr − min_lr) · (1 − t)^power
 //     constant    base_lr
 //   step >= total_steps: min_lr (base_lr for constant). Both endpoints are returned exactly.
-// The constructor validates the options and throws ConfigError naming the bad option and its value.
+// The constructor validates the options and throws ConfigError naming the bad option and its value. A warmup
+// longer than the run is not an error: warmup_steps > total_steps is clamped to total_steps with a warning (the
+// place where train.warmup_steps meets train.steps; options() returns the clamped value).
 class LrSchedule {
  public:
   explicit LrSchedule(ScheduleOptions options);
