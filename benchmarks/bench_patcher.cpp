@@ -1,4 +1,4 @@
-// The adaptive patcher's cost per stage and the tokens it saves (shared/spec/adaptive-patching.md, issue 3).
+// The adaptive patcher's cost per stage and the tokens it saves (docs/adaptive-patching.md, "Benchmark"; issue 3).
 //
 //   bench_patcher [--sizes 2048,8192,16384] [--length 4096] [--patch 16] [--scorer edges] [--reps 3]
 //                 [--reduction-size 8192] [--threads N] [--first-touch 0|1]

@@ -1,4 +1,4 @@
-# The kernels layer (shared/spec/architecture.md): CUDA kernels with stream-taking launchers (*.cu: CUDA headers
+# The kernels layer (docs/architecture.md): CUDA kernels with stream-taking launchers (*.cu: CUDA headers
 # only, no LibTorch) and their torch-facing API (*.cpp), whose LibTorch-op versions are the CPU path and the
 # reference. Included from src/CMakeLists.txt before spvit_dist, which links spvit_kernels.
 set(SPVIT_KERNEL_CUDA_SOURCES

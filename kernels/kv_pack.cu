@@ -1,7 +1,7 @@
-// The fused K‖V communication kernels of the LSS attention (shared/spec/lss.md, step 2 and its adjoint); layouts in
-// kv_pack.cuh. Every kernel is a permuted copy whose contiguous runs are D (q, k, v) or E (kv) elements long, so a
-// thread moves one 16-byte pack when D·sizeof(T) is a multiple of 16 and the pointers are 16-byte aligned (D = 64 in
-// bf16 is 8 packs per head), and one element otherwise. The host picks the width once per launch.
+// The fused K‖V communication kernels of the LSS attention (docs/sequence-parallel.md, step 2 and its backward);
+// layouts in kv_pack.cuh. Every kernel is a permuted copy whose contiguous runs are D (q, k, v) or E (kv) elements
+// long, so a thread moves one 16-byte pack when D·sizeof(T) is a multiple of 16 and the pointers are 16-byte aligned
+// (D = 64 in bf16 is 8 packs per head), and one element otherwise. The host picks the width once per launch.
 // Limits: B·L·2 and 3E below 2^31 (32-bit row arithmetic); launchers return cudaErrorInvalidValue beyond.
 #include "cuda_common.cuh"
 #include "kv_pack.cuh"

@@ -1,4 +1,5 @@
-# The data layer (shared/spec/architecture.md): datasets (synthetic, image folder, HDF5), augmentation, the loader.
+# The data layer (docs/architecture.md, "Dependencies between layers"): datasets (synthetic, image folder, HDF5),
+# augmentation, the loader.
 # Included from src/CMakeLists.txt, so paths are relative to src/.
 spvit_add_library(spvit_data
   SOURCES data/dataset.cpp data/procedural.cpp data/synthetic_pathology.cpp data/synthetic_mri.cpp data/augment.cpp

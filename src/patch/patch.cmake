@@ -1,4 +1,4 @@
-# The adaptive patcher layer (shared/spec/adaptive-patching.md): layouts, scorers, trees, extract/paste, image I/O.
+# The adaptive patcher layer (docs/adaptive-patching.md): layouts, scorers, trees, extract/paste, image I/O.
 # Included from src/CMakeLists.txt, so paths are relative to src/.
 spvit_add_library(spvit_patch
   SOURCES patch/layout.cpp patch/layout_io.cpp patch/pixel_maps.cpp patch/scorer.cpp patch/patcher.cpp

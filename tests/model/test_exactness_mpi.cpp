@@ -1,6 +1,6 @@
-// The exactness matrix of shared/spec/lss.md, run on the grid this binary was started with: sequence-parallel
-// forward output, loss and every parameter gradient equal the single-process reference; exactly one all-gather
-// per layer forward and one reduce-scatter per layer backward.
+// The exactness matrix of docs/sequence-parallel.md ("What the tests prove"), run on the grid this binary was started
+// with: sequence-parallel forward output, loss and every parameter gradient equal the single-process reference; exactly
+// one all-gather per layer forward and one reduce-scatter per layer backward.
 #include <gtest/gtest.h>
 
 #include <tuple>

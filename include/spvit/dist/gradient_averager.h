@@ -1,5 +1,6 @@
-// Double gradient averaging (shared/spec/lss.md): g = (1/N_d) Σ_d Σ_s g_{d,s} — a SUM over the sequence group
-// (each sequence rank holds part of one sample's loss) and a MEAN over the data groups (different samples).
+// Double gradient averaging (docs/sequence-parallel.md, "Double gradient averaging"): g = (1/N_d) Σ_d Σ_s g_{d,s} — a
+// SUM over the sequence group (each sequence rank holds part of one sample's loss) and a MEAN over the data groups
+// (different samples).
 //
 // Parameters are packed into ~25 MB buckets in reverse registration order (roughly the order backward produces
 // their gradients). A gradient hook copies each gradient into its bucket as soon as autograd produces it, and a

@@ -1,4 +1,4 @@
-// The NCCL backend: a Communicator over GPU tensors (shared/spec/architecture.md, dist layer).
+// The NCCL backend: a Communicator over GPU tensors (docs/architecture.md, dist layer).
 //
 // Each NCCL communicator is bootstrapped over the MPI communicator of the same group (rank 0 makes the unique id and
 // broadcasts it over MPI) and keeps that MPI communicator for CPU tensors (metrics, small host reductions), so one

@@ -1,4 +1,4 @@
-// The 2D process grid: world = N_d data groups x N_s sequence ranks (shared/spec/lss.md, "Process grid").
+// The 2D process grid: world = N_d data groups x N_s sequence ranks (docs/sequence-parallel.md, "Process grid").
 // Rank r -> data index d = r / N_s, sequence index s = r % N_s: a sequence group is N_s consecutive ranks, which
 // launchers place on one node, so the per-layer K‖V traffic stays on the fast intra-node links.
 #pragma once

@@ -1,8 +1,8 @@
-// The fused K‖V communication of the LSS attention (shared/spec/lss.md, step 2): the qkv projection's output goes
-// straight into the contiguous all-gather send buffer, and the gathered buffer into the k, v that attention reads;
-// backward packs [dK ‖ dV] for the ONE reduce-scatter and merges the reduced result with dq into the projection's
-// gradient. CUDA tensors run the kernels of kernels/kv_pack.cu on the current stream; CPU tensors run the same
-// operations as LibTorch ops (the reference the CUDA kernels are tested against).
+// The fused K‖V communication of the LSS attention (docs/sequence-parallel.md, "One transformer block", step 2): the
+// qkv projection's output goes straight into the contiguous all-gather send buffer, and the gathered buffer into the k,
+// v that attention reads; backward packs [dK ‖ dV] for the ONE reduce-scatter and merges the reduced result with dq
+// into the projection's gradient. CUDA tensors run the kernels of kernels/kv_pack.cu on the current stream; CPU tensors
+// run the same operations as LibTorch ops (the reference the CUDA kernels are tested against).
 //
 // Layouts (E = heads · D): qkv [B, L_s, 3E] (rows [q; k; v]); q [B, H, L_s, D]; the send buffer kv [L_s, 2, B, E] is
 // token-major, so that the all-gather (dist::gather_rows) of the ranks' buffers in rank order is [L, 2, B, E] for

@@ -1,7 +1,8 @@
-// Multi-tensor scaled copies for gradient buckets (shared/spec/lss.md, "bucketed"): flatten gradients into a
-// bucket's contiguous storage and unflatten the averaged bucket back into .grad, with an optional scale (1/N_d) and
-// accumulation, as ONE CUDA launch per up to 96 tensors (kernels/multi_tensor.cu) instead of one copy per tensor.
-// CPU tensors, float64 and non-contiguous tensors use LibTorch ops (copy_, mul, add_), which are also the reference.
+// Multi-tensor scaled copies for gradient buckets (docs/sequence-parallel.md, "Double gradient averaging": buckets):
+// flatten gradients into a bucket's contiguous storage and unflatten the averaged bucket back into .grad, with an
+// optional scale (1/N_d) and accumulation, as ONE CUDA launch per up to 96 tensors (kernels/multi_tensor.cu) instead of
+// one copy per tensor. CPU tensors, float64 and non-contiguous tensors use LibTorch ops (copy_, mul, add_), which are
+// also the reference.
 #pragma once
 #include <torch/torch.h>
 

@@ -1,7 +1,7 @@
-// Batched extract and paste of adaptive-patch leaves (shared/spec/adaptive-patching.md), below the patch layer:
-// leaves are plain (x, y, z, side) rows, so this layer needs no PatchLayout. CUDA tensors run the kernels of
-// kernels/patch_resample.cu on the current stream; CPU tensors run LibTorch ops grouped by leaf side (the reference the
-// kernels are tested against). Both compute what patch::extract_range / patch::paste_range compute for the same
+// Batched extract and paste of adaptive-patch leaves (docs/adaptive-patching.md, "How it works", step 5), below the
+// patch layer: leaves are plain (x, y, z, side) rows, so this layer needs no PatchLayout. CUDA tensors run the kernels
+// of kernels/patch_resample.cu on the current stream; CPU tensors run LibTorch ops grouped by leaf side (the reference
+// the kernels are tested against). Both compute what patch::extract_range / patch::paste_range compute for the same
 // leaves (tested against them).
 #pragma once
 #include <torch/torch.h>

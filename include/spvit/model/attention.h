@@ -1,4 +1,5 @@
-// Multi-head self-attention with a pluggable sequence-parallel strategy (shared/spec/lss.md, steps 1-4).
+// Multi-head self-attention with a pluggable sequence-parallel strategy (docs/sequence-parallel.md, "One transformer
+// block", steps 1-4).
 //
 //   local  : the whole sequence is on this rank (reference and single-GPU path).
 //   lss-kv : q, k, v for local tokens; ONE all-gather of the packed [k ‖ v] buffer; local queries attend to all keys.

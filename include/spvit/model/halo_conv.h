@@ -1,4 +1,4 @@
-// Convolutions for a spatially partitioned decoder (shared/spec/lss.md, "Decoder without gathering"): the image
+// Convolutions for a spatially partitioned decoder (docs/sequence-parallel.md, "Decoder without gathering"): the image
 // is split into bands (slabs in 3D) along its first spatial dimension over the sequence group. A k×k conv first
 // exchanges k//2 halo rows with its neighbours, so each band's output equals the same rows of the undivided conv.
 #pragma once

@@ -1,9 +1,9 @@
 // Patchers: image -> PatchLayout. The uniform grid and the adaptive trees (quadtree in 2D, octree in 3D) share
 // one interface so that training, inference and the CLI use the same layout code.
 //
-// Adaptive refinement (shared/spec/adaptive-patching.md): the root is the smallest P·2^k square (cube) covering
-// the image; a max-heap holds the splittable leaves keyed by (score, side, Morton key); the top leaf is split into
-// 4 (8) children while leaves + 3 (7) ≤ L. Leaves with side ≤ min_side or entirely in the padding are never split.
+// Adaptive refinement (docs/adaptive-patching.md, "How it works"): the root is the smallest P·2^k square (cube)
+// covering the image; a max-heap holds the splittable leaves keyed by (score, side, Morton key); the top leaf is split
+// into 4 (8) children while leaves + 3 (7) ≤ L. Leaves with side ≤ min_side or entirely in the padding are never split.
 // When no leaf can be split any more (exhaustion) or the next split would exceed L, the remaining slots are empty.
 #pragma once
 #include <torch/torch.h>

@@ -1,5 +1,5 @@
 // Segmentation losses normalised over the WHOLE sample even when a rank holds only part of it
-// (shared/spec/lss.md, "Loss normalisation"): the per-rank losses of a sequence group sum to the sample loss, so
+// (docs/sequence-parallel.md, "Loss normalisation"): the per-rank losses of a sequence group sum to the sample loss, so
 // summing rank gradients (double gradient averaging) gives exactly the single-process gradient.
 #pragma once
 #include <torch/torch.h>
