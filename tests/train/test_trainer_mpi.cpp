@@ -13,13 +13,15 @@
 namespace spvit::train {
 namespace {
 
-Config tiny_config(const std::string& out_dir, int64_t seq) {
-  return parse_config("", {"seed=3", "dtype=float64", "grid.seq=" + std::to_string(seq), "model.patch=4",
-                           "model.dim=16", "model.depth=2", "model.heads=2", "model.mlp_ratio=2",
-                           "model.max_tokens=64", "model.decoder_width=4", "data.size=32", "data.train_samples=6",
-                           "data.val_samples=2", "data.workers=1", "train.steps=4", "train.batch_size=2",
-                           "train.warmup_steps=1", "train.eval_every=0", "train.checkpoint_every=0",
-                           "train.out_dir=" + out_dir});
+Config tiny_config(const std::string& out_dir, int64_t seq, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> o{"seed=3", "dtype=float64", "grid.seq=" + std::to_string(seq), "model.patch=4",
+                             "model.dim=16", "model.depth=2", "model.heads=2", "model.mlp_ratio=2",
+                             "model.max_tokens=64", "model.decoder_width=4", "data.size=32", "data.train_samples=6",
+                             "data.val_samples=2", "data.workers=1", "train.steps=4", "train.batch_size=2",
+                             "train.warmup_steps=1", "train.eval_every=0", "train.checkpoint_every=0",
+                             "train.out_dir=" + out_dir};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return parse_config("", o);
 }
 
 // Parameters stored in a checkpoint, by name.
@@ -35,7 +37,8 @@ std::map<std::string, torch::Tensor> parameters_of(const std::string& checkpoint
   return out;
 }
 
-TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) {
+// `extra`: configuration overrides of both runs (e.g. another positional encoding).
+void check_sequence_parallel_equals_single_process(const std::vector<std::string>& extra) {
   const auto& grid = testing::test_grid();
   ASSERT_EQ(grid.data_size(), 1) << "run this test with a 1xN grid";
   // All ranks share rank 0's pid-based directory name through a broadcast.
@@ -43,12 +46,12 @@ TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) {
   grid.world()->broadcast(pid, 0)->wait();
   const std::string base = std::filesystem::temp_directory_path().string() + "/spvit_eq_" +
                            std::to_string(pid.item<int64_t>());
-  auto config = tiny_config(base + "/sp", grid.seq_size());
+  auto config = tiny_config(base + "/sp", grid.seq_size(), extra);
   config.train.steps = 3;
   run_training(config, grid, {});
   if (grid.world_rank() == 0) {
     auto self = dist::ProcessGrid::create_self(60);
-    auto single = tiny_config(base + "/single", 1);
+    auto single = tiny_config(base + "/single", 1, extra);
     single.train.steps = 3;
     run_training(single, self, {});
     auto a = parameters_of(base + "/sp/checkpoint.pt"), b = parameters_of(base + "/single/checkpoint.pt");
@@ -60,7 +63,7 @@ TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) {
     }
     EXPECT_LT(worst, 1e-10);
     // The run must have changed the parameters (the comparison is not between two untrained models).
-    auto initial = tiny_config(base + "/unused", 1);
+    auto initial = tiny_config(base + "/unused", 1, extra);
     torch::manual_seed(initial.seed);
     model::Segmenter fresh(model::SegmenterOptions::from_config(initial.model, 4));
     EXPECT_GT((fresh->named_parameters()["encoder.embed.weight"].to(torch::kFloat64) -
@@ -68,6 +71,13 @@ TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) {
     std::filesystem::remove_all(base);
   }
   grid.world()->barrier()->wait();
+}
+
+TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) { check_sequence_parallel_equals_single_process({}); }
+
+// The coordinate positional encoding with the unetr decoder: each rank's band encodes the global coordinates.
+TEST(Trainer, CoordsSequenceParallelRunEqualsSingleProcessRun) {
+  check_sequence_parallel_equals_single_process({"model.pos_encoding=coords"});
 }
 
 TEST(Trainer, ResumeContinuesBitExactly) {
