@@ -1,7 +1,8 @@
 // `spvit bench train`: training-step throughput of a ViT + UNETR decoder on synthetic input, at several sequence
 // lengths, for scaling studies and the comparison with PyTorch (benchmarks/pytorch_baseline.py builds the same
 // model). Prints one JSON object per size (and appends them to --out): step time, tokens/s, encoder model TFLOP/s
-// (shared/spec/gpu-machine.md's formula), peak memory, and the time of the attention kernels alone at that size.
+// (docs/performance.md, "Model FLOPs"), the precision that ran, peak memory (the device's on a GPU, the process's
+// RSS on the CPU), and the time of the attention kernels alone at that size.
 // `--find-max` keeps doubling the sequence after the last size until a step no longer fits.
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "spvit/dist/gradient_averager.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/optim/optimizer.h"
+#include "spvit/train/precision.h"
 
 namespace spvit::app {
 namespace {
@@ -36,7 +38,17 @@ struct BenchArgs {
   std::string out;
 };
 
-// Encoder model FLOPs of one training step (forward + backward = 3x forward), as in shared/spec/gpu-machine.md.
+// What a step computes in: --precision bf16 is bf16 autocast on a CUDA device with LibTorch >= 2.4 (as the trainer's
+// RunPrecision); anywhere else the step runs in fp32, and the report says so.
+train::RunPrecision bench_precision(const std::string& requested, const torch::Device& device) {
+  train::RunPrecision p;
+  p.device = device;
+  p.autocast = requested == "bf16" && device.is_cuda() && compat::AutocastGuard::supported();
+  p.autocast_dtype = torch::kBFloat16;
+  return p;
+}
+
+// Encoder model FLOPs of one training step (forward + backward = 3x forward): docs/performance.md, "Model FLOPs".
 double encoder_flops(const BenchArgs& a, int64_t n) {
   const double N = static_cast<double>(n), E = static_cast<double>(a.dim);
   const double in = static_cast<double>(a.channels * a.patch * a.patch);
@@ -62,7 +74,7 @@ double attention_only_ms(const BenchArgs& a, int64_t n, const torch::Device& dev
 }
 
 nlohmann::json run_size(const BenchArgs& a, int64_t n, const dist::ProcessGrid& grid, const torch::Device& device,
-                        int steps, int warmup) {
+                        const train::RunPrecision& precision, int steps, int warmup) {
   const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
   SPVIT_CHECK(side * side == n, "bench: --tokens ", n, " must be a square number (a square image of P-pixel patches)");
   const int64_t pixels = side * a.patch;
@@ -94,13 +106,12 @@ nlohmann::json run_size(const BenchArgs& a, int64_t n, const dist::ProcessGrid& 
   const int64_t row0 = bands.pixel_begin()[0], rows = bands.pixel_end()[0] - row0;
   auto image = torch::randn({1, a.channels, rows, pixels}, torch::TensorOptions().device(device));
   auto mask = torch::randint(0, a.classes, {1, rows, pixels}, torch::TensorOptions().device(device).dtype(torch::kLong));
-  const bool bf16 = a.precision == "bf16";
   double loss_value = 0;
   auto step = [&] {
     optimizer->zero_grad();
     torch::Tensor loss;
     {
-      compat::AutocastGuard autocast(device, torch::kBFloat16, bf16);
+      train::ForwardPrecisionGuard autocast(precision);
       auto logits = net->forward_uniform(image, bands, grid.seq());
       loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), mask);
     }
@@ -124,10 +135,11 @@ nlohmann::json run_size(const BenchArgs& a, int64_t n, const dist::ProcessGrid& 
   r["step_ms"] = step_ms;
   r["tokens_per_s"] = static_cast<double>(n) / (step_ms / 1e3);
   r["encoder_tflops"] = encoder_flops(a, n) / (step_ms / 1e3) / 1e12;
-  r["peak_gib"] = peak_memory_gib(device);
+  r["peak_gib"] = peak_memory_gib(device);  // the CUDA allocator's peak on a GPU, the process's peak RSS on the CPU
+  r["peak_of"] = device.is_cuda() ? "device" : "host RSS";
   r["loss"] = loss_value;
-  r["attention_ms"] = attention_only_ms(a, n / grid.seq_size(), device, bf16 && device.is_cuda() ? torch::kBFloat16
-                                                                                                   : torch::kFloat);
+  r["attention_ms"] = attention_only_ms(a, n / grid.seq_size(), device,
+                                        precision.autocast ? precision.autocast_dtype : torch::kFloat);
   return r;
 }
 
@@ -168,15 +180,20 @@ void add_bench_command(CLI::App& app, AppContext& ctx) {
     ctx.run = [&ctx, a]() {
       auto grid = make_grid({0, ctx.world_size}, 600, a->device, "auto");
       const auto device = select_device(a->device, grid.local_rank());
+      const auto precision = bench_precision(a->precision, device);
+      if (precision.mode() != a->precision && ctx.world_rank == 0) {
+        log::warn("bench train: --precision {} needs a CUDA device and LibTorch >= 2.4; running {} on {}", a->precision,
+                  precision.mode(), device.str());
+      }
       log::info("bench train: dim {} depth {} heads {} patch {} on {} ({}, attention {}{}{})", a->dim, a->depth,
-                a->heads, a->patch, device.str(), a->precision, a->attention_backend,
+                a->heads, a->patch, device.str(), precision.mode(), a->attention_backend,
                 a->checkpointing ? ", checkpointing" : "",
                 a->decoder_chunk_rows > 0 ? fmt::format(", decoder chunks of {} token rows", a->decoder_chunk_rows)
                                           : std::string());
       std::vector<int64_t> sizes = a->tokens;
       auto report = [&](nlohmann::json r) {
         r["device"] = device.str();
-        r["precision"] = a->precision;
+        r["precision"] = precision.mode();  // what ran, not what was asked for
         r["checkpointing"] = a->checkpointing;
         r["decoder_chunk_rows"] = a->decoder_chunk_rows;
         r["ranks"] = grid.world_size();
@@ -188,7 +205,7 @@ void add_bench_command(CLI::App& app, AppContext& ctx) {
       };
       for (size_t i = 0; i < sizes.size(); ++i) {
         try {
-          report(run_size(*a, sizes[i], grid, device, a->steps, a->warmup));
+          report(run_size(*a, sizes[i], grid, device, precision, a->steps, a->warmup));
         } catch (const std::exception& e) {
           if (!out_of_memory(e)) throw;
           release_cached_memory(device);

@@ -36,6 +36,11 @@ std::string RunPrecision::describe() const {
   return out;
 }
 
+std::string RunPrecision::mode() const {
+  if (!autocast) return "fp32";
+  return autocast_dtype == torch::kBFloat16 ? "bf16" : "fp16";
+}
+
 struct ForwardPrecisionGuard::State {
   explicit State(const RunPrecision& p) : guard(p.device, p.autocast_dtype, true) {}
   compat::AutocastGuard guard;

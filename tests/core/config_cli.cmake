@@ -1,6 +1,6 @@
 # `spvit config` as a user runs it (included from tests/CMakeLists.txt): every configuration file in configs/
 # validates, and combinations that cannot run are refused before any rank starts work, with exit status 2 and a
-# message naming the keys.
+# message naming the keys. Also: `spvit bench train` reports the precision that ran, not the one asked for.
 
 # One entry per file, so a new configuration is tested without editing this list.
 file(GLOB _spvit_config_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/configs/*.yaml)
@@ -34,3 +34,11 @@ _spvit_config_refused(pathology_3d
 _spvit_config_refused(seq_rows
   "config key 'grid\\.seq' = 32 needs a token row per sequence rank, but 'data\\.size' = 128 at 'model\\.patch' = 8 has 16 token rows"
   "${_tiny}|--set|grid.seq=32")
+
+# `spvit bench train` asks for bf16 by default; on the CPU the step runs in fp32, and that is what it must report
+# (with where its peak memory comes from).
+spvit_add_mpi_test(cli_bench_reports_precision_run NP 1
+                   COMMAND ${SPVIT_BIN} bench train --device cpu --tokens 16 --dim 32 --depth 1 --heads 2 --patch 8
+                   --decoder-width 4 --steps 1 --warmup 0)
+set_tests_properties(cli_bench_reports_precision_run PROPERTIES
+                     PASS_REGULAR_EXPRESSION "\"peak_of\":\"host RSS\",\"precision\":\"fp32\"")

@@ -21,6 +21,9 @@ struct RunPrecision {
   // with autocast (>= 2.4) and dtype float32.
   static RunPrecision from_config(const Config& config, const torch::Device& device);
   std::string describe() const;  // e.g. "cuda:0, float32 parameters, bf16 autocast"
+  // The precision the forward pass actually computes in: "bf16" or "fp16" under autocast, else "fp32" (float32 or
+  // float64 parameters alike). What reports should print, rather than the mode that was asked for.
+  std::string mode() const;
 };
 
 // Sets CUDA autocast for the forward pass while alive (nothing on CPU or without autocast).
