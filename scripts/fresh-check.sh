@@ -118,8 +118,8 @@ on_exit() {
   exit "$rc"
 }
 trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'say "interrupted (SIGINT)"; exit 130' INT
+trap 'say "received SIGTERM"; exit 143' TERM
 
 mount_chroot() {
   local r=$FRESH_ROOT
@@ -136,19 +136,26 @@ mount_chroot() {
 
 # Runs a command in the chroot's clone as a new user would (root, clean environment); every output line is
 # written to LOG prefixed with its epoch second and clock time, and echoed with the time since the step began.
+# The chroot's processes get a session of their own (setsid), so a signal sent to their process group cannot also
+# end this script (it then reports the step's exit status); the step runs in the background and is waited for, so
+# that Ctrl-C or SIGTERM to this script is handled at once (on_exit then ends the chroot's processes).
 run_in_chroot() {
-  local log=$1 cmd=$2 t0 rc
+  local log=$1 cmd=$2 t0 rcfile=$LOG_DIR/.step-rc
   t0=$(date +%s)
-  set +e
-  chroot "$FRESH_ROOT" /usr/bin/env -i HOME=/root PATH="$CHROOT_PATH" TERM=dumb LANG=C.UTF-8 \
-      /bin/bash -c "cd /root/spvit && $cmd" </dev/null 2>&1 |
-    while IFS= read -r line || [ -n "$line" ]; do
-      printf '%(%s)T %(%H:%M:%S)T %s\n' -1 -1 "$line" >>"$log"
-      printf '[+%4ss] %s\n' $(( $(printf '%(%s)T' -1) - t0 )) "$line"
-    done
-  rc=${PIPESTATUS[0]}
-  set -e
-  return "$rc"
+  rm -f "$rcfile"
+  (
+    set +e
+    setsid --wait chroot "$FRESH_ROOT" /usr/bin/env -i HOME=/root PATH="$CHROOT_PATH" TERM=dumb LANG=C.UTF-8 \
+        /bin/bash -c "cd /root/spvit && $cmd" </dev/null 2>&1 |
+      while IFS= read -r line || [ -n "$line" ]; do
+        printf '%(%s)T %(%H:%M:%S)T %s\n' -1 -1 "$line" >>"$log"
+        printf '[+%4ss] %s\n' $(( $(printf '%(%s)T' -1) - t0 )) "$line"
+      done
+    echo "${PIPESTATUS[0]}" >"$rcfile"
+  ) &
+  wait $! || true
+  [ -s "$rcfile" ] || { say "no exit status from: $cmd"; return 1; }
+  return "$(cat "$rcfile")"
 }
 
 # ---- 1. the fresh root ------------------------------------------------------------------------------------------
