@@ -219,7 +219,7 @@ void add_bench_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("bench", add_bench_command);
+const CommandRegistration bench_registration("bench", add_bench_command);
 
 }  // namespace
 }  // namespace spvit::app

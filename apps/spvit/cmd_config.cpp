@@ -23,7 +23,7 @@ void add_config_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("config", add_config_command);
+const CommandRegistration config_registration("config", add_config_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -68,7 +68,7 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("eval", add_eval_command);
+const CommandRegistration eval_registration("eval", add_eval_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -118,7 +118,7 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("infer", add_infer_command);
+const CommandRegistration infer_registration("infer", add_infer_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -27,7 +27,7 @@ void add_info_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("info", add_info_command);
+const CommandRegistration info_registration("info", add_info_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -164,7 +164,7 @@ void add_patchify_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("patchify", add_patchify_command);
+const CommandRegistration patchify_registration("patchify", add_patchify_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -85,7 +85,7 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("selftest", add_selftest_command);
+const CommandRegistration selftest_registration("selftest", add_selftest_command);
 
 }  // namespace
 }  // namespace spvit::app

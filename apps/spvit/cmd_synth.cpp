@@ -73,7 +73,7 @@ void add_synth_command(CLI::App& app, AppContext& ctx) {
   cmd->callback([&ctx, args]() { ctx.run = [&ctx, args]() { return run_synth(*args, ctx.world_rank); }; });
 }
 
-const CommandRegistration registration("synth", add_synth_command);
+const CommandRegistration synth_registration("synth", add_synth_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -59,7 +59,7 @@ void add_train_command(CLI::App& app, AppContext& ctx) {
   });
 }
 
-const CommandRegistration registration("train", add_train_command);
+const CommandRegistration train_registration("train", add_train_command);
 
 }  // namespace
 }  // namespace spvit::app

@@ -1,4 +1,5 @@
 #include "spvit/core/config.h"
+#include "spvit/core/int_math.h"
 
 #include <fstream>
 #include <sstream>
@@ -54,7 +55,6 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   cur[keys.back()] = value;
 }
 
-bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 // data.patcher against the model: which layouts each decoder can train on, and the adaptive tree's constraints
 // (the patcher checks them again, but a config error should come before any data is read).

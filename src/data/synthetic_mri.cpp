@@ -30,7 +30,7 @@ struct Mri {
   double bias_cell = 32, gain = 1;
 };
 
-Mri make_params(uint64_t seed, int64_t index, const std::vector<int64_t>& shape) {
+Mri make_mri_params(uint64_t seed, int64_t index, const std::vector<int64_t>& shape) {
   Mri m;
   m.key = hash_key({seed, static_cast<uint64_t>(index), 0x3b1u});
   HashStream s(m.key);
@@ -119,7 +119,7 @@ void render_slices(const Mri& m, const std::vector<int64_t>& shape, const Region
 
 void render_mri(uint64_t seed, const std::vector<int64_t>& shape, int64_t index, const Region& region,
                 torch::Tensor& image, torch::Tensor& mask) {
-  const Mri m = make_params(seed, index, shape);
+  const Mri m = make_mri_params(seed, index, shape);
   const int64_t slice = region.extent(1) * region.extent(2);
   float* img = image.data_ptr<float>();
   int64_t* msk = mask.data_ptr<int64_t>();

@@ -42,7 +42,7 @@ struct Pathology {
   }
 };
 
-Pathology make_params(uint64_t seed, int64_t index, const std::vector<int64_t>& shape) {
+Pathology make_pathology_params(uint64_t seed, int64_t index, const std::vector<int64_t>& shape) {
   Pathology p;
   p.key = hash_key({seed, static_cast<uint64_t>(index), 0x9a7401u});
   const double L = static_cast<double>(std::max(shape[0], shape[1]));
@@ -206,7 +206,7 @@ void render_band(const Pathology& p, const Region& region, int64_t r0, int64_t r
 
 void render_pathology(uint64_t seed, const std::vector<int64_t>& shape, int64_t index, const Region& region,
                       torch::Tensor& image, torch::Tensor& mask) {
-  const Pathology p = make_params(seed, index, shape);
+  const Pathology p = make_pathology_params(seed, index, shape);
   const int64_t rows = region.extent(0), w = region.extent(1);
   constexpr int64_t kBand = 64;
   float* img = image.data_ptr<float>();

@@ -1,5 +1,6 @@
 // PatchLayout bookkeeping: Morton keys, validation and the token-range -> region mapping for sequence ranks.
 #include "spvit/patch/layout.h"
+#include "spvit/core/int_math.h"
 
 #include <algorithm>
 #include <limits>
@@ -19,7 +20,6 @@ uint64_t spread_bits(uint64_t v, int stride) {
   return out;
 }
 
-bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 int64_t log2_exact(int64_t v) {
   int64_t k = 0;

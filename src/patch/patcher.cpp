@@ -1,5 +1,6 @@
 // The uniform grid and the fixed-length greedy quadtree/octree.
 #include "spvit/patch/patcher.h"
+#include "spvit/core/int_math.h"
 
 #include <queue>
 
@@ -8,8 +9,6 @@
 namespace spvit::patch {
 
 namespace {
-
-bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 std::vector<int64_t> spatial_size(const torch::Tensor& image) {
   auto size = image.sizes().vec();

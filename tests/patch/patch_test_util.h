@@ -2,15 +2,29 @@
 // independently of the library's tensor code).
 #pragma once
 #include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "spvit/core/error.h"
 #include "spvit/patch/layout.h"
 
 namespace spvit::patch::testing {
+
+// Runs fn and expects an spvit::Error whose message contains fragment.
+template <typename Fn>
+void expect_error(Fn fn, const std::string& fragment) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error mentioning '" << fragment << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
 
 inline at::Generator generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 

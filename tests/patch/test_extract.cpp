@@ -11,7 +11,7 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-PatcherOptions options(int64_t patch, int64_t length, int64_t min_side, const std::string& scorer = "variance") {
+PatcherOptions variance_options(int64_t patch, int64_t length, int64_t min_side, const std::string& scorer = "variance") {
   PatcherOptions o;
   o.patch = patch;
   o.length = length;
@@ -78,7 +78,7 @@ TEST(PatchExtract, UniformVolumeEqualsBruteForceTiles) {
 TEST(PatchExtract, AdaptiveTokensEqualPerLeafReference) {
   const auto img = testing::structured_image({48, 72}, 3, 4);
   const int64_t P = 8;
-  const auto layout = QuadtreePatcher(options(P, 301, 2, "gradient")).plan(img);
+  const auto layout = QuadtreePatcher(variance_options(P, 301, 2, "gradient")).plan(img);
   int64_t small = 0, large = 0;
   for (const std::string mode : {"nearest", "bilinear"}) {
     ExtractOptions eo;
@@ -144,7 +144,7 @@ TEST(PatchExtract, PasteOfExtractReproducesPiecewiseConstantImagesExactly) {
   for (const auto& c : {Case{{64, 64}, 8, 2, 301}, Case{{40, 72}, 8, 2, 400}, Case{{16, 16, 16}, 4, 1, 300}}) {
     const int dims = static_cast<int>(c.size.size());
     const auto base = testing::structured_image(c.size, 1, 6);
-    const auto layout = AdaptiveTreePatcher(dims, options(c.P, c.L, c.m, "gradient")).plan(base);
+    const auto layout = AdaptiveTreePatcher(dims, variance_options(c.P, c.L, c.m, "gradient")).plan(base);
     const auto img = piecewise_constant(layout, 3, 7);
     for (const std::string mode : {"nearest", "bilinear"}) {
       ExtractOptions eo;
@@ -179,7 +179,7 @@ TEST(PatchExtract, PasteOfExtractOfSmoothImagesIsWithinTheDerivedBound) {
     img = img.unsqueeze(-1);  // one channel
     double G = 0;  // Σ_a max |difference along a|
     for (int d = 0; d < dims; ++d) G += (img.narrow(d, 1, n - 1) - img.narrow(d, 0, n - 1)).abs().max().item<double>();
-    const auto layout = AdaptiveTreePatcher(dims, options(P, dims == 2 ? 200 : 120, P / 4)).plan(img.to(torch::kFloat32));
+    const auto layout = AdaptiveTreePatcher(dims, variance_options(P, dims == 2 ? 200 : 120, P / 4)).plan(img.to(torch::kFloat32));
     ExtractOptions eo;
     eo.dtype = torch::kFloat64;
     const auto restored = paste(extract(img, layout, eo), layout);
@@ -198,7 +198,7 @@ TEST(PatchExtract, PasteOfExtractOfSmoothImagesIsWithinTheDerivedBound) {
 
 TEST(PatchExtract, SegmentRangesMatchTheWholeSequence) {
   const auto img = testing::structured_image({56, 90}, 3, 13);
-  const auto layout = QuadtreePatcher(options(8, 500, 2, "gradient")).plan(img);
+  const auto layout = QuadtreePatcher(variance_options(8, 500, 2, "gradient")).plan(img);
   const auto tokens = extract(img, layout);
   const auto full = paste(tokens, layout);
   for (const auto& seg : sequence_segments(layout, 3)) {
@@ -222,7 +222,7 @@ TEST(PatchExtract, SegmentRangesMatchTheWholeSequence) {
 
 TEST(PatchExtract, MetadataEqualsLeafGeometry) {
   const auto img = testing::structured_image({30, 45}, 3, 14);
-  const auto layout = QuadtreePatcher(options(4, 100, 1)).plan(img);  // 1 + 3·33 = 100 leaves: add empties below
+  const auto layout = QuadtreePatcher(variance_options(4, 100, 1)).plan(img);  // 1 + 3·33 = 100 leaves: add empties below
   auto padded = layout;
   padded.append_empty(5);
   const auto meta = token_metadata(padded, 3, 105);
@@ -246,7 +246,7 @@ TEST(PatchExtract, MetadataEqualsLeafGeometry) {
 TEST(PatchExtract, RunsOnCudaTensorsWhenPresent) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device in this build";
   const auto img = testing::structured_image({64, 96}, 3, 15);
-  const auto layout = QuadtreePatcher(options(8, 300, 2, "gradient")).plan(img);
+  const auto layout = QuadtreePatcher(variance_options(8, 300, 2, "gradient")).plan(img);
   const auto cpu = extract(img, layout);
   const auto gpu = extract(img.to(torch::kCUDA), layout);
   EXPECT_LT((gpu.cpu() - cpu).abs().max().item<float>(), 1e-3);

@@ -15,19 +15,11 @@
 namespace spvit::patch {
 namespace {
 
+using testing::expect_error;
+
 // A unique scratch path per test (tests of several binaries may run at once).
 std::string scratch(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("spvit_patch_" + std::to_string(::getpid()) + "_" + name)).string();
-}
-
-template <typename Fn>
-void expect_error(Fn fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error mentioning '" << fragment << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
 }
 
 PatchLayout sample_layout(int dims) {

@@ -12,6 +12,7 @@ namespace spvit::patch {
 namespace {
 
 using testing::Grid;
+using testing::expect_error;
 
 uint64_t interleave(int dims, const int64_t* c) {  // bit-by-bit Morton key, independent of the library's
   uint64_t key = 0;
@@ -254,16 +255,6 @@ TEST(PatchTree, SegmentsAreContiguousWithTightSmallBoxes) {
     EXPECT_LE(volume, 3 * layout.num_pixels()) << n << " segments";
   }
   EXPECT_THROW(sequence_segments(layout, 0), ConfigError);
-}
-
-template <typename Fn>
-void expect_error(Fn fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error mentioning '" << fragment << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
 }
 
 TEST(PatchTree, BadInputsAreClearErrors) {
