@@ -11,6 +11,7 @@
 #include "kv_pack.cuh"
 #include "multi_tensor.cuh"
 #include "patch_resample.cuh"
+#include "spvit/core/cuda_check.h"
 #include "spvit/core/error.h"
 
 namespace spvit::kernels::cuda {
@@ -37,10 +38,6 @@ T* ptr(const torch::Tensor& t) {
   return t.defined() ? reinterpret_cast<T*>(t.data_ptr()) : nullptr;
 }
 
-void check_launch(cudaError_t status, const char* op) {
-  SPVIT_CHECK(status == cudaSuccess, "CUDA kernel ", op, " failed to launch: ", cudaGetErrorString(status));
-}
-
 KvShape kv_shape(int64_t batch, int64_t tokens, int64_t heads, int64_t dim) {
   return {batch, tokens, heads, dim / heads};
 }
@@ -65,8 +62,8 @@ void split_qkv(const torch::Tensor& qkv, const torch::Tensor& q, const torch::Te
   const auto shape = kv_shape(qkv.size(0), qkv.size(1), heads, qkv.size(2) / 3);
   dispatch_float(qkv.scalar_type(), "split_qkv", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_launch(launch_split_qkv<T>(ptr<T>(qkv), ptr<T>(q), ptr<T>(kv), shape,
-                                     c10::cuda::getCurrentCUDAStream()), "split_qkv");
+    SPVIT_CHECK_CUDA(launch_split_qkv<T>(ptr<T>(qkv), ptr<T>(q), ptr<T>(kv), shape,
+                                         c10::cuda::getCurrentCUDAStream()));
   });
 }
 
@@ -75,8 +72,8 @@ void unpack_kv(const torch::Tensor& gathered, const torch::Tensor& k, const torc
   const auto shape = kv_shape(gathered.size(2), gathered.size(0), heads, gathered.size(3));
   dispatch_float(gathered.scalar_type(), "unpack_kv", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_launch(launch_unpack_kv<T>(ptr<T>(gathered), ptr<T>(k), ptr<T>(v), shape,
-                                     c10::cuda::getCurrentCUDAStream()), "unpack_kv");
+    SPVIT_CHECK_CUDA(launch_unpack_kv<T>(ptr<T>(gathered), ptr<T>(k), ptr<T>(v), shape,
+                                         c10::cuda::getCurrentCUDAStream()));
   });
 }
 
@@ -85,8 +82,8 @@ void pack_kv_grad(const torch::Tensor& dk, const torch::Tensor& dv, const torch:
   const auto shape = kv_shape(dkv.size(2), dkv.size(0), heads, dkv.size(3));
   dispatch_float(dkv.scalar_type(), "pack_kv_grad", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_launch(launch_pack_kv_grad<T>(ptr<T>(dk), ptr<T>(dv), ptr<T>(dkv), shape,
-                                        c10::cuda::getCurrentCUDAStream()), "pack_kv_grad");
+    SPVIT_CHECK_CUDA(launch_pack_kv_grad<T>(ptr<T>(dk), ptr<T>(dv), ptr<T>(dkv), shape,
+                                            c10::cuda::getCurrentCUDAStream()));
   });
 }
 
@@ -96,8 +93,8 @@ void merge_qkv_grad(const torch::Tensor& dq, const torch::Tensor& dkv, const tor
   const auto shape = kv_shape(dqkv.size(0), dqkv.size(1), heads, dqkv.size(2) / 3);
   dispatch_float(dqkv.scalar_type(), "merge_qkv_grad", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_launch(launch_merge_qkv_grad<T>(ptr<T>(dq), ptr<T>(dkv), ptr<T>(dqkv), accumulate, shape,
-                                          c10::cuda::getCurrentCUDAStream()), "merge_qkv_grad");
+    SPVIT_CHECK_CUDA(launch_merge_qkv_grad<T>(ptr<T>(dq), ptr<T>(dkv), ptr<T>(dqkv), accumulate, shape,
+                                              c10::cuda::getCurrentCUDAStream()));
   });
 }
 
@@ -115,10 +112,9 @@ void multi_scaled_copy(const std::vector<torch::Tensor>& src, const std::vector<
       to.push_back(ptr<T>(dst[i]));
       numel.push_back(dst[i].numel());
     }
-    check_launch(launch_multi_scaled_copy<T>(from.data(), to.data(), numel.data(), static_cast<int>(dst.size()),
-                                             static_cast<float>(scale), accumulate,
-                                             c10::cuda::getCurrentCUDAStream()),
-                 "multi_scaled_copy");
+    SPVIT_CHECK_CUDA(launch_multi_scaled_copy<T>(from.data(), to.data(), numel.data(), static_cast<int>(dst.size()),
+                                                 static_cast<float>(scale), accumulate,
+                                                 c10::cuda::getCurrentCUDAStream()));
   });
 }
 
@@ -133,11 +129,10 @@ void extract_leaves(const torch::Tensor& pixels, const torch::Tensor& leaves, co
       using TIn = typename decltype(in_tag)::type;
       int64_t first = 0;
       for (const auto& [side, count] : groups) {
-        check_launch(launch_extract_leaves<TIn, TOut>(ptr<TIn>(pixels), ptr<int64_t>(leaves),
-                                                      ptr<int64_t>(group_tokens) + first, count, side,
-                                                      ptr<TOut>(tokens), g, nearest,
-                                                      c10::cuda::getCurrentCUDAStream()),
-                     "extract_leaves");
+        SPVIT_CHECK_CUDA(launch_extract_leaves<TIn, TOut>(ptr<TIn>(pixels), ptr<int64_t>(leaves),
+                                                          ptr<int64_t>(group_tokens) + first, count, side,
+                                                          ptr<TOut>(tokens), g, nearest,
+                                                          c10::cuda::getCurrentCUDAStream()));
         first += count;
       }
     };
@@ -152,9 +147,8 @@ void paste_leaves(const torch::Tensor& tokens, const torch::Tensor& leaves, cons
   const auto g = patch_geometry(geometry);
   dispatch_float(tokens.scalar_type(), "paste_leaves", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_launch(launch_paste_leaves<T>(ptr<T>(tokens), ptr<int64_t>(leaves), ptr<int32_t>(row_groups),
-                                        row_groups.size(0), ptr<T>(pixels), g, c10::cuda::getCurrentCUDAStream()),
-                 "paste_leaves");
+    SPVIT_CHECK_CUDA(launch_paste_leaves<T>(ptr<T>(tokens), ptr<int64_t>(leaves), ptr<int32_t>(row_groups),
+                                            row_groups.size(0), ptr<T>(pixels), g, c10::cuda::getCurrentCUDAStream()));
   });
 }
 

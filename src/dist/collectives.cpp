@@ -32,11 +32,31 @@ struct GatherRowsFunction : public torch::autograd::Function<GatherRowsFunction>
   }
 };
 
+struct AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFunction> {
+  static Variable forward(AutogradContext* ctx, const Variable& x, const CommPtr& comm) {
+    ctx->saved_data["comm"] = to_capsule(comm);
+    auto y = x.clone();
+    comm->all_reduce(y, ReduceOp::Sum)->wait();
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const CommPtr comm = from_capsule<CommPtr>(ctx->saved_data["comm"]);
+    auto g = grad_outputs[0].clone();
+    comm->all_reduce(g, ReduceOp::Sum)->wait();
+    return {g, Variable()};
+  }
+};
+
 }  // namespace
 
 torch::Tensor gather_rows(const torch::Tensor& local, const CommPtr& comm, const std::vector<int64_t>& rows) {
   SPVIT_CHECK(comm != nullptr, "gather_rows needs a communicator");
   return GatherRowsFunction::apply(local, comm, rows);
+}
+
+torch::Tensor all_reduce_sum(const torch::Tensor& x, const CommPtr& comm) {
+  if (comm == nullptr || comm->size() == 1) return x;
+  return AllReduceSumFunction::apply(x, comm);
 }
 
 }  // namespace spvit::dist

@@ -59,21 +59,6 @@ struct HaloExchangeFunction : public torch::autograd::Function<HaloExchangeFunct
   }
 };
 
-struct AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFunction> {
-  static Variable forward(AutogradContext* ctx, const Variable& x, const CommPtr& comm) {
-    ctx->saved_data["comm"] = to_capsule(comm);
-    auto y = x.clone();
-    comm->all_reduce(y, ReduceOp::Sum)->wait();
-    return y;
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const CommPtr comm = from_capsule<CommPtr>(ctx->saved_data["comm"]);
-    auto g = grad_outputs[0].clone();
-    comm->all_reduce(g, ReduceOp::Sum)->wait();
-    return {g, Variable()};
-  }
-};
-
 }  // namespace
 
 torch::Tensor halo_exchange(const torch::Tensor& x, const CommPtr& comm, int64_t dim, int64_t halo) {
@@ -88,11 +73,6 @@ torch::Tensor halo_exchange(const torch::Tensor& x, const CommPtr& comm, int64_t
   SPVIT_CHECK(x.size(dim) >= halo, "halo_exchange: rank ", comm->rank(), " holds a band of ", x.size(dim),
               " rows, thinner than the halo of ", halo, " rows: use fewer sequence ranks or a larger image");
   return HaloExchangeFunction::apply(x, comm, dim, halo);
-}
-
-torch::Tensor all_reduce_sum(const torch::Tensor& x, const CommPtr& comm) {
-  if (comm == nullptr || comm->size() == 1) return x;
-  return AllReduceSumFunction::apply(x, comm);
 }
 
 }  // namespace spvit::dist

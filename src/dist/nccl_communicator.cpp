@@ -52,7 +52,7 @@ class NcclWork : public Work {
   // The caller's current stream waits for the collective; the host does not.
   void wait() override {
     auto stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_));
-    check_cuda(cudaStreamWaitEvent(stream.stream(), op_->end, 0), "cudaStreamWaitEvent");
+    SPVIT_CHECK_COMM_CUDA(cudaStreamWaitEvent(stream.stream(), op_->end, 0));
   }
   bool is_completed() override { return cudaEventQuery(op_->end) == cudaSuccess; }
 
@@ -70,7 +70,7 @@ class NcclCommunicator final : public Communicator {
         comm_(std::move(comm)),
         device_(device),
         stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, static_cast<c10::DeviceIndex>(device))) {
-    check_cuda(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming), "cudaEventCreate");
+    SPVIT_CHECK_COMM_CUDA(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming));
   }
   ~NcclCommunicator() override {
     cudaStreamSynchronize(stream_.stream());  // nothing of ours may still run when the comm is destroyed
@@ -86,20 +86,20 @@ class NcclCommunicator final : public Communicator {
     return collective(CollectiveOp::AllGather, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
       const auto type = nccl_dtype(input.scalar_type());
       if (all_equal(counts)) {
-        check_nccl(ncclAllGather(input.data_ptr(), output.data_ptr(), counts[0], type, c, s), c, "ncclAllGather");
+        SPVIT_CHECK_NCCL(ncclAllGather(input.data_ptr(), output.data_ptr(), counts[0], type, c, s), c);
         return;
       }
       // Uneven segments (the last sequence rank may hold fewer tokens): one broadcast per root, grouped.
-      check_nccl(ncclGroupStart(), c, "ncclGroupStart");
+      SPVIT_CHECK_NCCL(ncclGroupStart(), c);
       int64_t offset = 0;
       for (int r = 0; r < size(); ++r) {
         if (counts[r] > 0) {
-          check_nccl(ncclBroadcast(input.data_ptr(), byte_ptr(output) + offset * output.element_size(), counts[r],
-                                   type, r, c, s), c, "ncclBroadcast (all_gather)");
+          SPVIT_CHECK_NCCL(ncclBroadcast(input.data_ptr(), byte_ptr(output) + offset * output.element_size(), counts[r],
+                                         type, r, c, s), c);
         }
         offset += counts[r];
       }
-      check_nccl(ncclGroupEnd(), c, "ncclGroupEnd");
+      SPVIT_CHECK_NCCL(ncclGroupEnd(), c);
     });
   }
 
@@ -110,20 +110,19 @@ class NcclCommunicator final : public Communicator {
     return collective(CollectiveOp::ReduceScatter, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
       const auto type = nccl_dtype(input.scalar_type());
       if (all_equal(counts)) {
-        check_nccl(ncclReduceScatter(input.data_ptr(), output.data_ptr(), counts[0], type, nccl_op(op), c, s), c,
-                   "ncclReduceScatter");
+        SPVIT_CHECK_NCCL(ncclReduceScatter(input.data_ptr(), output.data_ptr(), counts[0], type, nccl_op(op), c, s), c);
         return;
       }
-      check_nccl(ncclGroupStart(), c, "ncclGroupStart");
+      SPVIT_CHECK_NCCL(ncclGroupStart(), c);
       int64_t offset = 0;
       for (int r = 0; r < size(); ++r) {
         if (counts[r] > 0) {
-          check_nccl(ncclReduce(byte_ptr(input) + offset * input.element_size(), output.data_ptr(), counts[r], type,
-                                nccl_op(op), r, c, s), c, "ncclReduce (reduce_scatter)");
+          SPVIT_CHECK_NCCL(ncclReduce(byte_ptr(input) + offset * input.element_size(), output.data_ptr(), counts[r], type,
+                                      nccl_op(op), r, c, s), c);
         }
         offset += counts[r];
       }
-      check_nccl(ncclGroupEnd(), c, "ncclGroupEnd");
+      SPVIT_CHECK_NCCL(ncclGroupEnd(), c);
     });
   }
 
@@ -131,8 +130,8 @@ class NcclCommunicator final : public Communicator {
     if (on_host(tensor)) return host_->all_reduce(tensor, op);
     require_contiguous(tensor, "all_reduce");
     return collective(CollectiveOp::AllReduce, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
-      check_nccl(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
-                               nccl_op(op), c, s), c, "ncclAllReduce");
+      SPVIT_CHECK_NCCL(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
+                                     nccl_op(op), c, s), c);
     });
   }
 
@@ -140,8 +139,8 @@ class NcclCommunicator final : public Communicator {
     if (on_host(tensor)) return host_->reduce(tensor, root, op);
     require_contiguous(tensor, "reduce");
     return collective(CollectiveOp::Reduce, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
-      check_nccl(ncclReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
-                            nccl_op(op), root, c, s), c, "ncclReduce");
+      SPVIT_CHECK_NCCL(ncclReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
+                                  nccl_op(op), root, c, s), c);
     });
   }
 
@@ -149,8 +148,8 @@ class NcclCommunicator final : public Communicator {
     if (on_host(tensor)) return host_->broadcast(tensor, root);
     require_contiguous(tensor, "broadcast");
     return collective(CollectiveOp::Broadcast, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
-      check_nccl(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
-                               root, c, s), c, "ncclBroadcast");
+      SPVIT_CHECK_NCCL(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
+                                     root, c, s), c);
     });
   }
 
@@ -159,8 +158,7 @@ class NcclCommunicator final : public Communicator {
     if (on_host(tensor)) return host_->send(tensor, dst, tag);
     require_contiguous(tensor, "send");
     return collective(CollectiveOp::Send, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
-      check_nccl(ncclSend(tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()), dst, c, s), c,
-                 "ncclSend");
+      SPVIT_CHECK_NCCL(ncclSend(tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()), dst, c, s), c);
     });
   }
 
@@ -168,16 +166,14 @@ class NcclCommunicator final : public Communicator {
     if (on_host(tensor)) return host_->recv(tensor, src, tag);
     require_contiguous(tensor, "recv");
     return collective(CollectiveOp::Recv, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
-      check_nccl(ncclRecv(tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()), src, c, s), c,
-                 "ncclRecv");
+      SPVIT_CHECK_NCCL(ncclRecv(tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()), src, c, s), c);
     });
   }
 
   WorkPtr barrier() override {
     auto token = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat).device(torch::kCUDA, device_));
     return collective(CollectiveOp::Barrier, {token}, [&](ncclComm_t c, cudaStream_t s) {
-      check_nccl(ncclAllReduce(token.data_ptr(), token.data_ptr(), 1, ncclFloat32, ncclSum, c, s), c,
-                 "ncclAllReduce (barrier)");
+      SPVIT_CHECK_NCCL(ncclAllReduce(token.data_ptr(), token.data_ptr(), 1, ncclFloat32, ncclSum, c, s), c);
     });
   }
 
@@ -199,15 +195,15 @@ class NcclCommunicator final : public Communicator {
     const int64_t number = count_call(op, bytes);
     c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_));
     auto caller = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_));
-    check_cuda(cudaEventRecord(inputs_ready_, caller.stream()), "cudaEventRecord");
-    check_cuda(cudaStreamWaitEvent(stream_.stream(), inputs_ready_, 0), "cudaStreamWaitEvent");
+    SPVIT_CHECK_COMM_CUDA(cudaEventRecord(inputs_ready_, caller.stream()));
+    SPVIT_CHECK_COMM_CUDA(cudaStreamWaitEvent(stream_.stream(), inputs_ready_, 0));
     // The caching allocator must not hand these blocks to someone else while our stream still uses them.
     for (const auto& t : tensors) c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream_);
     launch(comm_->get(), stream_.stream());
     auto pending = std::make_shared<PendingNcclOp>(
         comm_, std::string(op_name(op)) + " #" + std::to_string(number) + " on communicator '" + name() + "'",
         timeout_seconds());
-    check_cuda(cudaEventRecord(pending->end, stream_.stream()), "cudaEventRecord");
+    SPVIT_CHECK_COMM_CUDA(cudaEventRecord(pending->end, stream_.stream()));
     watch_nccl_op(pending);
     return std::make_shared<NcclWork>(std::move(pending), std::move(tensors), device_);
   }
@@ -245,11 +241,11 @@ CommPtr make_nccl_communicator(const CommPtr& host, const std::string& name, dou
   SPVIT_CHECK(mpi != nullptr, "NCCL communicator '", name, "' must be bootstrapped over an MPI communicator");
   c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
   ncclUniqueId id{};
-  if (mpi->rank() == 0) check_nccl(ncclGetUniqueId(&id), nullptr, "ncclGetUniqueId");
+  if (mpi->rank() == 0) SPVIT_CHECK_NCCL(ncclGetUniqueId(&id), nullptr);
   const int rc = MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi->handle());
   if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, "broadcasting the NCCL unique id of '", name, "' over MPI failed");
   ncclComm_t comm = nullptr;
-  check_nccl(ncclCommInitRank(&comm, mpi->size(), id, mpi->rank()), nullptr, "ncclCommInitRank");
+  SPVIT_CHECK_NCCL(ncclCommInitRank(&comm, mpi->size(), id, mpi->rank()), nullptr);
   return std::make_shared<NcclCommunicator>(host, std::make_shared<NcclCommHandle>(comm), device, name, timeout_s);
 }
 

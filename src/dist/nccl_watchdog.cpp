@@ -11,15 +11,14 @@
 
 namespace spvit::dist {
 
-void check_cuda(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) SPVIT_THROW(CommError, what, " failed: ", cudaGetErrorString(status));
-}
-
-void check_nccl(ncclResult_t status, ncclComm_t comm, const char* what) {
+void check_nccl(ncclResult_t status, ncclComm_t comm, const char* call, const char* file, int line) {
   if (status == ncclSuccess || status == ncclInProgress) return;
   const char* last = comm ? ncclGetLastError(comm) : "";
-  SPVIT_THROW(CommError, what, " failed: ", ncclGetErrorString(status), (last && *last) ? " (" : "",
-              last ? last : "", (last && *last) ? ")" : "");
+  const bool detail = last != nullptr && *last != '\0';
+  throw CommError(detail::with_location(detail::concat(detail::called_function(call), " failed: ",
+                                                       ncclGetErrorString(status), detail ? " (" : "",
+                                                       detail ? last : "", detail ? ")" : ""),
+                                        file, line));
 }
 
 NcclCommHandle::~NcclCommHandle() {
@@ -33,7 +32,7 @@ void NcclCommHandle::abort() {
 
 PendingNcclOp::PendingNcclOp(std::shared_ptr<NcclCommHandle> c, std::string d, double t)
     : comm(std::move(c)), description(std::move(d)), timeout_s(t), start(std::chrono::steady_clock::now()) {
-  check_cuda(cudaEventCreateWithFlags(&end, cudaEventDisableTiming), "cudaEventCreate");
+  SPVIT_CHECK_COMM_CUDA(cudaEventCreateWithFlags(&end, cudaEventDisableTiming));
 }
 
 PendingNcclOp::~PendingNcclOp() {

@@ -8,11 +8,22 @@
 #include <memory>
 #include <string>
 
+#include "spvit/core/cuda_check.h"
+
 namespace spvit::dist {
 
-// Throw CommError naming `what` with the CUDA/NCCL reason when a call fails.
-void check_cuda(cudaError_t status, const char* what);
-void check_nccl(ncclResult_t status, ncclComm_t comm, const char* what);
+// Throws CommError naming the NCCL function, NCCL's reason (and the communicator's last error) and the caller's
+// file:line when `status` is neither success nor "in progress" (non-blocking communicators).
+void check_nccl(ncclResult_t status, ncclComm_t comm, const char* call, const char* file, int line);
+
+}  // namespace spvit::dist
+
+// SPVIT_CHECK_NCCL(call, comm): see check_nccl. SPVIT_CHECK_COMM_CUDA(call): a CUDA call of the communicator,
+// failing with CommError. Macros, so the error names the call site.
+#define SPVIT_CHECK_NCCL(call, comm) ::spvit::dist::check_nccl((call), (comm), #call, __FILE__, __LINE__)
+#define SPVIT_CHECK_COMM_CUDA(...) SPVIT_CHECK_CUDA_AS(::spvit::CommError, __VA_ARGS__)
+
+namespace spvit::dist {
 
 // Owns an ncclComm_t; shared by the communicator and its in-flight operations so that the watchdog can still ask
 // for the communicator's asynchronous error (and abort it) after the Communicator object is gone.
