@@ -40,6 +40,7 @@
 #include "spvit/dist/mpi_runtime.h"
 #include "spvit/dist/process_grid.h"
 #include "spvit/model/segmenter.h"
+#include "spvit/train/config_check.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/losses.h"
 #include "spvit/train/optim/optim.h"
@@ -167,7 +168,8 @@ int main(int argc, char** argv) {
       mallopt(M_MMAP_THRESHOLD, 64 * 1024);
       mallopt(M_TRIM_THRESHOLD, 64 * 1024);
     }
-    const Config config = args.config.empty() ? parse_config("", args.overrides) : load_config(args.config, args.overrides);
+    const Config config = args.config.empty() ? train::parse_checked_config("", args.overrides)
+                                              : train::load_checked_config(args.config, args.overrides);
     auto grid = dist::ProcessGrid::create({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
                                           config.dist.timeout_s);
     if (grid.local_size() > 1 && std::getenv("OMP_NUM_THREADS") == nullptr) {  // as `spvit train` does
@@ -185,7 +187,8 @@ int main(int argc, char** argv) {
     auto options = model::SegmenterOptions::from_config(config.model, datasets.train->num_classes());
     options.decoder = config.model.decoder;
     options.decoder_width = config.model.decoder_width;
-    SPVIT_CHECK(options.decoder == "unetr", "bench_train_step measures the uniform-grid (unetr) model");
+    SPVIT_CHECK(model::decoders().at(options.decoder).uniform_bands,
+                "bench_train_step measures a uniform-grid band decoder model");
     const auto dtype = config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
     model::Segmenter model(options);
     model->to(dtype);

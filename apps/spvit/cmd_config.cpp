@@ -4,6 +4,7 @@
 
 #include "app_context.h"
 #include "spvit/core/config.h"
+#include "spvit/train/config_check.h"
 
 namespace spvit::app {
 namespace {
@@ -16,7 +17,8 @@ void add_config_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--set", *overrides, "override a key, e.g. --set model.dim=384 (repeatable)");
   cmd->callback([&ctx, path, overrides]() {
     ctx.run = [&ctx, path, overrides]() {
-      const Config config = path->empty() ? parse_config("", *overrides) : load_config(*path, *overrides);
+      const Config config =
+          path->empty() ? train::parse_checked_config("", *overrides) : train::load_checked_config(*path, *overrides);
       if (ctx.world_rank == 0) std::printf("%s", to_yaml(config).c_str());
       return 0;
     };

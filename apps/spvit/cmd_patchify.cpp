@@ -56,7 +56,8 @@ int run_patchify(const PatchifyArgs& args) {
   if (args.image.empty() == (args.synthetic == 0)) {
     SPVIT_THROW(ConfigError, "patchify needs exactly one of IMAGE or --synthetic SIDE");
   }
-  if (o.kind == "octree" || o.spatial_dims != 2) SPVIT_THROW(ConfigError, "patchify works on 2-D images");
+  const auto& kind = patch::patchers().at(o.kind);
+  if (kind.spatial_dims == 3 || o.spatial_dims != 2) SPVIT_THROW(ConfigError, "patchify works on 2-D images");
   Stopwatch watch;
   torch::Tensor image;
   std::string source;
@@ -75,7 +76,7 @@ int run_patchify(const PatchifyArgs& args) {
 
   patch::PatchLayout layout;
   double t_score = 0, t_tree = 0;
-  if (o.kind == "uniform") {
+  if (!kind.adaptive) {
     o.length = 0;  // exactly the grid's tokens
     watch.reset();
     layout = patch::make_patcher(o)->plan(image);
@@ -139,11 +140,14 @@ void add_patchify_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--seed", args->seed, "synthetic: random seed")->default_val(args->seed);
   cmd->add_option("--length,-L", o.length, "fixed sequence length L (ignored by --kind uniform)")->default_val(o.length);
   cmd->add_option("--patch,-P", o.patch, "token tile side P (a power of two)")->default_val(o.patch);
-  cmd->add_option("--scorer", o.scorer, "edges, variance, gradient or texture")
+  cmd->add_option("--scorer", o.scorer, patch::scorers().names_text())
       ->default_val(o.scorer)->check(CLI::IsMember(patch::scorer_names()));
   cmd->add_option("--min-side", o.min_side, "smallest leaf side (0 = P/4)")->default_val(o.min_side);
-  cmd->add_option("--kind", o.kind, "adaptive (quadtree) or uniform")
-      ->default_val(o.kind)->check(CLI::IsMember({"adaptive", "quadtree", "uniform"}));
+  std::vector<std::string> kinds_2d;  // patchify plans 2-D images
+  for (const auto& e : patch::patchers().entries()) {
+    if (e.spatial_dims != 3) kinds_2d.push_back(e.name);
+  }
+  cmd->add_option("--kind", o.kind, "patcher")->default_val(o.kind)->check(CLI::IsMember(kinds_2d));
   cmd->add_option("--canny-low", o.scoring.canny_low, "edges: Canny low threshold")->default_val(o.scoring.canny_low);
   cmd->add_option("--canny-high", o.scoring.canny_high, "edges: Canny high threshold")->default_val(o.scoring.canny_high);
   cmd->add_option("--blur", o.scoring.blur_kernel, "edges: Gaussian kernel side (odd, 1 = none)")

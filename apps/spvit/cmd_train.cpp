@@ -7,6 +7,7 @@
 #include "app_context.h"
 #include "spvit/core/config.h"
 #include "spvit/core/logging.h"
+#include "spvit/train/config_check.h"
 #include "spvit/train/trainer.h"
 
 namespace spvit::app {
@@ -38,8 +39,8 @@ void add_train_command(CLI::App& app, AppContext& ctx) {
       ->delimiter(',');
   cmd->callback([&ctx, args, resume]() {
     ctx.run = [&ctx, args, resume]() {
-      const Config config = args->config.empty() ? parse_config("", args->overrides)
-                                                 : load_config(args->config, args->overrides);
+      const Config config = args->config.empty() ? train::parse_checked_config("", args->overrides)
+                                                 : train::load_checked_config(args->config, args->overrides);
       log::set_level(ctx.log_level == "info" ? config.log_level : ctx.log_level);
       auto grid = make_grid({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
                             config.dist.timeout_s, config.device, config.dist.backend);

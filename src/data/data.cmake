@@ -3,7 +3,7 @@
 # Included from src/CMakeLists.txt, so paths are relative to src/.
 spvit_add_library(spvit_data
   SOURCES data/dataset.cpp data/procedural.cpp data/synthetic_pathology.cpp data/synthetic_mri.cpp data/augment.cpp
-          data/hdf5_dataset.cpp data/image_folder.cpp data/loader.cpp
+          data/hdf5_dataset.cpp data/image_folder.cpp data/loader.cpp data/sources.cpp
   DEPS spvit_core nlohmann_json::nlohmann_json ${HDF5_C_LIBRARIES} Threads::Threads)
 # HDF5's include dirs only (not its compile definitions: every target must keep the flags of the shared PCH).
 target_include_directories(spvit_data SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS})

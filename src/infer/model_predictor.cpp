@@ -4,6 +4,7 @@
 
 #include "spvit/core/device.h"
 #include "spvit/core/error.h"
+#include "spvit/data/sources.h"
 #include "spvit/data/synthetic.h"
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
@@ -14,17 +15,16 @@
 namespace spvit::infer {
 namespace {
 
-// Classes = output channels of the stored head ("head.bias" for unetr, "tile_head.bias" / P^d for the tile decoder).
+// Classes, from the stored decoder head (its bias: see model::DecoderEntry::head_bias).
 int64_t stored_classes(const std::string& path, const ModelConfig& m) {
-  const auto bias = train::read_checkpoint_parameter(path, m.decoder == "tile" ? "tile_head.bias" : "head.bias");
+  const auto& decoder = model::decoders().at(m.decoder);
+  const std::string name = "decoder." + decoder.head_bias;
+  const auto bias = train::read_checkpoint_parameter(path, name);
   if (!bias.defined()) {
-    SPVIT_THROW(DataError, "checkpoint '", path, "' has no '", m.decoder == "tile" ? "tile_head" : "head",
-                ".bias' parameter: it was not written by spvit train for a ", m.decoder, " model");
+    SPVIT_THROW(DataError, "checkpoint '", path, "' has no '", name, "' parameter: it was not written by spvit train "
+                "for a ", m.decoder, " model");
   }
-  if (m.decoder == "unetr") return bias.size(0);
-  int64_t cells = 1;
-  for (int64_t d = 0; d < m.spatial_dims; ++d) cells *= m.patch;
-  return bias.size(0) / cells;
+  return decoder.classes_from_head_bias(bias.size(0), m.patch, m.spatial_dims);
 }
 
 // One tile as a one-sample dataset, so that the training code plans its layout and extracts its tokens
@@ -93,7 +93,8 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   lm.device = select_device(lm.config.device, local_rank);
   lm.model->to(lm.device);
   lm.model->eval();
-  const bool pathology = lm.config.data.source == "synthetic" && lm.config.data.kind == "pathology";
+  const bool generated = !data::dataset_sources().at(lm.config.data.source).reads_files;
+  const bool pathology = generated && lm.config.data.kind == "pathology";
   if (pathology && lm.classes == static_cast<int64_t>(data::synthetic_pathology_classes().size())) {
     lm.class_names = data::synthetic_pathology_classes();
   } else {
@@ -115,10 +116,10 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr&
   }
   auto model = lm.model;
   const auto device = lm.device;
-  if (m.decoder == "tile") {
+  if (!model->decoder_entry().uniform_bands) {
     if (seq_size > 1) {
-      SPVIT_THROW(ConfigError, "--seq ", seq_size, ": sequence-parallel tiles need a unetr model; this checkpoint "
-                               "uses the tile decoder (run it with --seq 1)");
+      SPVIT_THROW(ConfigError, "--seq ", seq_size, ": sequence-parallel tiles need a band decoder model; this "
+                  "checkpoint uses the ", m.decoder, " decoder (run it with --seq 1)");
     }
     const Config config = lm.config;
     const int64_t classes = lm.classes;

@@ -7,18 +7,22 @@
 
 namespace spvit::model {
 
-AttentionStrategy parse_attention_strategy(const std::string& name) {
-  if (name == "local") return AttentionStrategy::Local;
-  if (name == "lss-kv") return AttentionStrategy::LssKv;
-  if (name == "lss-x") return AttentionStrategy::LssX;
-  SPVIT_THROW(ConfigError, "attention strategy '", name, "' is not one of local, lss-kv, lss-x");
+const Registry<AttentionEntry>& attention_strategies() {
+  static const Registry<AttentionEntry> registry(
+      "attention strategy", "model.attention",
+      {{"local", "the whole sequence on one rank (reference and single-GPU path)", AttentionStrategy::Local, false},
+       {"lss-kv", "one all-gather of packed [k || v] forward, one reduce-scatter of [dK || dV] backward",
+        AttentionStrategy::LssKv, true},
+       {"lss-x", "one all-gather of the normalised input (half the bytes); every rank projects the full K, V",
+        AttentionStrategy::LssX, true}});
+  return registry;
 }
 
+AttentionStrategy parse_attention_strategy(const std::string& name) { return attention_strategies().at(name).strategy; }
+
 std::string to_string(AttentionStrategy strategy) {
-  switch (strategy) {
-    case AttentionStrategy::Local: return "local";
-    case AttentionStrategy::LssKv: return "lss-kv";
-    case AttentionStrategy::LssX: return "lss-x";
+  for (const auto& e : attention_strategies().entries()) {
+    if (e.strategy == strategy) return e.name;
   }
   return "?";
 }

@@ -174,22 +174,35 @@ PatchLayout AdaptiveTreePatcher::refine(const RegionScores& scores, int64_t leng
 
 // ---- factory
 
+const Registry<PatcherEntry>& patchers() {
+  static const Registry<PatcherEntry> registry(
+      "patcher", "data.patcher.kind",
+      {{"uniform", "a grid of P-sided patches (every decoder)", false, 0,
+        [](const PatcherOptions& o) -> std::unique_ptr<Patcher> {
+          return std::make_unique<UniformPatcher>(static_cast<int>(o.spatial_dims), o.patch, o.length,
+                                                  parse_token_order(o.order));
+        }},
+       {"adaptive", "fixed-length quadtree (2D) or octree (3D) refined where the scorer finds detail", true, 0,
+        [](const PatcherOptions& o) -> std::unique_ptr<Patcher> {
+          return std::make_unique<AdaptiveTreePatcher>(static_cast<int>(o.spatial_dims), o);
+        }},
+       {"quadtree", "adaptive, for 2-D images only", true, 2,
+        [](const PatcherOptions& o) -> std::unique_ptr<Patcher> { return std::make_unique<QuadtreePatcher>(o); }},
+       {"octree", "adaptive, for 3-D volumes only", true, 3,
+        [](const PatcherOptions& o) -> std::unique_ptr<Patcher> { return std::make_unique<OctreePatcher>(o); }}});
+  return registry;
+}
+
 std::unique_ptr<Patcher> make_patcher(const PatcherOptions& o) {
   if (o.spatial_dims != 2 && o.spatial_dims != 3) {
     SPVIT_THROW(ConfigError, "patcher: spatial_dims must be 2 or 3, got ", o.spatial_dims);
   }
-  const int dims = static_cast<int>(o.spatial_dims);
-  if (o.kind == "uniform") return std::make_unique<UniformPatcher>(dims, o.patch, o.length, parse_token_order(o.order));
-  if (o.kind == "adaptive") return std::make_unique<AdaptiveTreePatcher>(dims, o);
-  if (o.kind == "quadtree" || o.kind == "octree") {
-    const int wanted = o.kind == "quadtree" ? 2 : 3;
-    if (dims != wanted) {
-      SPVIT_THROW(ConfigError, "patcher kind '", o.kind, "' is for ", wanted, "-D images, but spatial_dims is ", dims);
-    }
-    if (wanted == 2) return std::make_unique<QuadtreePatcher>(o);
-    return std::make_unique<OctreePatcher>(o);
+  const auto& entry = patchers().at(o.kind);
+  if (entry.spatial_dims != 0 && entry.spatial_dims != o.spatial_dims) {
+    SPVIT_THROW(ConfigError, "patcher kind '", o.kind, "' is for ", entry.spatial_dims,
+                "-D images, but spatial_dims is ", o.spatial_dims);
   }
-  SPVIT_THROW(ConfigError, "patcher kind '", o.kind, "' is not one of adaptive, quadtree, octree, uniform");
+  return entry.make(o);
 }
 
 }  // namespace spvit::patch

@@ -140,7 +140,6 @@ class EdgeScorer : public Scorer {
       SPVIT_THROW(ConfigError, "edges scorer: need 0 <= canny_low <= canny_high, got ", o.canny_low, " and ", o.canny_high);
     }
   }
-  std::string name() const override { return "edges"; }
   std::vector<torch::Tensor> pixel_maps(const torch::Tensor& image, int, uint64_t sample) const override {
     return {edge_map(to_gray(image), edge_params(options_, sample))};
   }
@@ -151,7 +150,6 @@ class EdgeScorer : public Scorer {
 
 class VarianceScorer : public Scorer {
  public:
-  std::string name() const override { return "variance"; }
   ScoreCombine combine() const override { return ScoreCombine::SquaredDeviation; }
   std::vector<torch::Tensor> pixel_maps(const torch::Tensor& image, int, uint64_t) const override {
     return {to_gray(image)};
@@ -160,7 +158,6 @@ class VarianceScorer : public Scorer {
 
 class GradientScorer : public Scorer {
  public:
-  std::string name() const override { return "gradient"; }
   std::vector<torch::Tensor> pixel_maps(const torch::Tensor& image, int, uint64_t) const override {
     return {gradient_map(to_gray(image))};
   }
@@ -171,7 +168,6 @@ class TextureScorer : public Scorer {
   explicit TextureScorer(const ScorerOptions& o) : window_(o.texture_window) {
     if (window_ < 2) SPVIT_THROW(ConfigError, "texture scorer: window must be >= 2, got ", window_);
   }
-  std::string name() const override { return "texture"; }
   std::vector<torch::Tensor> pixel_maps(const torch::Tensor& image, int, uint64_t) const override {
     return {texture_map(to_gray(image), window_)};
   }
@@ -182,14 +178,26 @@ class TextureScorer : public Scorer {
 
 }  // namespace
 
-std::vector<std::string> scorer_names() { return {"edges", "variance", "gradient", "texture"}; }
+const Registry<ScorerEntry>& scorers() {
+  static const Registry<ScorerEntry> registry(
+      "scorer", "data.patcher.scorer",
+      {{"edges", "Canny edge pixels after a Gaussian blur (the paper's scorer; needs OpenCV)", true, true,
+        [](const ScorerOptions& o) -> std::unique_ptr<Scorer> { return std::make_unique<EdgeScorer>(o); }},
+       {"variance", "intensity variance times area (extensive, so large flat-ish regions compete)", false, false,
+        [](const ScorerOptions&) -> std::unique_ptr<Scorer> { return std::make_unique<VarianceScorer>(); }},
+       {"gradient", "summed central-difference gradient magnitude", false, false,
+        [](const ScorerOptions&) -> std::unique_ptr<Scorer> { return std::make_unique<GradientScorer>(); }},
+       {"texture", "entropy of local-binary-pattern histograms per block", false, false,
+        [](const ScorerOptions& o) -> std::unique_ptr<Scorer> { return std::make_unique<TextureScorer>(o); }}});
+  return registry;
+}
+
+std::vector<std::string> scorer_names() { return scorers().names(); }
 
 std::unique_ptr<Scorer> make_scorer(const std::string& name, const ScorerOptions& options) {
-  if (name == "edges") return std::make_unique<EdgeScorer>(options);
-  if (name == "variance") return std::make_unique<VarianceScorer>();
-  if (name == "gradient") return std::make_unique<GradientScorer>();
-  if (name == "texture") return std::make_unique<TextureScorer>(options);
-  SPVIT_THROW(ConfigError, "scorer '", name, "' is not one of edges, variance, gradient, texture");
+  auto scorer = scorers().at(name).make(options);
+  scorer->name_ = name;
+  return scorer;
 }
 
 }  // namespace spvit::patch

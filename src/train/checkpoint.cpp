@@ -7,6 +7,7 @@
 
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
+#include "spvit/model/parameter_names.h"
 
 namespace spvit::train {
 namespace {
@@ -23,6 +24,15 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
                 std::string(e.what()).substr(0, 200));
   }
   return archive;
+}
+
+// Reads a parameter (buffer) of today's model under its name or the name an older version stored it under.
+bool read_stored(torch::serialize::InputArchive& params, const std::string& name, torch::Tensor& out,
+                 bool is_buffer = false) {
+  for (const auto& stored_name : model::stored_parameter_names(name)) {
+    if (params.try_read(stored_name, out, is_buffer)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -66,7 +76,7 @@ TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& mod
   torch::NoGradGuard no_grad;
   for (auto& p : model.named_parameters()) {
     torch::Tensor stored;
-    if (!params.try_read(p.key(), stored)) {
+    if (!read_stored(params, p.key(), stored)) {
       SPVIT_THROW(DataError, "checkpoint '", path, "' has no parameter '", p.key(),
                   "': it was written for a different model configuration");
     }
@@ -76,7 +86,7 @@ TrainingPosition load_checkpoint(const std::string& path, torch::nn::Module& mod
   }
   for (auto& b : model.named_buffers()) {
     torch::Tensor stored;
-    if (params.try_read(b.key(), stored, /*is_buffer=*/true)) b.value().copy_(stored);
+    if (read_stored(params, b.key(), stored, /*is_buffer=*/true)) b.value().copy_(stored);
   }
   if (optimizer != nullptr) {
     c10::IValue name;
@@ -114,7 +124,7 @@ torch::Tensor read_checkpoint_parameter(const std::string& path, const std::stri
   auto archive = open_archive(path);
   torch::serialize::InputArchive params;
   torch::Tensor value;
-  if (!archive.try_read("model", params) || !params.try_read(name, value)) return {};
+  if (!archive.try_read("model", params) || !read_stored(params, name, value)) return {};
   return value;
 }
 

@@ -1,36 +1,21 @@
 #include "spvit/train/data_setup.h"
 
 #include "spvit/core/error.h"
-#include "spvit/data/formats.h"
-#include "spvit/data/synthetic.h"
+#include "spvit/data/sources.h"
+#include "spvit/model/decoder.h"
 #include "spvit/train/token_samples.h"
 
 namespace spvit::train {
-namespace {
-
-std::shared_ptr<data::Dataset> open_source(const DataConfig& d, const std::string& path, int64_t count,
-                                           uint64_t seed) {
-  if (d.source == "synthetic") {
-    data::SyntheticOptions s;
-    s.spatial_dims = d.kind == "mri" ? 3 : 2;
-    s.shape.assign(static_cast<size_t>(s.spatial_dims), d.size);
-    s.count = count;
-    s.seed = seed;
-    return d.kind == "mri" ? data::make_synthetic_mri(s) : data::make_synthetic_pathology(s);
-  }
-  if (d.source == "folder") return data::open_image_folder(path);
-  return data::open_hdf5(path);
-}
-
-}  // namespace
 
 Datasets open_datasets(const Config& c) {
   Datasets out;
   // Validation samples come from a different seed, so they are never training samples.
-  out.train = open_source(c.data, c.data.path, c.data.train_samples, c.seed);
-  if (c.data.source == "synthetic" ? c.data.val_samples > 0 : !c.data.val_path.empty()) {
-    out.val = open_source(c.data, c.data.val_path, c.data.val_samples, c.seed + 7919);
+  const auto& source = data::dataset_sources().at(c.data.source);
+  out.train = source.open(c.data, c.data.path, c.data.train_samples, c.seed);
+  if (source.reads_files ? !c.data.val_path.empty() : c.data.val_samples > 0) {
+    out.val = source.open(c.data, c.data.val_path, c.data.val_samples, c.seed + 7919);
   }
+  const auto& decoder = model::decoders().at(c.model.decoder);
   for (const auto& ds : {out.train, out.val}) {
     if (!ds) continue;
     if (ds->channels() != c.model.channels) {
@@ -42,7 +27,7 @@ Datasets open_datasets(const Config& c) {
                   ds->spatial_dims(), "D (", ds->describe(), ")");
     }
     // The unetr decoder's bands are whole tokens; layouts for the tile decoder pad the image to their root instead.
-    for (int64_t side : c.model.decoder == "unetr" ? ds->spatial_shape(0) : std::vector<int64_t>{}) {
+    for (int64_t side : decoder.uniform_bands ? ds->spatial_shape(0) : std::vector<int64_t>{}) {
       if (side % c.model.patch != 0) {
         SPVIT_THROW(ConfigError, "sample side ", side, " of ", ds->describe(),
                     " is not a multiple of 'model.patch' = ", c.model.patch);
@@ -76,7 +61,7 @@ std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset
   o.augment_options.color_jitter = c.data.color_jitter;
   o.augment_options.threshold_jitter = c.data.patcher.threshold_jitter;
   o.drop_last = training;
-  if (c.model.decoder == "tile") {
+  if (!model::decoders().at(c.model.decoder).uniform_bands) {
     // Layout tokens: every rank plans the sample's layout (the same on the group) and keeps its own tokens.
     const auto sampling = LayoutSampling::from_config(c, grid.seq_size(), grid.seq_index());
     auto read = [sampling](const data::Dataset& ds, int64_t index, const data::AugmentDraw& draw) {

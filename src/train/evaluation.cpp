@@ -12,6 +12,7 @@
 #include "spvit/core/logging.h"
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
+#include "spvit/train/config_check.h"
 #include "spvit/train/class_colours.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/precision.h"
@@ -183,10 +184,10 @@ SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& datase
   std::string write_error;
   // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each take their part of the sample.
   for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
-    if (config.model.decoder == "tile") {
-      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, total, write_error);
-    } else {
+    if (model->decoder_entry().uniform_bands) {
       evaluate_band(model, dataset, i, config, precision, grid, options, total, write_error);
+    } else {
+      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, total, write_error);
     }
   }
   total.all_reduce(*grid.world());
@@ -207,7 +208,7 @@ Config config_for_evaluation(const std::string& checkpoint, const std::vector<st
     all.push_back("train.precision=fp32");
   }
   all.insert(all.end(), overrides.begin(), overrides.end());
-  return parse_config(yaml, all);
+  return parse_checked_config(yaml, all);
 }
 
 std::string metrics_json(const SegmentationCounts& counts, int64_t samples) {

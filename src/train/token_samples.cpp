@@ -5,6 +5,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/patch/extract.h"
+#include "spvit/patch/patcher.h"
 
 namespace spvit::train {
 namespace {
@@ -108,7 +109,7 @@ patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, cons
                                const LayoutSampling& sampling, data::Sample* whole) {
   const auto full = dataset.spatial_shape(index);
   const auto& o = sampling.patcher;
-  if (o.kind == "uniform") {  // the grid depends on the size only: nothing to read
+  if (!patch::patchers().at(o.kind).adaptive) {  // the grid depends on the size only: nothing to read
     return patch::UniformPatcher(static_cast<int>(o.spatial_dims), o.patch, o.length, patch::TokenOrder::Raster)
         .plan_for_size(full);
   }

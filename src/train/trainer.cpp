@@ -315,7 +315,7 @@ class Trainer {
 
   StepResult train_step(const data::Batch& batch, int64_t step) {
     optimizer_->zero_grad();
-    const auto loss = config_.model.decoder == "tile" ? tile_loss_of(batch) : band_loss(batch);
+    const auto loss = model_->decoder_entry().uniform_bands ? band_loss(batch) : tile_loss_of(batch);
     scaler_->scale(loss.total).backward();  // fp16: loss · scale, so small gradients survive in half precision
     averager_->finish();
 

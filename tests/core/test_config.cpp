@@ -3,15 +3,21 @@
 #include "spvit/build_info.h"
 #include "spvit/core/config.h"
 #include "spvit/core/error.h"
+#include "spvit/train/config_check.h"
 
 namespace spvit {
 namespace {
 
-// Expects parse_config to throw ConfigError whose message contains `needle`.
+// The whole check every command runs: core's parse_config, then the rules of the registries above it.
+Config checked_config(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  return train::parse_checked_config(yaml, overrides);
+}
+
+// Expects checked_config to throw ConfigError whose message contains `needle`.
 void expect_config_error(const std::string& yaml, const std::vector<std::string>& overrides,
                          const std::string& needle) {
   try {
-    parse_config(yaml, overrides);
+    checked_config(yaml, overrides);
     FAIL() << "expected a ConfigError containing: " << needle;
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -19,14 +25,14 @@ void expect_config_error(const std::string& yaml, const std::vector<std::string>
 }
 
 TEST(Config, EmptyTextGivesDefaults) {
-  const Config c = parse_config("");
+  const Config c = checked_config("");
   EXPECT_EQ(c.model.attention, "lss-kv");
   EXPECT_EQ(c.grid.seq, 1);
   EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25.0);
 }
 
 TEST(Config, ReadsValuesAndOverrides) {
-  const Config c = parse_config("model:\n  dim: 96\n  heads: 6\ngrid:\n  seq: 2\n",
+  const Config c = checked_config("model:\n  dim: 96\n  heads: 6\ngrid:\n  seq: 2\n",
                                 {"model.depth=7", "dist.grad_average=two-stage", "seed=42"});
   EXPECT_EQ(c.model.dim, 96);
   EXPECT_EQ(c.model.heads, 6);
@@ -37,13 +43,13 @@ TEST(Config, ReadsValuesAndOverrides) {
 }
 
 TEST(Config, OverrideCreatesMissingSections) {
-  const Config c = parse_config("seed: 1\n", {"model.checkpointing=true"});
+  const Config c = checked_config("seed: 1\n", {"model.checkpointing=true"});
   EXPECT_TRUE(c.model.checkpointing);
 }
 
 TEST(Config, YamlRoundTrip) {
-  const Config c = parse_config("", {"model.dim=48", "model.heads=4", "model.pos_encoding=coords", "dtype=float64"});
-  const Config again = parse_config(to_yaml(c));
+  const Config c = checked_config("", {"model.dim=48", "model.heads=4", "model.pos_encoding=coords", "dtype=float64"});
+  const Config again = checked_config(to_yaml(c));
   EXPECT_EQ(to_yaml(c), to_yaml(again));
   EXPECT_EQ(again.model.dim, 48);
   EXPECT_EQ(again.model.pos_encoding, "coords");
@@ -78,14 +84,14 @@ TEST(ConfigRefuses, UnetrNeedsAPowerOfTwoPatch) {  // Segmenter: log2(P) upsampl
   expect_config_error("", {"model.patch=12", "data.size=120"},
                       "config key 'model.patch' = 12 must be a power of two >= 2 for 'model.decoder' = unetr");
   expect_config_error("", {"model.patch=1", "model.max_tokens=16384"}, "'model.patch' = 1 must be a power of two >= 2");
-  parse_config("", {"model.patch=12", "data.size=120", "model.decoder=tile"});  // the tile decoder takes any patch
+  checked_config("", {"model.patch=12", "data.size=120", "model.decoder=tile"});  // the tile decoder takes any patch
 }
 
 TEST(ConfigRefuses, DecoderChunkRowsWithTheTileDecoder) {
   expect_config_error("", {"model.decoder=tile", "model.decoder_chunk_rows=2"},
                       "config key 'model.decoder_chunk_rows' = 2 chunks the rows of the unetr decoder; "
                       "'model.decoder' = tile has no rows to chunk");
-  parse_config("", {"model.decoder_chunk_rows=2"});
+  checked_config("", {"model.decoder_chunk_rows=2"});
 }
 
 TEST(ConfigRefuses, ReducedPrecisionOnTheCpuOrWithFloat64) {  // RunPrecision::from_config
@@ -115,7 +121,7 @@ TEST(ConfigRefuses, ImageFoldersAre2DAndNeedOpenCV) {  // open_image_folder
 #if SPVIT_HAVE_OPENCV
   expect_config_error("", {"data.source=folder", "data.path=/data/tiles", "model.spatial_dims=3"},
                       "config key 'data.source' = folder holds 2-D images, but 'model.spatial_dims' = 3");
-  parse_config("", {"data.source=folder", "data.path=/data/tiles"});
+  checked_config("", {"data.source=folder", "data.path=/data/tiles"});
 #else
   expect_config_error("", {"data.source=folder", "data.path=/data/tiles"},
                       "config key 'data.source' = folder reads images through OpenCV");
@@ -131,9 +137,9 @@ TEST(ConfigRefuses, SyntheticKindFixesDimensionsAndChannels) {  // open_datasets
                       "config key 'model.channels' = 1 but 'data.kind' = pathology generates 3-channel (RGB) images");
   expect_config_error("", {"data.kind=mri", "model.spatial_dims=3"},
                       "config key 'model.channels' = 3 but 'data.kind' = mri generates 1-channel volumes");
-  parse_config("", {"data.kind=mri", "model.spatial_dims=3", "model.channels=1"});
+  checked_config("", {"data.kind=mri", "model.spatial_dims=3", "model.channels=1"});
   // Other sources are checked when they are opened: their shapes are not in the configuration.
-  parse_config("", {"data.source=hdf5", "data.path=/data/volumes.h5", "model.spatial_dims=3", "model.channels=1"});
+  checked_config("", {"data.source=hdf5", "data.path=/data/volumes.h5", "model.spatial_dims=3", "model.channels=1"});
 }
 
 TEST(ConfigRefuses, TooFewTrainingSamplesForABatch) {  // Loader: an epoch without a batch
@@ -142,7 +148,7 @@ TEST(ConfigRefuses, TooFewTrainingSamplesForABatch) {  // Loader: an epoch witho
                       "no batch");
   expect_config_error("", {"data.train_samples=5", "train.batch_size=2", "grid.data=3"},
                       "is too few for 'train.batch_size' = 2 in each of 'grid.data' = 3 data groups");
-  parse_config("", {"data.train_samples=6", "train.batch_size=2", "grid.data=3"});
+  checked_config("", {"data.train_samples=6", "train.batch_size=2", "grid.data=3"});
 }
 
 TEST(ConfigRefuses, UnetrBandsOfWholeTokenRows) {  // open_datasets, UniformBands::even
@@ -152,8 +158,8 @@ TEST(ConfigRefuses, UnetrBandsOfWholeTokenRows) {  // open_datasets, UniformBand
   expect_config_error("", {"grid.seq=16"},
                       "config key 'grid.seq' = 16 needs a token row per sequence rank, but 'data.size' = 128 at "
                       "'model.patch' = 16 has 8 token rows");
-  parse_config("", {"grid.seq=8"});
-  parse_config("", {"data.size=100", "model.decoder=tile"});  // tile layouts pad the image to whole tokens
+  checked_config("", {"grid.seq=8"});
+  checked_config("", {"data.size=100", "model.decoder=tile"});  // tile layouts pad the image to whole tokens
 }
 
 TEST(ConfigRefuses, UniformGridLongerThanTheSequenceOrTheTable) {  // UniformPatcher, GridPositionalEncoding
@@ -166,8 +172,8 @@ TEST(ConfigRefuses, UniformGridLongerThanTheSequenceOrTheTable) {  // UniformPat
                       "'model.max_tokens' = 500 is smaller than the 512 tokens");
   expect_config_error("", {"model.decoder=tile", "data.patcher.length=100", "model.max_tokens=80"},
                       "'model.max_tokens' = 80 is smaller than the 100 tokens");
-  parse_config("", {"model.max_tokens=64"});
-  parse_config("", {"model.max_tokens=32", "model.pos_encoding=coords"});  // no table
+  checked_config("", {"model.max_tokens=64"});
+  checked_config("", {"model.max_tokens=32", "model.pos_encoding=coords"});  // no table
   // Sizes whose token count overflows int64 are still compared correctly.
   expect_config_error("", {"data.kind=mri", "model.spatial_dims=3", "model.channels=1", "data.size=4194304",
                            "model.patch=2"},
@@ -182,7 +188,7 @@ TEST(ConfigRefuses, ScoreDownsampleMustDivideTheSyntheticSize) {  // shrunk_samp
   bad.push_back("data.size=200");
   expect_config_error("", bad,
                       "config key 'data.size' = 200 must be a multiple of 'data.patcher.score_downsample' = 16");
-  parse_config("", adaptive);
+  checked_config("", adaptive);
 }
 
 TEST(ConfigRefuses, EdgesScorerSettings) {  // EdgeScorer
@@ -193,13 +199,13 @@ TEST(ConfigRefuses, EdgesScorerSettings) {  // EdgeScorer
 #if SPVIT_HAVE_OPENCV
   expect_config_error("", even,
                       "config key 'data.patcher.blur_kernel' = 4 must be odd for 'data.patcher.scorer' = edges");
-  parse_config("", edges);
+  checked_config("", edges);
 #else
   expect_config_error("", edges, "config key 'data.patcher.scorer' = edges needs OpenCV");
 #endif
   auto variance = even;
   variance.push_back("data.patcher.scorer=variance");  // only the edges scorer blurs: an even kernel is unused
-  parse_config("", variance);
+  checked_config("", variance);
 }
 
 TEST(ConfigRefuses, ScheduleOptionsTheScheduleRejects) {  // LrSchedule
@@ -207,12 +213,12 @@ TEST(ConfigRefuses, ScheduleOptionsTheScheduleRejects) {  // LrSchedule
                       "config key 'train.min_lr' = 0.01 must not exceed 'train.lr' = 0.001");
   expect_config_error("", {"train.power=0"}, "config key 'train.power' = 0 must be > 0");
   // A warmup longer than the run is not refused: the schedule clamps it with a warning.
-  EXPECT_EQ(parse_config("", {"train.steps=4", "train.warmup_steps=10"}).train.warmup_steps, 10);
+  EXPECT_EQ(checked_config("", {"train.steps=4", "train.warmup_steps=10"}).train.warmup_steps, 10);
 }
 
 TEST(Config, CoordinatePositionsWorkWithEveryDecoder) {
-  EXPECT_EQ(parse_config("", {"model.pos_encoding=coords"}).model.decoder, "unetr");
-  EXPECT_EQ(parse_config("", {"model.pos_encoding=coords", "model.decoder=tile"}).model.decoder, "tile");
+  EXPECT_EQ(checked_config("", {"model.pos_encoding=coords"}).model.decoder, "unetr");
+  EXPECT_EQ(checked_config("", {"model.pos_encoding=coords", "model.decoder=tile"}).model.decoder, "tile");
 }
 
 TEST(Config, MalformedOverrides) {

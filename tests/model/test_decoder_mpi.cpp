@@ -7,6 +7,7 @@
 #include "dist/mpi_test_grid.h"
 #include "spvit/dist/collectives.h"
 #include "spvit/dist/gradient_averager.h"
+#include "spvit/model/halo_conv.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/losses.h"
 

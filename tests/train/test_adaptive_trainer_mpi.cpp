@@ -11,6 +11,7 @@
 #include "spvit/build_info.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
+#include "spvit/train/config_check.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
 #include "spvit/train/token_samples.h"
@@ -190,7 +191,7 @@ TEST(AdaptiveTrainer, TileEvaluationIsIndependentOfTheGrid) {
 TEST(AdaptiveTrainer, LayoutConfigurationErrorsAreNamed) {
   auto message = [](const std::vector<std::string>& overrides) -> std::string {
     try {
-      parse_config("", overrides);
+      train::parse_checked_config("", overrides);
     } catch (const ConfigError& e) {
       return e.what();
     }

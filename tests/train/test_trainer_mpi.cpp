@@ -8,6 +8,7 @@
 #include "dist/mpi_test_grid.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
+#include "spvit/train/config_check.h"
 #include "spvit/train/trainer.h"
 
 namespace spvit::train {
@@ -114,7 +115,7 @@ TEST(Trainer, BadDataConfigurationIsNamed) {
     EXPECT_NE(std::string(e.what()).find("'model.channels' = 1 but the data has 3 channel(s)"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(parse_config("", {"data.source=hdf5"}), ConfigError);  // no data.path
+  EXPECT_THROW(train::parse_checked_config("", {"data.source=hdf5"}), ConfigError);  // no data.path
 }
 
 }  // namespace

@@ -49,10 +49,10 @@ struct ModelConfig {
     v.field("mlp_ratio", mlp_ratio, Range<double>{0.0625, 64.0}, "MLP width / dim");
     v.choice("pos_encoding", pos_encoding, {"grid", "coords", "none"});
     v.field("max_tokens", max_tokens, Range<int64_t>{1, int64_t{1} << 40}, "rows of the learned position table");
-    v.choice("attention", attention, {"local", "lss-kv", "lss-x"});
+    v.field("attention", attention, Range<std::string>{}, "attention strategy (model::attention_strategies())");
     v.choice("attention_backend", attention_backend, {"auto", "cudnn", "flash", "efficient", "math"});
     v.field("checkpointing", checkpointing, Range<bool>{}, "activation checkpointing per block");
-    v.choice("decoder", decoder, {"unetr", "tile"});
+    v.field("decoder", decoder, Range<std::string>{}, "decoder (model::decoders())");
     v.field("decoder_width", decoder_width, Range<int64_t>{1, 4096}, "decoder channels at full resolution");
     v.field("decoder_chunk_rows", decoder_chunk_rows, Range<int64_t>{0, 1 << 30},
             "unetr: token rows decoded at a time and recomputed in backward (0: the whole band at once)");
@@ -93,10 +93,10 @@ struct PatcherConfig {
   int64_t score_downsample = 1;
   template <class V>
   void visit(V& v) {
-    v.choice("kind", kind, {"uniform", "adaptive"});
+    v.field("kind", kind, Range<std::string>{}, "patcher (patch::patchers())");
     v.field("length", length, Range<int64_t>{0, int64_t{1} << 40}, "fixed sequence length L (uniform: 0 = grid)");
     v.field("min_side", min_side, Range<int64_t>{0, 4096}, "smallest leaf side (0 = patch / 4)");
-    v.choice("scorer", scorer, {"edges", "variance", "gradient", "texture"});
+    v.field("scorer", scorer, Range<std::string>{}, "region scorer (patch::scorers())");
     v.field("blur_kernel", blur_kernel, Range<int64_t>{1, 31}, "Gaussian blur kernel before Canny (odd)");
     v.field("canny_low", canny_low, Range<double>{0.0, 10000.0}, "Canny low threshold");
     v.field("canny_high", canny_high, Range<double>{0.0, 10000.0}, "Canny high threshold");
@@ -122,7 +122,7 @@ struct DataConfig {
   PatcherConfig patcher;
   template <class V>
   void visit(V& v) {
-    v.choice("source", source, {"synthetic", "folder", "hdf5"});
+    v.field("source", source, Range<std::string>{}, "dataset source (data::dataset_sources())");
     v.choice("kind", kind, {"pathology", "mri"});
     v.field("path", path, Range<std::string>{}, "training data path");
     v.field("val_path", val_path, Range<std::string>{}, "validation data path");
@@ -219,10 +219,12 @@ struct Config {
 
 // Parses YAML text; `overrides` are "key.sub=value" strings applied on top (values are YAML scalars).
 // Throws ConfigError naming the key for unknown keys, wrong types, out-of-range values and inconsistent settings.
+// The names of strategies, decoders, patchers, scorers and dataset sources are stored, not checked: the layers
+// above own those lists (their registries); train::check_config checks them and the rules that depend on them.
 Config parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides = {});
 // Reads a YAML file (ConfigError if it cannot be read) and parses it as above.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
-// Checks relations between fields (e.g. dim % heads == 0). parse_config calls it.
+// Checks relations between fields that need no registry (e.g. dim % heads == 0). parse_config calls it.
 void validate(const Config& config);
 // The configuration as YAML (every field, defaults included).
 std::string to_yaml(const Config& config);

@@ -11,12 +11,23 @@
 
 #include <string>
 
+#include "spvit/core/registry.h"
 #include "spvit/model/sequence_context.h"
 
 namespace spvit::model {
 
 enum class AttentionStrategy { Local, LssKv, LssX };
-AttentionStrategy parse_attention_strategy(const std::string& name);  // "local" | "lss-kv" | "lss-x"
+
+// The attention-strategy registry (core/registry.h): the one list of strategy names, selected by model.attention.
+struct AttentionEntry {
+  std::string name;
+  std::string summary;
+  AttentionStrategy strategy;
+  bool shards_sequence = true;  // false: needs the whole sequence on one rank (grid.seq = 1)
+};
+const Registry<AttentionEntry>& attention_strategies();
+
+AttentionStrategy parse_attention_strategy(const std::string& name);  // ConfigError for an unknown name
 std::string to_string(AttentionStrategy strategy);
 
 struct AttentionOptions {

@@ -9,11 +9,13 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "spvit/core/config_visit.h"
+#include "spvit/core/registry.h"
 #include "spvit/patch/layout.h"
 #include "spvit/patch/scorer.h"
 
@@ -31,12 +33,12 @@ struct PatcherOptions {
 
   template <class V>
   void visit(V& v) {
-    v.choice("kind", kind, {"adaptive", "quadtree", "octree", "uniform"});
+    v.field("kind", kind, Range<std::string>{}, "patcher kind (patchers())");
     v.field("spatial_dims", spatial_dims, Range<int64_t>{2, 3}, "2 for images, 3 for volumes");
     v.field("patch", patch, Range<int64_t>{1, 4096}, "token tile side P");
     v.field("length", length, Range<int64_t>{0, int64_t{1} << 40}, "fixed sequence length L");
     v.field("min_side", min_side, Range<int64_t>{0, 4096}, "smallest leaf side (0 = P/4)");
-    v.choice("scorer", scorer, {"edges", "variance", "gradient", "texture"});
+    v.field("scorer", scorer, Range<std::string>{}, "region scorer (scorers())");
     v.choice("order", order, {"zorder", "raster"});
     v.section("scoring", scoring);
   }
@@ -97,7 +99,17 @@ class OctreePatcher : public AdaptiveTreePatcher {
   explicit OctreePatcher(const PatcherOptions& options) : AdaptiveTreePatcher(3, options) {}
 };
 
-// Builds the patcher `options.kind` names; throws ConfigError for inconsistent options.
+// The patcher registry (core/registry.h): the one list of patcher kinds, selected by data.patcher.kind.
+struct PatcherEntry {
+  std::string name;
+  std::string summary;
+  bool adaptive = false;  // a scored tree with a fixed token count (tile decoder only), or the uniform grid
+  int spatial_dims = 0;   // the only dimension it plans (quadtree 2, octree 3); 0 = either
+  std::function<std::unique_ptr<Patcher>(const PatcherOptions&)> make;
+};
+const Registry<PatcherEntry>& patchers();
+
+// Builds the patcher `options.kind` names; throws ConfigError for an unknown kind or inconsistent options.
 std::unique_ptr<Patcher> make_patcher(const PatcherOptions& options);
 
 // The smallest leaf side for patch P and a requested min_side (0 = max(1, P/4)); validated.

@@ -8,11 +8,13 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "spvit/core/config_visit.h"
+#include "spvit/core/registry.h"
 
 namespace spvit::patch {
 
@@ -80,7 +82,7 @@ class RegionScores {
 class Scorer {
  public:
   virtual ~Scorer() = default;
-  virtual std::string name() const = 0;
+  const std::string& name() const { return name_; }  // its registry name (set by make_scorer)
   virtual ScoreCombine combine() const { return ScoreCombine::Sum; }
   // Integer per-pixel maps of `image` ([H, W, C] or [D, H, W, C], any dtype and device); `sample` selects the
   // augmentation draw where the scorer has one.
@@ -88,11 +90,25 @@ class Scorer {
                                                 uint64_t sample) const = 0;
   // Maps + tables: the whole O(pixels) scoring stage.
   RegionScores index(const torch::Tensor& image, int spatial_dims, int64_t cell, uint64_t sample = 0) const;
+
+ private:
+  friend std::unique_ptr<Scorer> make_scorer(const std::string& name, const ScorerOptions& options);
+  std::string name_;
 };
 
-// "edges" (needs OpenCV), "variance", "gradient", "texture". Throws ConfigError for an unknown name.
+// The scorer registry (core/registry.h): the one list of scorer names, selected by data.patcher.scorer.
+struct ScorerEntry {
+  std::string name;
+  std::string summary;
+  bool needs_opencv = false;  // refused by the configuration check in builds without OpenCV
+  bool uses_canny = false;    // reads blur_kernel, canny_low/high and the per-sample threshold jitter
+  std::function<std::unique_ptr<Scorer>(const ScorerOptions&)> make;
+};
+const Registry<ScorerEntry>& scorers();
+
+// The registered scorer of that name. Throws ConfigError for an unknown name.
 std::unique_ptr<Scorer> make_scorer(const std::string& name, const ScorerOptions& options = {});
-std::vector<std::string> scorer_names();
+std::vector<std::string> scorer_names();  // scorers().names()
 
 // Checks that `image` is a non-empty [H, W, C] (2D) or [D, H, W, C] (3D) tensor; throws DataError otherwise.
 void check_image(const torch::Tensor& image, int spatial_dims, const char* what);

@@ -1,0 +1,63 @@
+// A registry: the one list of the named choices of one kind (attention strategies, decoders, patchers, scorers,
+// dataset sources), each with what it needs to be built and checked. Each layer defines its registries as explicit
+// lists in one function (no static self-registration the linker could drop); configuration validation, CLI help and
+// the docs check ask them, and no other code compares the names.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spvit/core/error.h"
+
+namespace spvit {
+
+// Entry: a struct with at least `std::string name` and `std::string summary` (one line for help and docs).
+template <typename Entry>
+class Registry {
+ public:
+  // what: the kind's name in messages ("decoder"); config_key: the key that selects it ("model.decoder"), or empty.
+  Registry(std::string what, std::string config_key, std::vector<Entry> entries)
+      : what_(std::move(what)), config_key_(std::move(config_key)), entries_(std::move(entries)) {}
+
+  // The entry of that name; ConfigError naming the key, the value and the allowed names otherwise.
+  const Entry& at(const std::string& name) const {
+    for (const auto& e : entries_) {
+      if (e.name == name) return e;
+    }
+    if (config_key_.empty()) {
+      SPVIT_THROW(ConfigError, what_, " '", name, "' is not one of ", names_text());
+    }
+    SPVIT_THROW(ConfigError, "config key '", config_key_, "' must be one of ", names_text(), ", got '", name, "'");
+  }
+
+  bool contains(const std::string& name) const {
+    for (const auto& e : entries_) {
+      if (e.name == name) return true;
+    }
+    return false;
+  }
+
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& e : entries_) out.push_back(e.name);
+    return out;
+  }
+
+  // "a, b, c"
+  std::string names_text() const {
+    std::string out;
+    for (const auto& e : entries_) out += (out.empty() ? "" : ", ") + e.name;
+    return out;
+  }
+
+  const std::vector<Entry>& entries() const { return entries_; }
+  const std::string& what() const { return what_; }
+  const std::string& config_key() const { return config_key_; }
+
+ private:
+  std::string what_;
+  std::string config_key_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace spvit
