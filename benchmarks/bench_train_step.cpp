@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "spvit/core/config.h"
+#include "spvit/core/dtype.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/core/torch_compat.h"
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
     options.decoder_width = config.model.decoder_width;
     SPVIT_CHECK(model::decoders().at(options.decoder).uniform_bands,
                 "bench_train_step measures a uniform-grid band decoder model");
-    const auto dtype = config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+    const auto dtype = parse_dtype(config.dtype);
     model::Segmenter model(options);
     model->to(dtype);
     model::ViTEncoder probe(options.encoder);  // same shape: times the encoder forward on its own

@@ -5,7 +5,6 @@
 #include "app_context.h"
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/config.h"
-#include "spvit/core/device.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/data/formats.h"
@@ -13,6 +12,7 @@
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
+#include "spvit/train/model_loading.h"
 
 namespace spvit::app {
 namespace {
@@ -35,6 +35,7 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
       const Config config = train::config_for_evaluation(args->checkpoint, args->overrides);
       auto grid = make_grid({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
                             config.dist.timeout_s, config.device, config.dist.backend);
+      auto loaded = train::load_segmenter(args->checkpoint, config, grid.local_rank());
       std::shared_ptr<data::Dataset> dataset;
       if (!args->data.empty()) {
         dataset = args->data.size() > 3 && args->data.substr(args->data.size() - 3) == ".h5"
@@ -44,13 +45,11 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
         dataset = train::open_datasets(config).val;
         if (!dataset) SPVIT_THROW(ConfigError, "the checkpoint's configuration has no validation data: pass --data");
       }
-      auto options = model::SegmenterOptions::from_config(config.model, dataset->num_classes());
-      options.decoder = config.model.decoder;
-      options.decoder_width = config.model.decoder_width;
-      model::Segmenter model(options);
-      model->to(select_device(config.device, grid.local_rank()),
-                config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
-      train::load_checkpoint(args->checkpoint, *model, nullptr);
+      if (dataset->num_classes() != loaded.classes) {
+        SPVIT_THROW(ConfigError, "the data (", dataset->describe(), ") has ", dataset->num_classes(),
+                    " classes but the checkpoint's model predicts ", loaded.classes);
+      }
+      auto& model = loaded.model;
       train::EvalOptions eo;
       eo.overlay_dir = args->out;
       eo.overlays = args->overlays;

@@ -4,6 +4,7 @@
 
 #include "app_context.h"
 #include "spvit/core/device.h"
+#include "spvit/core/dtype.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/core/timer.h"
@@ -51,7 +52,7 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
   sp->add_option("--heads", o.heads, "attention heads")->default_val(o.heads)->check(CLI::PositiveNumber);
   sp->add_option("--batch", o.batch, "samples per data group")->default_val(o.batch)->check(CLI::PositiveNumber);
   sp->add_option("--dtype", args->dtype, "float64 or float32")
-      ->default_val(args->dtype)->check(CLI::IsMember({"float64", "float32"}));
+      ->default_val(args->dtype)->check(CLI::IsMember(dtype_names()));
   sp->add_option("--strategy", o.strategy, "sequence-parallel attention strategy: " + join(sharding_strategies()))
       ->default_val(o.strategy)->check(CLI::IsMember(sharding_strategies()));
   sp->add_flag("--checkpointing", o.checkpointing, "recompute every block in backward");
@@ -73,7 +74,7 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
   sp->callback([&ctx, args]() {
     ctx.run = [&ctx, args]() {
       auto& o = args->options;
-      o.dtype = args->dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+      o.dtype = parse_dtype(args->dtype);
       dist::GridShape shape{0, ctx.world_size};
       if (!args->grid.empty()) shape = dist::GridShape::parse(args->grid);
       if (o.dim % o.heads != 0) SPVIT_THROW(ConfigError, "--dim ", o.dim, " must be divisible by --heads ", o.heads);

@@ -9,23 +9,13 @@
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/evaluation.h"
+#include "spvit/train/forward.h"
+#include "spvit/train/model_loading.h"
 #include "spvit/train/precision.h"
 #include "spvit/train/token_samples.h"
 
 namespace spvit::infer {
 namespace {
-
-// Classes, from the stored decoder head (its bias: see model::DecoderEntry::head_bias).
-int64_t stored_classes(const std::string& path, const ModelConfig& m) {
-  const auto& decoder = model::decoders().at(m.decoder);
-  const std::string name = "decoder." + decoder.head_bias;
-  const auto bias = train::read_checkpoint_parameter(path, name);
-  if (!bias.defined()) {
-    SPVIT_THROW(DataError, "checkpoint '", path, "' has no '", name, "' parameter: it was not written by spvit train "
-                "for a ", m.decoder, " model");
-  }
-  return decoder.classes_from_head_bias(bias.size(0), m.patch, m.spatial_dims);
-}
 
 // One tile as a one-sample dataset, so that the training code plans its layout and extracts its tokens
 // (train::read_token_sample) exactly as for a training sample.
@@ -55,18 +45,14 @@ class TileDataset : public data::Dataset {
 // Tile decoder (adaptive or uniform layouts from data.patcher): each tile gets its own layout, so tiles are run one
 // by one; the token tiles are pasted back to pixels (patch::paste_range), as spvit eval does.
 torch::Tensor predict_tiles_decoder(model::Segmenter& model, const Config& config, int64_t classes,
-                                    const torch::Tensor& rgb, torch::Device device) {
+                                    const torch::Tensor& rgb, const train::RunPrecision& precision) {
   const auto sampling = train::LayoutSampling::from_config(config, 1, 0);
-  const auto dtype = model->parameters()[0].scalar_type();
   std::vector<torch::Tensor> out;
   for (int64_t b = 0; b < rgb.size(0); ++b) {
     TileDataset tile(rgb[b].permute({1, 2, 0}).contiguous(), classes);
     const auto sample = train::read_token_sample(tile, 0, data::AugmentDraw{}, sampling, /*keep_box=*/false);
     const auto& ts = train::token_sample(sample);
-    const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end, device);
-    model::SequenceContext ctx{nullptr, dist::SequenceShard::even(ts.layout->length(), 1, 0), {}};
-    if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask().to(device);
-    auto tiles = model->forward_tiles(ts.tokens.to(device, dtype).unsqueeze(0), {meta.index, meta.coords}, ctx);
+    const auto tiles = train::forward_tokens(model, ts, nullptr, 1, 0, precision);
     const int64_t n = ts.end - ts.begin;
     auto logits = patch::paste_range(tiles[0].reshape({n, -1}).to(torch::kCPU, torch::kFloat32), *ts.layout, ts.begin,
                                      ts.end, ts.lo, ts.hi);  // [T, T, K]
@@ -78,21 +64,17 @@ torch::Tensor predict_tiles_decoder(model::Segmenter& model, const Config& confi
 }  // namespace
 
 LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int local_rank) {
+  auto loaded = train::load_segmenter(checkpoint, overrides, local_rank);  // bf16/fp16 -> fp32 where there is no GPU
   LoadedModel lm;
-  lm.config = train::config_for_evaluation(checkpoint, overrides);  // bf16/fp16 -> fp32 where there is no GPU
+  lm.config = loaded.config;
   const auto& m = lm.config.model;
   if (m.spatial_dims != 2 || m.channels != 3) {
     SPVIT_THROW(ConfigError, "checkpoint '", checkpoint, "' holds a ", m.spatial_dims, "D model with ", m.channels,
                 " channel(s); spvit infer needs a 2D RGB model (model.spatial_dims 2, model.channels 3)");
   }
-  lm.classes = stored_classes(checkpoint, m);
-  auto options = model::SegmenterOptions::from_config(m, lm.classes);
-  lm.model = model::Segmenter(options);
-  train::load_checkpoint(checkpoint, *lm.model, nullptr);
-  if (lm.config.dtype == "float64") lm.model->to(torch::kFloat64);
-  lm.device = select_device(lm.config.device, local_rank);
-  lm.model->to(lm.device);
-  lm.model->eval();
+  lm.classes = loaded.classes;
+  lm.model = loaded.model;
+  lm.device = loaded.device;
   const bool generated = !data::dataset_sources().at(lm.config.data.source).reads_files;
   const bool pathology = generated && lm.config.data.kind == "pathology";
   if (pathology && lm.classes == static_cast<int64_t>(data::synthetic_pathology_classes().size())) {
@@ -115,7 +97,8 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr&
                 ": this model's learned grid position table fixes the tile size (use --tile ", lm.config.data.size, ")");
   }
   auto model = lm.model;
-  const auto device = lm.device;
+  // The run's precision (bf16/fp16 models run under autocast on the GPU), as in training and evaluation.
+  const auto precision = train::RunPrecision::from_config(lm.config, lm.device);
   if (!model->decoder_entry().uniform_bands) {
     if (seq_size > 1) {
       SPVIT_THROW(ConfigError, "--seq ", seq_size, ": sequence-parallel tiles need a band decoder model; this "
@@ -123,25 +106,23 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr&
     }
     const Config config = lm.config;
     const int64_t classes = lm.classes;
-    return [model, config, classes, device](const torch::Tensor& rgb) mutable {
+    return [model, config, classes, precision](const torch::Tensor& rgb) mutable {
       torch::NoGradGuard no_grad;
-      return predict_tiles_decoder(model, config, classes, rgb, device);
+      return predict_tiles_decoder(model, config, classes, rgb, precision);
     };
   }
   const auto bands = model::UniformBands::even({tile, tile}, m.patch, seq_size, seq_rank);
   const int64_t P = m.patch;
-  const auto precision = train::RunPrecision::from_config(lm.config, device);
-  return [model, bands, device, seq, seq_size, P, precision](const torch::Tensor& rgb) mutable {
+  return [model, bands, seq, seq_size, P, precision](const torch::Tensor& rgb) mutable {
     torch::NoGradGuard no_grad;
-    train::ForwardPrecisionGuard autocast(precision);  // bf16/fp16 models run under autocast on the GPU
-    const auto dtype = model->parameters()[0].scalar_type();
     if (seq_size == 1) {
-      auto logits = model->forward_uniform(rgb.to(device, dtype), bands, nullptr);
-      return torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32);
+      return torch::softmax(train::forward_band(model, rgb, bands, nullptr, precision), 1)
+          .to(torch::kCPU, torch::kFloat32);
     }
     // This rank's band of pixel rows; the group's bands are gathered back along the rows.
-    auto band = rgb.narrow(2, bands.row_offset() * P, bands.rows() * P).to(device, dtype).contiguous();
-    auto probs = torch::softmax(model->forward_uniform(band, bands, seq), 1).to(torch::kCPU, torch::kFloat32);
+    auto band = rgb.narrow(2, bands.row_offset() * P, bands.rows() * P).contiguous();
+    auto probs = torch::softmax(train::forward_band(model, band, bands, seq, precision), 1)
+                     .to(torch::kCPU, torch::kFloat32);
     std::vector<int64_t> rows;
     for (auto r : bands.band_rows) rows.push_back(r * P);
     auto gathered = dist::all_gather_rows(*seq, probs.permute({2, 0, 1, 3}).contiguous(), rows);  // [T, B, C, T]

@@ -176,7 +176,7 @@ PatchLayout AdaptiveTreePatcher::refine(const RegionScores& scores, int64_t leng
 
 const Registry<PatcherEntry>& patchers() {
   static const Registry<PatcherEntry> registry(
-      "patcher", "data.patcher.kind",
+      "patcher kind", "data.patcher.kind",
       {{"uniform", "a grid of P-sided patches (every decoder)", false, 0,
         [](const PatcherOptions& o) -> std::unique_ptr<Patcher> {
           return std::make_unique<UniformPatcher>(static_cast<int>(o.spatial_dims), o.patch, o.length,

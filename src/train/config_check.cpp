@@ -188,11 +188,11 @@ void check_data(const Config& c) {
 
 void check_config(const Config& c) {
   // Every name first (in the order of the configuration's keys), so an unknown one is reported as such.
-  model::attention_strategies().at(c.model.attention);
-  const auto& decoder = model::decoders().at(c.model.decoder);
-  data::dataset_sources().at(c.data.source);
-  patch::patchers().at(c.data.patcher.kind);
-  patch::scorers().at(c.data.patcher.scorer);
+  model::attention_strategies().at_config(c.model.attention);
+  const auto& decoder = model::decoders().at_config(c.model.decoder);
+  data::dataset_sources().at_config(c.data.source);
+  patch::patchers().at_config(c.data.patcher.kind);
+  patch::scorers().at_config(c.data.patcher.scorer);
   check_attention(c);
   decoder.validate(c);
   check_patcher(c);

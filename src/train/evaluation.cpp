@@ -15,6 +15,7 @@
 #include "spvit/train/config_check.h"
 #include "spvit/train/class_colours.h"
 #include "spvit/train/data_setup.h"
+#include "spvit/train/forward.h"
 #include "spvit/train/precision.h"
 #include "spvit/train/token_samples.h"
 #if SPVIT_HAVE_OPENCV
@@ -96,12 +97,8 @@ void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_
   const auto sample = dataset.read(i, band_pixels(bands));
   auto [image, mask] = stack_batch({sample});
   image = image.to(precision.param_dtype);
-  torch::Tensor logits;
-  {
-    ForwardPrecisionGuard autocast(precision);
-    logits = model->forward_uniform(image.to(precision.device), bands, grid.seq());
-  }
-  logits = logits.to(torch::kCPU, precision.param_dtype);  // the counts and overlays are assembled on the CPU
+  // The counts and overlays are assembled on the CPU.
+  const auto logits = forward_band(model, image, bands, grid.seq(), precision).to(torch::kCPU);
   total.add(count_segmentation(logits, mask, dataset.num_classes()));
   if (!options.overlay_dir.empty() && i < options.overlays) {
     // Only for the overlay: the band predictions (labels, not logits) are gathered on the group's first rank.
@@ -127,20 +124,9 @@ void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64
                     const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
                     SegmentationCounts& total, std::string& write_error) {
   const auto dtype = precision.param_dtype;
-  const auto on_device = [&](const torch::Tensor& t) { return t.defined() ? t.to(precision.device) : t; };
   const auto sample = read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
   const auto& ts = token_sample(sample);
-  const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end);
-  model::SequenceContext ctx{grid.seq_size() > 1 ? grid.seq() : nullptr,
-                             dist::SequenceShard::even(ts.layout->length(), grid.seq_size(), grid.seq_index()), {}};
-  if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask();
-  torch::Tensor tiles;
-  {
-    ForwardPrecisionGuard autocast(precision);
-    tiles = model->forward_tiles(ts.tokens.to(precision.device, dtype).unsqueeze(0),
-                                 {on_device(meta.index), on_device(meta.coords)}, ctx);
-  }
-  tiles = tiles.to(torch::kCPU, dtype);
+  const auto tiles = forward_tokens(model, ts, grid.seq(), grid.seq_size(), grid.seq_index(), precision).to(torch::kCPU);
   const int64_t n = ts.end - ts.begin, K = dataset.num_classes();
   int64_t tile = 1;
   for (int d = 0; d < ts.layout->spatial_dims; ++d) tile *= ts.layout->patch;

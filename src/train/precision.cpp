@@ -1,5 +1,6 @@
 #include "spvit/train/precision.h"
 
+#include "spvit/core/dtype.h"
 #include "spvit/core/error.h"
 #include "spvit/core/torch_compat.h"
 
@@ -8,7 +9,7 @@ namespace spvit::train {
 RunPrecision RunPrecision::from_config(const Config& config, const torch::Device& device) {
   RunPrecision p;
   p.device = device;
-  p.param_dtype = config.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+  p.param_dtype = parse_dtype(config.dtype);
   const std::string& mode = config.train.precision;
   if (mode == "fp32") return p;
   if (!device.is_cuda()) {

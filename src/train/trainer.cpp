@@ -20,7 +20,9 @@
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
+#include "spvit/train/forward.h"
 #include "spvit/train/losses.h"
+#include "spvit/train/model_loading.h"
 #include "spvit/train/optim/loss_scaler.h"
 #include "spvit/train/optim/optim.h"
 #include "spvit/train/precision.h"
@@ -38,10 +40,6 @@ double world_mean(const dist::ProcessGrid& grid, double value, double divisor) {
   return t.item<double>() / divisor;
 }
 
-torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
-  return t.defined() ? t.to(device) : t;  // metadata a positional encoding does not use stays undefined
-}
-
 // One device-to-host read for all gradients (a read per parameter would synchronise a GPU hundreds of times).
 bool gradients_finite(const std::vector<torch::Tensor>& params) {
   torch::Tensor all_finite;
@@ -57,8 +55,7 @@ class Trainer {
  public:
   Trainer(const Config& config, const dist::ProcessGrid& grid) : config_(config), grid_(grid) {
     data_ = open_datasets(config);
-    torch::manual_seed(config.seed);  // identical initial parameters on every rank
-    model_ = model::Segmenter(model::SegmenterOptions::from_config(config.model, data_.train->num_classes()));
+    model_ = make_segmenter(config, data_.train->num_classes());
     precision_ = RunPrecision::from_config(config, select_device(config.device, grid.local_rank()));
     model_->to(precision_.device, precision_.param_dtype);
     optimizer_ = make_optimizer(config.train.optimizer,
@@ -266,19 +263,14 @@ class Trainer {
   BatchLoss band_loss(const data::Batch& batch) {
     const bool cuda = precision_.device.is_cuda();
     auto [images, masks] = stack_batch(batch.samples, /*pinned=*/cuda);
-    images = images.to(precision_.device, precision_.param_dtype, /*non_blocking=*/cuda);
     masks = masks.to(precision_.device, masks.scalar_type(), /*non_blocking=*/cuda);
     const auto& shape = batch.samples[0].full_shape;
     const auto bands = bands_for(shape, config_, grid_);
     double pixels = 1;
     for (auto side : shape) pixels *= static_cast<double>(side);
-    torch::Tensor logits;
-    {
-      ForwardPrecisionGuard autocast(precision_);
-      logits = model_->forward_uniform(images, bands, grid_.seq());
-    }
+    const auto logits = forward_band(model_, images, bands, grid_.seq(), precision_, /*non_blocking=*/cuda);
     // The loss (softmax, global Dice sums) in the parameters' precision, outside autocast.
-    auto parts = segmentation_loss(logits.to(precision_.param_dtype), masks, pixels, grid_.seq(), loss_options());
+    auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), loss_options());
     return {parts.total, parts.dice.item<double>(), static_cast<double>(bands.num_tokens() * images.size(0))};
   }
 
@@ -290,19 +282,9 @@ class Trainer {
     const double B = static_cast<double>(batch.samples.size());
     for (const auto& sample : batch.samples) {
       const auto& ts = token_sample(sample);
-      const auto meta = patch::token_metadata(*ts.layout, ts.begin, ts.end);
-      model::SequenceContext ctx{grid_.seq_size() > 1 ? grid_.seq() : nullptr,
-                                 dist::SequenceShard::even(ts.layout->length(), grid_.seq_size(), grid_.seq_index()),
-                                 {}};
-      if (ts.layout->num_leaves() < ts.layout->length()) ctx.key_valid = ts.layout->valid_mask();
       const auto& dev = precision_.device;
-      torch::Tensor tiles;
-      {
-        ForwardPrecisionGuard autocast(precision_);
-        tiles = model_->forward_tiles(ts.tokens.to(dev, precision_.param_dtype).unsqueeze(0),
-                                      {to_device(meta.index, dev), to_device(meta.coords, dev)}, ctx);
-      }
-      auto parts = tile_loss(tiles.to(precision_.param_dtype), ts.target.to(dev).unsqueeze(0),
+      const auto tiles = forward_tokens(model_, ts, grid_.seq(), grid_.seq_size(), grid_.seq_index(), precision_);
+      auto parts = tile_loss(tiles, ts.target.to(dev).unsqueeze(0),
                              ts.weight.to(dev).unsqueeze(0), ts.pixels, grid_.seq(), loss_options());
       out.total = out.total.defined() ? out.total + parts.total / B : parts.total / B;
       out.dice += parts.dice.item<double>() / B;

@@ -15,27 +15,23 @@ namespace spvit {
 template <typename Entry>
 class Registry {
  public:
-  // what: the kind's name in messages ("decoder"); config_key: the key that selects it ("model.decoder"), or empty.
+  // what: the kind's name in messages ("decoder"); config_key: the key that selects it ("model.decoder").
   Registry(std::string what, std::string config_key, std::vector<Entry> entries)
       : what_(std::move(what)), config_key_(std::move(config_key)), entries_(std::move(entries)) {}
 
-  // The entry of that name; ConfigError naming the key, the value and the allowed names otherwise.
+  // The entry of that name; ConfigError "<what> '<name>' is not one of a, b, c" otherwise.
   const Entry& at(const std::string& name) const {
-    for (const auto& e : entries_) {
-      if (e.name == name) return e;
-    }
-    if (config_key_.empty()) {
-      SPVIT_THROW(ConfigError, what_, " '", name, "' is not one of ", names_text());
-    }
+    if (const Entry* e = find(name)) return *e;
+    SPVIT_THROW(ConfigError, what_, " '", name, "' is not one of ", names_text());
+  }
+
+  // The same for a name read from the configuration: the error names the config key that selects it.
+  const Entry& at_config(const std::string& name) const {
+    if (const Entry* e = find(name)) return *e;
     SPVIT_THROW(ConfigError, "config key '", config_key_, "' must be one of ", names_text(), ", got '", name, "'");
   }
 
-  bool contains(const std::string& name) const {
-    for (const auto& e : entries_) {
-      if (e.name == name) return true;
-    }
-    return false;
-  }
+  bool contains(const std::string& name) const { return find(name) != nullptr; }
 
   std::vector<std::string> names() const {
     std::vector<std::string> out;
@@ -55,6 +51,13 @@ class Registry {
   const std::string& config_key() const { return config_key_; }
 
  private:
+  const Entry* find(const std::string& name) const {
+    for (const auto& e : entries_) {
+      if (e.name == name) return &e;
+    }
+    return nullptr;
+  }
+
   std::string what_;
   std::string config_key_;
   std::vector<Entry> entries_;
