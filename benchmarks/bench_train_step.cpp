@@ -249,7 +249,7 @@ int main(int argc, char** argv) {
       mark(kPatch);
       {
         const bench::CommStats before = *stats;
-        const model::SequenceContext ctx{bands.shard().num_ranks() > 1 ? seq : nullptr, bands.shard(), {}};
+        const auto ctx = bands.shard().context(seq);
         auto out = probe->forward(tokens_in, model::TokenMetadata{bands.token_indices(), {}}, ctx);
         if (step >= args.warmup) probe_comm.add(*stats, before);  // not the model's traffic: left out of the op table
       }

@@ -1,6 +1,7 @@
 #include "spvit/dist/sequence_shard.h"
 
 #include "spvit/core/error.h"
+#include "spvit/core/even_split.h"
 
 namespace spvit::dist {
 
@@ -10,9 +11,12 @@ SequenceShard SequenceShard::even(int64_t length, int num_ranks, int rank) {
   SequenceShard s;
   s.length = length;
   s.rank = rank;
-  s.counts.resize(static_cast<size_t>(num_ranks));
-  for (int r = 0; r < num_ranks; ++r) s.counts[r] = length / num_ranks + (r < length % num_ranks ? 1 : 0);
+  s.counts = even_split(length, num_ranks);
   return s;
+}
+
+SequenceContext SequenceShard::context(const CommPtr& comm, torch::Tensor key_valid) const {
+  return SequenceContext{num_ranks() > 1 ? comm : nullptr, *this, std::move(key_valid)};
 }
 
 int64_t SequenceShard::offset_of(int r) const {

@@ -40,7 +40,7 @@ torch::Tensor SegmenterImpl::forward_uniform(const torch::Tensor& image_band, co
   SPVIT_CHECK(image_band.dim() == 2 + options_.spatial_dims && image_band.size(1) == options_.channels,
               "image band must be [B, ", options_.channels, ", spatial...], got ", image_band.sizes());
   auto tokens = patchify(image_band, options_.patch);
-  SequenceContext ctx{bands.shard().num_ranks() > 1 ? seq : nullptr, bands.shard(), {}};
+  const auto ctx = bands.shard().context(seq);
   // What the positional encoding reads: global token indices (grid table) or the global coordinates of this band's
   // tokens (coordinate MLP, in the tile path's convention: see UniformBands::token_coords).
   TokenMetadata meta{bands.token_indices(), {}};

@@ -75,7 +75,7 @@ SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, con
 
   const int d = grid.data_index();
   const auto shard = dist::SequenceShard::even(o.length, grid.seq_size(), grid.seq_index());
-  SequenceContext seq{grid.seq(), shard, {}};
+  auto seq = shard.context(grid.seq());
   torch::Tensor key_valid;
   if (o.empty_tokens > 0) key_valid = torch::arange(o.length) < (o.length - o.empty_tokens);
   if (key_valid.defined()) seq.key_valid = key_valid.to(o.device);
@@ -111,7 +111,7 @@ SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, con
 
   // ---- single-process reference: every data group's sample, whole sequence, gradients averaged over groups.
   torch::Tensor ref_out, ref_loss;
-  const auto whole = SequenceContext{nullptr, dist::SequenceShard::whole(o.length), key_valid};
+  const auto whole = dist::SequenceShard::whole(o.length).context(nullptr, key_valid);
   for (int g = 0; g < grid.data_size(); ++g) {
     Sample s = g == d ? sample : make_sample(o, enc, g);
     auto y = reference->forward(s.tokens, s.meta, whole);

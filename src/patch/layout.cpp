@@ -1,5 +1,6 @@
 // PatchLayout bookkeeping: Morton keys, validation and the token-range -> region mapping for sequence ranks.
 #include "spvit/patch/layout.h"
+#include "spvit/core/even_split.h"
 #include "spvit/core/int_math.h"
 
 #include <algorithm>
@@ -205,10 +206,10 @@ std::vector<Segment> sequence_segments(const PatchLayout& layout, int num_ranks)
   const int64_t L = layout.length();
   const int d = layout.spatial_dims;
   std::vector<Segment> out(static_cast<size_t>(num_ranks));
+  const auto counts = even_split(L, num_ranks);  // the sharding rule dist::SequenceShard uses too
   int64_t begin = 0;
   for (int r = 0; r < num_ranks; ++r) {
-    // Same rule as dist::SequenceShard::even: the first L % N ranks hold one token more.
-    const int64_t count = L / num_ranks + (r < L % num_ranks ? 1 : 0);
+    const int64_t count = counts[static_cast<size_t>(r)];
     Segment& seg = out[static_cast<size_t>(r)];
     seg.begin = begin;
     seg.end = begin + count;

@@ -26,9 +26,9 @@ torch::Tensor forward_tokens(model::Segmenter& model, const TokenSample& sample,
                              int seq_size, int seq_index, const RunPrecision& precision) {
   const auto& dev = precision.device;
   const auto meta = patch::token_metadata(*sample.layout, sample.begin, sample.end);
-  model::SequenceContext ctx{seq_size > 1 ? seq : nullptr,
-                             dist::SequenceShard::even(sample.layout->length(), seq_size, seq_index), {}};
-  if (sample.layout->num_leaves() < sample.layout->length()) ctx.key_valid = sample.layout->valid_mask().to(dev);
+  const bool has_empty_slots = sample.layout->num_leaves() < sample.layout->length();
+  const auto ctx = dist::SequenceShard::even(sample.layout->length(), seq_size, seq_index)
+                       .context(seq, has_empty_slots ? sample.layout->valid_mask().to(dev) : torch::Tensor());
   torch::Tensor tiles;
   {
     ForwardPrecisionGuard autocast(precision);
