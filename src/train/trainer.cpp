@@ -28,28 +28,11 @@
 #include "spvit/train/precision.h"
 #include "spvit/train/progress.h"
 #include "spvit/train/resume_check.h"
+#include "spvit/train/train_step.h"
 #include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 namespace {
-
-// Sum of `value` over the world, divided by `divisor` (identical on every rank).
-double world_mean(const dist::ProcessGrid& grid, double value, double divisor) {
-  auto t = torch::full({1}, value, torch::kFloat64);
-  grid.world()->all_reduce(t, dist::ReduceOp::Sum)->wait();
-  return t.item<double>() / divisor;
-}
-
-// One device-to-host read for all gradients (a read per parameter would synchronise a GPU hundreds of times).
-bool gradients_finite(const std::vector<torch::Tensor>& params) {
-  torch::Tensor all_finite;
-  for (const auto& p : params) {
-    if (!p.grad().defined()) continue;
-    auto finite = torch::isfinite(p.grad()).all();
-    all_finite = all_finite.defined() ? all_finite.logical_and(finite) : finite;
-  }
-  return !all_finite.defined() || all_finite.item<bool>();
-}
 
 class Trainer {
  public:
@@ -77,6 +60,8 @@ class Trainer {
     scaling.enabled = precision_.loss_scaling;
     // No communicator: the step below all-reduces the finite flags itself and hands the agreed one to update().
     scaler_ = std::make_unique<LossScaler>(scaling, nullptr);
+    step_ = std::make_unique<TrainStep>(config_, grid_, model_, precision_, *optimizer_, *schedule_, *averager_,
+                                        *scaler_);
     loader_ = make_loader(data_.train, config, grid, /*training=*/true);
     std::filesystem::create_directories(config.train.out_dir);
     metrics_path_ = config.train.out_dir + "/metrics.jsonl";
@@ -118,7 +103,7 @@ class Trainer {
       }
       auto batch = next_batch(pos);
       Stopwatch watch;
-      const auto result = train_step(*batch, pos.step);
+      const auto result = step_->run(*batch, pos.step, rank_local_news());
       if (result.write_failed) {
         // Rank 0 could not append to the metrics log; every rank learnt it from the step's all-reduce.
         progress.clear();
@@ -187,17 +172,19 @@ class Trainer {
   }
 
  private:
-  struct StepResult {
-    bool finite = true;
-    bool overflow = false;  // fp16: finite loss, non-finite gradients (the loss scale was too high)
-    double loss = 0, dice = 0, grad_norm = 0, tokens = 0;
-    // Agreed by every rank in the step's all-reduce:
-    int stop_signal = 0;          // a stop signal reached some rank (its number; the largest if several)
-    bool checkpoint_due = false;  // rank 0's clock: train.checkpoint_every_minutes have passed since the last one
-    bool write_failed = false;    // rank 0 could not append to the metrics log (pending_write_error_)
-  };
-
   using Clock = std::chrono::steady_clock;
+
+  // What this rank tells the others in the step's all-reduce: rank 0's clock says a checkpoint is due
+  // (train.checkpoint_every_minutes since the last one); rank 0 could not append to the metrics log.
+  StepNews rank_local_news() const {
+    const bool rank0 = grid_.world_rank() == 0;
+    const double minutes = std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count() / 60.0;
+    StepNews news;
+    news.checkpoint_due = rank0 && config_.train.checkpoint_every_minutes > 0 &&
+                          minutes >= config_.train.checkpoint_every_minutes;
+    news.write_failed = !pending_write_error_.empty();
+    return news;
+  }
 
   bool checkpoint_exists(const std::string& path) const {
     // Every rank must decide alike (a node-local view of a shared filesystem may lag): rank 0 decides.
@@ -252,97 +239,6 @@ class Trainer {
     return batch;
   }
 
-  // This rank's share of the batch loss (differentiable), the batch's Dice loss and the tokens processed.
-  struct BatchLoss {
-    torch::Tensor total;
-    double dice = 0;
-    double tokens = 0;
-  };
-
-  // Uniform grid + unetr decoder: one forward over the batch's bands.
-  BatchLoss band_loss(const data::Batch& batch) {
-    const bool cuda = precision_.device.is_cuda();
-    auto [images, masks] = stack_batch(batch.samples, /*pinned=*/cuda);
-    masks = masks.to(precision_.device, masks.scalar_type(), /*non_blocking=*/cuda);
-    const auto& shape = batch.samples[0].full_shape;
-    const auto bands = bands_for(shape, config_, grid_);
-    double pixels = 1;
-    for (auto side : shape) pixels *= static_cast<double>(side);
-    const auto logits = forward_band(model_, images, bands, grid_.seq(), precision_, /*non_blocking=*/cuda);
-    // The loss (softmax, global Dice sums) in the parameters' precision, outside autocast.
-    auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), loss_options());
-    return {parts.total, parts.dice.item<double>(), static_cast<double>(bands.num_tokens() * images.size(0))};
-  }
-
-  // Layout tokens + tile decoder: each sample has its own layout (and empty-slot mask), so the samples go through
-  // the model one after the other and their losses are summed for one backward (each parameter's gradient hook
-  // still fires once, with the sum).
-  BatchLoss tile_loss_of(const data::Batch& batch) {
-    BatchLoss out;
-    const double B = static_cast<double>(batch.samples.size());
-    for (const auto& sample : batch.samples) {
-      const auto& ts = token_sample(sample);
-      const auto& dev = precision_.device;
-      const auto tiles = forward_tokens(model_, ts, grid_.seq(), grid_.seq_size(), grid_.seq_index(), precision_);
-      auto parts = tile_loss(tiles, ts.target.to(dev).unsqueeze(0),
-                             ts.weight.to(dev).unsqueeze(0), ts.pixels, grid_.seq(), loss_options());
-      out.total = out.total.defined() ? out.total + parts.total / B : parts.total / B;
-      out.dice += parts.dice.item<double>() / B;
-      out.tokens += static_cast<double>(ts.layout->length());
-    }
-    return out;
-  }
-
-  LossOptions loss_options() const { return {config_.train.ce_weight, config_.train.dice_weight}; }
-
-  StepResult train_step(const data::Batch& batch, int64_t step) {
-    optimizer_->zero_grad();
-    const auto loss = model_->decoder_entry().uniform_bands ? band_loss(batch) : tile_loss_of(batch);
-    scaler_->scale(loss.total).backward();  // fp16: loss · scale, so small gradients survive in half precision
-    averager_->finish();
-
-    StepResult r;
-    const double local_loss = loss.total.item<double>();
-    // fp16: the scaler divides the gradients back to their true size and checks them on the way (this rank only:
-    // it has no communicator); otherwise one finiteness check.
-    const auto& params = model_->parameters();
-    const bool local_grads_finite = scaler_->enabled() ? scaler_->unscale_and_check(params) : gradients_finite(params);
-    // Every rank must take the same decision: any non-finite value anywhere skips the step everywhere. The step's
-    // other rank-local news travels in the same all-reduce (no extra collective, no extra host sync):
-    // [loss non-finite, gradients non-finite, stop signal received, checkpoint due (rank 0's clock), metrics write
-    // failed (rank 0)].
-    const bool rank0 = grid_.world_rank() == 0;
-    const double minutes = std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count() / 60.0;
-    const bool due = rank0 && config_.train.checkpoint_every_minutes > 0 &&
-                     minutes >= config_.train.checkpoint_every_minutes;
-    auto flags = torch::tensor({std::isfinite(local_loss) ? 0.0 : 1.0, local_grads_finite ? 0.0 : 1.0,
-                                static_cast<double>(stop_signal_received()), due ? 1.0 : 0.0,
-                                pending_write_error_.empty() ? 0.0 : 1.0},
-                               torch::kFloat64);
-    grid_.world()->all_reduce(flags, dist::ReduceOp::Max)->wait();
-    const auto agreed = flags.accessor<double, 1>();
-    const bool loss_bad = agreed[0] > 0, grads_bad = agreed[1] > 0;
-    r.stop_signal = static_cast<int>(agreed[2]);
-    r.checkpoint_due = agreed[3] > 0;
-    r.write_failed = agreed[4] > 0;
-    if (r.write_failed) return r;
-    scaler_->update(!grads_bad);  // no-op unless fp16
-    if (loss_bad || grads_bad) {
-      optimizer_->zero_grad();
-      r.finite = false;
-      r.overflow = !loss_bad && scaler_->enabled();
-      return r;
-    }
-    r.grad_norm = config_.train.clip_grad_norm > 0 ? clip_grad_norm(model_->parameters(), config_.train.clip_grad_norm)
-                                                   : 0.0;
-    optimizer_->set_lr(schedule_->lr_at(step + 1));  // warmup starts above 0: the first update counts
-    optimizer_->step();
-    r.loss = world_mean(grid_, local_loss, grid_.data_size());
-    r.dice = 1.0 - world_mean(grid_, loss.dice, grid_.world_size());
-    r.tokens = loss.tokens * static_cast<double>(grid_.data_size());
-    return r;
-  }
-
   void write_metrics(const nlohmann::json& line, bool log_line) {
     if (grid_.world_rank() != 0) return;
     // A failure is reported to every rank by the next step's all-reduce (or the next checkpoint's agreement).
@@ -382,6 +278,7 @@ class Trainer {
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<dist::GradientAverager> averager_;
   std::unique_ptr<LossScaler> scaler_;
+  std::unique_ptr<TrainStep> step_;
   std::unique_ptr<data::Loader> loader_;
   std::string metrics_path_, checkpoint_path_;
   std::string pending_write_error_;  // rank 0: a metrics line that could not be written
