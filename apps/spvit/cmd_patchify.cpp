@@ -143,10 +143,8 @@ void add_patchify_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--scorer", o.scorer, patch::scorers().names_text())
       ->default_val(o.scorer)->check(CLI::IsMember(patch::scorer_names()));
   cmd->add_option("--min-side", o.min_side, "smallest leaf side (0 = P/4)")->default_val(o.min_side);
-  std::vector<std::string> kinds_2d;  // patchify plans 2-D images
-  for (const auto& e : patch::patchers().entries()) {
-    if (e.spatial_dims != 3) kinds_2d.push_back(e.name);
-  }
+  // patchify plans 2-D images
+  const auto kinds_2d = patch::patchers().names_where([](const auto& e) { return e.spatial_dims != 3; });
   cmd->add_option("--kind", o.kind, "patcher")->default_val(o.kind)->check(CLI::IsMember(kinds_2d));
   cmd->add_option("--canny-low", o.scoring.canny_low, "edges: Canny low threshold")->default_val(o.scoring.canny_low);
   cmd->add_option("--canny-high", o.scoring.canny_high, "edges: Canny high threshold")->default_val(o.scoring.canny_high);

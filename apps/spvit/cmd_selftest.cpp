@@ -17,17 +17,7 @@ namespace {
 
 // The strategies that shard a sequence (the selftest compares one of them with the single-rank reference).
 std::vector<std::string> sharding_strategies() {
-  std::vector<std::string> names;
-  for (const auto& e : model::attention_strategies().entries()) {
-    if (e.shards_sequence) names.push_back(e.name);
-  }
-  return names;
-}
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
+  return model::attention_strategies().names_where([](const auto& e) { return e.shards_sequence; });
 }
 
 void add_selftest_command(CLI::App& app, AppContext& ctx) {
@@ -53,7 +43,7 @@ void add_selftest_command(CLI::App& app, AppContext& ctx) {
   sp->add_option("--batch", o.batch, "samples per data group")->default_val(o.batch)->check(CLI::PositiveNumber);
   sp->add_option("--dtype", args->dtype, "float64 or float32")
       ->default_val(args->dtype)->check(CLI::IsMember(dtype_names()));
-  sp->add_option("--strategy", o.strategy, "sequence-parallel attention strategy: " + join(sharding_strategies()))
+  sp->add_option("--strategy", o.strategy, "sequence-parallel attention strategy: " + join_names(sharding_strategies()))
       ->default_val(o.strategy)->check(CLI::IsMember(sharding_strategies()));
   sp->add_flag("--checkpointing", o.checkpointing, "recompute every block in backward");
   sp->add_option("--pos", o.pos_encoding, "positional encoding: grid or coords")

@@ -42,7 +42,8 @@ const Registry<DecoderEntry>& decoders() {
         [](const DecoderOptions& o) -> Decoder { return std::make_shared<UnetrDecoderImpl>(o); },
         check_unetr},
        {"tile", "any layout (adaptive included): each token predicts its P×P (P×P×P) logit tile", false,
-        "tile_head.bias", classes_of_tile_head, [](const DecoderOptions& o) -> Decoder { return std::make_shared<TileDecoderImpl>(o); },
+        "tile_head.bias", classes_of_tile_head,
+        [](const DecoderOptions& o) -> Decoder { return std::make_shared<TileDecoderImpl>(o); },
         check_tile}});
   return registry;
 }

@@ -20,27 +20,13 @@ int64_t saturating_product(int64_t a, int64_t b) {
   return a * b;
 }
 
-// "a or b": the names of the entries of `registry` that satisfy `keep`, for messages that suggest alternatives.
-template <typename Entry, typename Keep>
-std::string names_where(const Registry<Entry>& registry, Keep keep, const char* last_joiner = " or ") {
-  std::vector<std::string> names;
-  for (const auto& e : registry.entries()) {
-    if (keep(e)) names.push_back(e.name);
-  }
-  std::string out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    out += (i == 0 ? "" : i + 1 == names.size() ? last_joiner : ", ") + names[i];
-  }
-  return out;
-}
-
 // The attention strategy against the grid.
 void check_attention(const Config& c) {
   const auto& strategy = model::attention_strategies().at(c.model.attention);
   if (!strategy.shards_sequence && c.grid.seq > 1) {
-    SPVIT_THROW(ConfigError, "config key 'model.attention' = ", strategy.name, " cannot shard a sequence: 'grid.seq' = ",
-                c.grid.seq, " needs ",
-                names_where(model::attention_strategies(), [](const auto& e) { return e.shards_sequence; }));
+    const auto sharding = model::attention_strategies().names_where([](const auto& e) { return e.shards_sequence; });
+    SPVIT_THROW(ConfigError, "config key 'model.attention' = ", strategy.name,
+                " cannot shard a sequence: 'grid.seq' = ", c.grid.seq, " needs ", join_names(sharding, " or "));
   }
 }
 
@@ -53,9 +39,9 @@ void check_patcher(const Config& c) {
   const auto& scorer = patch::scorers().at(p.scorer);
   const auto& decoder = model::decoders().at(m.decoder);
   if (decoder.uniform_bands && patcher.adaptive) {
+    const auto token_decoders = model::decoders().names_where([](const auto& e) { return !e.uniform_bands; });
     SPVIT_THROW(ConfigError, "config key 'data.patcher.kind' = ", p.kind, " needs 'model.decoder' = ",
-                names_where(model::decoders(), [](const auto& e) { return !e.uniform_bands; }), ": the ", m.decoder,
-                " decoder works on uniform grids only");
+                join_names(token_decoders, " or "), ": the ", m.decoder, " decoder works on uniform grids only");
   }
   if (patcher.spatial_dims != 0 && patcher.spatial_dims != m.spatial_dims) {
     SPVIT_THROW(ConfigError, "config key 'data.patcher.kind' = ", p.kind, " plans ", patcher.spatial_dims,
@@ -89,19 +75,19 @@ void check_patcher(const Config& c) {
                 " must be a power of two <= 'model.patch' = ", m.patch);
   }
   if (scorer.needs_opencv && !has_opencv_build()) {
+    const auto without_opencv = patch::scorers().names_where([](const auto& e) { return !e.needs_opencv; });
     SPVIT_THROW(ConfigError, "config key 'data.patcher.scorer' = ", p.scorer, " needs OpenCV, which this build does "
-                "not have; the ", names_where(patch::scorers(), [](const auto& e) { return !e.needs_opencv; }, " and "),
-                " scorers work without it");
+                "not have; the ", join_names(without_opencv, " and "), " scorers work without it");
   }
   if (scorer.uses_canny && p.blur_kernel % 2 == 0) {
     SPVIT_THROW(ConfigError, "config key 'data.patcher.blur_kernel' = ", p.blur_kernel,
                 " must be odd for 'data.patcher.scorer' = ", p.scorer, " (a Gaussian kernel has a centre pixel)");
   }
   if (p.threshold_jitter > 0 && !scorer.uses_canny) {
+    const auto canny = patch::scorers().names_where([](const auto& e) { return e.uses_canny; });
     SPVIT_THROW(ConfigError, "config key 'data.patcher.threshold_jitter' = ", p.threshold_jitter,
-                " scales Canny thresholds, which only 'data.patcher.scorer' = ",
-                names_where(patch::scorers(), [](const auto& e) { return e.uses_canny; }), " has (got ", p.scorer,
-                ")");
+                " scales Canny thresholds, which only 'data.patcher.scorer' = ", join_names(canny, " or "),
+                " has (got ", p.scorer, ")");
   }
   if (p.canny_high < p.canny_low) {
     SPVIT_THROW(ConfigError, "config key 'data.patcher.canny_high' = ", p.canny_high,

@@ -126,7 +126,8 @@ void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64
   const auto dtype = precision.param_dtype;
   const auto sample = read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
   const auto& ts = token_sample(sample);
-  const auto tiles = forward_tokens(model, ts, grid.seq(), grid.seq_size(), grid.seq_index(), precision).to(torch::kCPU);
+  const auto tiles =
+      forward_tokens(model, ts, grid.seq(), grid.seq_size(), grid.seq_index(), precision).to(torch::kCPU);
   const int64_t n = ts.end - ts.begin, K = dataset.num_classes();
   int64_t tile = 1;
   for (int d = 0; d < ts.layout->spatial_dims; ++d) tile *= ts.layout->patch;

@@ -16,12 +16,9 @@
 #include "spvit/core/timer.h"
 #include "spvit/dist/gradient_averager.h"
 #include "spvit/dist/output_agreement.h"
-#include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
-#include "spvit/train/forward.h"
-#include "spvit/train/losses.h"
 #include "spvit/train/model_loading.h"
 #include "spvit/train/optim/loss_scaler.h"
 #include "spvit/train/optim/optim.h"
@@ -29,7 +26,6 @@
 #include "spvit/train/progress.h"
 #include "spvit/train/resume_check.h"
 #include "spvit/train/train_step.h"
-#include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 namespace {

@@ -2,9 +2,10 @@
 # Passes when FILE names exactly the keys `spvit config` prints (every key of the configuration, nothing stale),
 # so configs/default.yaml stays the complete, current reference. Values are checked separately
 # (cli_config_default_file parses the file).
+include(${CMAKE_CURRENT_LIST_DIR}/TextLines.cmake)
+
 function(yaml_keys text out)  # dotted key paths of a block-style YAML text (two-space indents)
-  string(REPLACE ";" "," text "${text}")
-  string(REPLACE "\n" ";" lines "${text}")
+  text_lines("${text}" lines)
   set(stack "")
   set(keys "")
   foreach(line IN LISTS lines)

@@ -1,12 +1,13 @@
 # cmake -DSPVIT=<spvit binary> -DDOC=<docs/extending.md> -P DocsListRegistries.cmake
 # Passes when the tables under the "### `<config key>`" headings of DOC list exactly the names `spvit info --choices`
 # prints for that key (every registered name documented, no stale one).
+include(${CMAKE_CURRENT_LIST_DIR}/TextLines.cmake)
+
 execute_process(COMMAND ${SPVIT} info --choices OUTPUT_VARIABLE out RESULT_VARIABLE rc ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "spvit info --choices failed (${rc}): ${err}")
 endif()
-string(REPLACE ";" "," out "${out}")
-string(REPLACE "\n" ";" lines "${out}")
+text_lines("${out}" lines)
 set(registered "")
 foreach(line IN LISTS lines)
   if(line MATCHES "^([a-z_.]+)\t([A-Za-z0-9_-]+)\t")
@@ -19,8 +20,7 @@ if(n_registered LESS 5)
 endif()
 
 file(READ "${DOC}" doc)
-string(REPLACE ";" "," doc "${doc}")
-string(REPLACE "\n" ";" doc_lines "${doc}")
+text_lines("${doc}" doc_lines)
 set(key "")
 set(documented "")
 foreach(line IN LISTS doc_lines)

@@ -12,40 +12,34 @@
 namespace spvit::dist {
 namespace {
 
-void expect_message(const std::string& what, const std::string& function, const std::string& reason, int line) {
-  EXPECT_NE(what.find(function + " failed: " + reason), std::string::npos) << what;
-  EXPECT_NE(what.find("tests/dist/test_cuda_check_gpu.cpp:" + std::to_string(line)), std::string::npos) << what;
+// Runs `call`, which must throw ErrorType naming `function` with `reason`, at `line` of this file.
+template <typename ErrorType, typename Call>
+void expect_failure(Call call, const std::string& function, const std::string& reason, int line) {
+  try {
+    call();
+    ADD_FAILURE() << function << " did not fail";
+  } catch (const ErrorType& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(function + " failed: " + reason), std::string::npos) << what;
+    EXPECT_NE(what.find("tests/dist/test_cuda_check_gpu.cpp:" + std::to_string(line)), std::string::npos) << what;
+  }
 }
 
+// Each call and its __LINE__ share one line: the error must name that line.
 TEST(CudaCheck, ErrorNamesTheCallTheReasonAndTheCallSite) {
-  const int line = __LINE__ + 2;
-  try {
-    SPVIT_CHECK_CUDA(cudaSetDevice(-1));
-    ADD_FAILURE() << "cudaSetDevice(-1) did not fail";
-  } catch (const Error& e) {
-    expect_message(e.what(), "cudaSetDevice", cudaGetErrorString(cudaErrorInvalidDevice), line);
-  }
+  const std::string bad = cudaGetErrorString(cudaErrorInvalidDevice);
+  expect_failure<Error>([] { SPVIT_CHECK_CUDA(cudaSetDevice(-1)); }, "cudaSetDevice", bad, __LINE__);
 }
 
 TEST(CudaCheck, CommunicatorCallsFailWithCommError) {
-  const int line = __LINE__ + 2;
-  try {
-    SPVIT_CHECK_COMM_CUDA(cudaSetDevice(-1));
-    ADD_FAILURE() << "cudaSetDevice(-1) did not fail";
-  } catch (const CommError& e) {
-    expect_message(e.what(), "cudaSetDevice", cudaGetErrorString(cudaErrorInvalidDevice), line);
-  }
+  const std::string bad = cudaGetErrorString(cudaErrorInvalidDevice);
+  expect_failure<CommError>([] { SPVIT_CHECK_COMM_CUDA(cudaSetDevice(-1)); }, "cudaSetDevice", bad, __LINE__);
 }
 
 TEST(NcclCheck, ErrorNamesTheCallTheReasonAndTheCallSite) {
-  int count = 0;
-  const int line = __LINE__ + 2;
-  try {
-    SPVIT_CHECK_NCCL(ncclCommCount(nullptr, &count), nullptr);
-    ADD_FAILURE() << "ncclCommCount(nullptr) did not fail";
-  } catch (const CommError& e) {
-    expect_message(e.what(), "ncclCommCount", ncclGetErrorString(ncclInvalidArgument), line);
-  }
+  const std::string bad = ncclGetErrorString(ncclInvalidArgument);
+  int n = 0;
+  expect_failure<CommError>([&] { SPVIT_CHECK_NCCL(ncclCommCount(nullptr, &n), nullptr); }, "ncclCommCount", bad, __LINE__);
 }
 
 }  // namespace

@@ -11,6 +11,15 @@
 
 namespace spvit {
 
+// "a, b, c" (or "a, b or c" with last_joiner " or "), for messages and help texts.
+inline std::string join_names(const std::vector<std::string>& names, const char* last_joiner = ", ") {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == names.size() ? last_joiner : ", ") + names[i];
+  }
+  return out;
+}
+
 // Entry: a struct with at least `std::string name` and `std::string summary` (one line for help and docs).
 template <typename Entry>
 class Registry {
@@ -31,20 +40,21 @@ class Registry {
     SPVIT_THROW(ConfigError, "config key '", config_key_, "' must be one of ", names_text(), ", got '", name, "'");
   }
 
-  bool contains(const std::string& name) const { return find(name) != nullptr; }
-
   std::vector<std::string> names() const {
+    return names_where([](const Entry&) { return true; });
+  }
+
+  // The names of the entries for which keep(entry) is true (e.g. the strategies that shard a sequence).
+  template <typename Keep>
+  std::vector<std::string> names_where(Keep keep) const {
     std::vector<std::string> out;
-    for (const auto& e : entries_) out.push_back(e.name);
+    for (const auto& e : entries_) {
+      if (keep(e)) out.push_back(e.name);
+    }
     return out;
   }
 
-  // "a, b, c"
-  std::string names_text() const {
-    std::string out;
-    for (const auto& e : entries_) out += (out.empty() ? "" : ", ") + e.name;
-    return out;
-  }
+  std::string names_text() const { return join_names(names()); }  // "a, b, c"
 
   const std::vector<Entry>& entries() const { return entries_; }
   const std::string& what() const { return what_; }
