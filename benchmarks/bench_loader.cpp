@@ -1,7 +1,7 @@
 // Loader throughput: samples/s delivered by data::Loader for synthetic pathology tiles (256², 2048², an 8192²
 // region of a 65536² slide, one sequence rank's half of an 8192² sample), MRI-like volumes and an HDF5 file, with
 // 1 and 2 worker threads. The consumer does nothing, so this is the most the loader can feed; compare it with the
-// training step's rate (docs/data.md; bench_train_step measures both at a training configuration).
+// training step's rate (docs/data.md; `spvit bench step` measures both at a training configuration).
 //   bench_loader [--quick] [substring of the case names to run]
 #include <cstdio>
 #include <filesystem>
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
          return data::Region{{y, x}, {y + 8192, x + 8192}};
        },
        false},
-      // What one of 2 sequence ranks reads per sample at the 8192² uniform config (bench_train_step, docs/benchmarks.md).
+      // What one of 2 sequence ranks reads per sample at the 8192² uniform config (`spvit bench step`, docs/benchmarks.md).
       {"pathology 8192², band 1 of 2, augmented", data::make_synthetic_pathology({2, {8192, 8192}, 8, 1}), 4 / scale,
        [](int64_t, const std::vector<int64_t>& full) -> std::optional<data::Region> {
          return data::band_region(full, 0, 0, full[0] / 2);

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The PyTorch baseline for `spvit bench train`: the same ViT + UNETR-style decoder, the same shapes and FLOPs,
+"""The PyTorch baseline for `spvit bench step --tokens`: the same ViT + UNETR-style decoder, the same shapes and FLOPs,
 trained the way a PyTorch user would (eager, bf16 autocast, fused AdamW, default SDPA backend choice).
 
 Mirrors src/model/{vit_encoder,vit_block,attention,segmenter,halo_conv}.cpp on one GPU: patchify -> Linear embed +
 learned position table -> pre-LN blocks (fused qkv Linear, SDPA, proj; GELU MLP) -> final LayerNorm; decoder with
 log2(P) stages of ConvTranspose(2, 2) + skip chains from blocks (j * depth / stages - 1) + 3x3 fuse convs, a 3x3 stem
-on the image and a 1x1 head. Prints one JSON line per size, with the same fields as `spvit bench train`.
+on the image and a 1x1 head. Prints one JSON line per size, with the same fields as `spvit bench step --tokens`.
 
     python3 benchmarks/pytorch_baseline.py --tokens 4096,16384,65536 [--compile] [--checkpointing] [--out f.jsonl]
 """

@@ -32,13 +32,13 @@ case " $STAGES " in *" tests "*)
   stage tests_core 900 ctest --test-dir "$BUILD_DIR" --output-on-failure -R "^unit$|mpi_grid_|cli_selftest|trainer_np2|adaptive_trainer_np2" ;;
 esac
 case " $STAGES " in *" bench "*)
-  stage bench_spvit 600 "$BUILD_DIR/bin/spvit" bench train --device cuda --tokens "$TOKENS" --out "$OUT/spvit.jsonl"
+  stage bench_spvit 600 "$BUILD_DIR/bin/spvit" bench step --device cuda --tokens "$TOKENS" --out "$OUT/spvit.jsonl"
   stage bench_pytorch 600 python3 benchmarks/pytorch_baseline.py --tokens "$TOKENS" --out "$OUT/pytorch.jsonl" ;;
 esac
 case " $STAGES " in *" longest "*)
   # Side x2 per size from 262,144 tokens (8192² pixels) until a step no longer fits: 1,048,576 tokens is the target
   # (one cold step each: at 1M tokens attention alone is ~1e17 FLOP, minutes per step).
-  stage longest_spvit 600 "$BUILD_DIR/bin/spvit" bench train --device cuda --tokens 262144 --find-max --steps 1 \
+  stage longest_spvit 600 "$BUILD_DIR/bin/spvit" bench step --device cuda --tokens 262144 --find-max --steps 1 \
         --warmup 0 --checkpointing --decoder-chunk-rows 16 --out "$OUT/longest.jsonl" ;;
 esac
 echo "logs in $OUT:"; cat "$OUT/summary.txt"

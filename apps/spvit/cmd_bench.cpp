@@ -1,66 +1,70 @@
-// `spvit bench train`: training-step throughput of a ViT + UNETR decoder on synthetic input, at several sequence
-// lengths, for scaling studies and the comparison with PyTorch (benchmarks/pytorch_baseline.py builds the same
-// model). Prints one JSON object per size (and appends them to --out): step time, tokens/s, encoder model TFLOP/s
-// (docs/performance.md, "Model FLOPs"), the precision that ran, peak memory (the device's on a GPU, the process's
-// RSS on the CPU), and the time of the attention kernels alone at that size.
-// `--find-max` keeps doubling the sequence after the last size until a step no longer fits.
+// `spvit bench step`: the training step that `spvit train` runs (train::TrainStep from train::make_training_parts),
+// timed phase by phase (step_timing.h). Two ways to feed it:
+//   * a configuration (-c FILE, --set, default: the built-in one): the trainer's data and loader; prints the phase
+//     and collective tables, how fast the loader delivers on its own, and with --memory the step's peak memory
+//     next to docs/cluster.md's estimate;
+//   * --tokens N[,N...]: a synthetic square image of N P-sided patches per size and a ViT-B/16 + UNETR model by
+//     default (--dim, --depth, ... are shorthands for --set model.*), trained with cross-entropy and AdamW as
+//     benchmarks/pytorch_baseline.py does, for the side-by-side comparison; `--find-max` keeps doubling the side
+//     after the last size until a step no longer fits.
+// Every run prints one JSON line (appended to --out too): step time, tokens/s, encoder model TFLOP/s
+// (docs/performance.md, "Model FLOPs"), the precision that ran, peak memory, and with --split the time split.
+#include <malloc.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "app_context.h"
+#include "step_timing.h"
 #include "spvit/core/device.h"
 #include "spvit/core/device_memory.h"
+#include "spvit/core/even_split.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/core/timer.h"
 #include "spvit/core/torch_compat.h"
-#include "spvit/dist/gradient_averager.h"
-#include "spvit/model/segmenter.h"
-#include "spvit/train/optim/optimizer.h"
-#include "spvit/train/precision.h"
+#include "spvit/model/decoder.h"
+#include "spvit/train/config_check.h"
+#include "spvit/train/data_setup.h"
 
 namespace spvit::app {
 namespace {
 
 struct BenchArgs {
-  std::vector<int64_t> tokens{4096, 16384, 65536};
-  int64_t dim = 768, depth = 12, heads = 12, patch = 16, channels = 3, classes = 4, decoder_width = 16;
-  int64_t decoder_chunk_rows = 0;
-  double mlp_ratio = 4.0;
-  std::string precision = "bf16";
-  std::string attention_backend = "auto";
-  std::string device = "auto";
-  int steps = 10, warmup = 3;
-  bool checkpointing = false;
-  bool find_max = false;
+  std::string config;
+  std::vector<std::string> overrides;
+  std::vector<int64_t> tokens;  // synthetic mode when given
+  int64_t steps = 10, warmup = 3, loader_batches = 8;
+  bool split = false, memory = false, find_max = false;
   std::string out;
+  std::vector<std::string> shorthands;  // --dim 768 -> "model.dim=768", in the order given
+  std::string precision;                // --precision (synthetic runs: bf16 unless told otherwise); "" = the config's
 };
 
-// What a step computes in: --precision bf16 is bf16 autocast on a CUDA device with LibTorch >= 2.4 (as the trainer's
-// RunPrecision); anywhere else the step runs in fp32, and the report says so.
-train::RunPrecision bench_precision(const std::string& requested, const torch::Device& device) {
-  train::RunPrecision p;
-  p.device = device;
-  p.autocast = requested == "bf16" && device.is_cuda() && compat::AutocastGuard::supported();
-  p.autocast_dtype = torch::kBFloat16;
-  return p;
-}
+// The synthetic mode's model and training settings: ViT-B/16 + UNETR, cross-entropy, AdamW(1e-4, wd 0.05), no
+// clipping or schedule: what benchmarks/pytorch_baseline.py trains.
+const std::vector<std::string> kSyntheticBase = {
+    "model.channels=3", "model.patch=16", "model.dim=768", "model.depth=12", "model.heads=12",
+    "model.mlp_ratio=4", "model.decoder=unetr", "model.decoder_width=16", "model.pos_encoding=grid",
+    "train.optimizer=adamw", "train.lr=0.0001", "train.weight_decay=0.05", "train.schedule=constant",
+    "train.warmup_steps=0", "train.clip_grad_norm=0", "train.ce_weight=1", "train.dice_weight=0",
+    "data.source=synthetic", "data.val_samples=0"};
 
 // Encoder model FLOPs of one training step (forward + backward = 3x forward): docs/performance.md, "Model FLOPs".
-double encoder_flops(const BenchArgs& a, int64_t n) {
-  const double N = static_cast<double>(n), E = static_cast<double>(a.dim);
-  const double in = static_cast<double>(a.channels * a.patch * a.patch);
-  return 3.0 * (static_cast<double>(a.depth) * (24.0 * N * E * E + 4.0 * N * N * E) + 2.0 * N * in * E);
+double encoder_flops(const ModelConfig& m, int64_t n) {
+  const double N = static_cast<double>(n), E = static_cast<double>(m.dim);
+  const double in = static_cast<double>(m.channels) * std::pow(static_cast<double>(m.patch), m.spatial_dims);
+  return 3.0 * (static_cast<double>(m.depth) * (24.0 * N * E * E + 4.0 * N * N * E) + 2.0 * N * in * E);
 }
 
 // fwd+bwd of `depth` attention calls at this size alone: how much of the step the attention kernels take.
-double attention_only_ms(const BenchArgs& a, int64_t n, const torch::Device& device, torch::ScalarType dtype) {
-  const int64_t d = a.dim / a.heads;
+double attention_only_ms(const ModelConfig& m, int64_t n, const torch::Device& device, torch::ScalarType dtype) {
+  const int64_t d = m.dim / m.heads;
   auto opts = torch::TensorOptions().device(device).dtype(dtype).requires_grad(true);
-  auto q = torch::randn({1, a.heads, n, d}, opts), k = torch::randn({1, a.heads, n, d}, opts),
-       v = torch::randn({1, a.heads, n, d}, opts);
+  auto q = torch::randn({1, m.heads, n, d}, opts), k = torch::randn({1, m.heads, n, d}, opts),
+       v = torch::randn({1, m.heads, n, d}, opts);
   auto once = [&] {
     auto o = compat::scaled_dot_product_attention(q, k, v, {});
     o.backward(torch::ones_like(o));
@@ -68,79 +72,70 @@ double attention_only_ms(const BenchArgs& a, int64_t n, const torch::Device& dev
   once();
   synchronize(device);
   Stopwatch watch;
-  for (int64_t i = 0; i < a.depth; ++i) once();
+  for (int64_t i = 0; i < m.depth; ++i) once();
   synchronize(device);
   return watch.seconds() * 1e3;
 }
 
-nlohmann::json run_size(const BenchArgs& a, int64_t n, const dist::ProcessGrid& grid, const torch::Device& device,
-                        const train::RunPrecision& precision, int steps, int warmup) {
-  const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-  SPVIT_CHECK(side * side == n, "bench: --tokens ", n, " must be a square number (a square image of P-pixel patches)");
-  const int64_t pixels = side * a.patch;
-  model::SegmenterOptions o;
-  o.encoder.in_features = a.channels * a.patch * a.patch;
-  o.encoder.dim = a.dim;
-  o.encoder.depth = a.depth;
-  o.encoder.heads = a.heads;
-  o.encoder.mlp_ratio = a.mlp_ratio;
-  o.encoder.max_tokens = n;
-  o.encoder.attention = grid.seq_size() > 1 ? model::AttentionStrategy::LssKv : model::AttentionStrategy::Local;
-  o.encoder.checkpointing = a.checkpointing;
-  o.encoder.attention_backend = a.attention_backend;
-  o.channels = a.channels;
-  o.patch = a.patch;
-  o.classes = a.classes;
-  o.decoder_width = a.decoder_width;
-  o.decoder_chunk_rows = a.decoder_chunk_rows;
-  torch::manual_seed(0);
-  model::Segmenter net(o);
-  net->to(device);
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& item : net->named_parameters()) named.emplace_back(item.key(), item.value());
-  auto optimizer = train::make_optimizer("adamw", train::decay_groups(named, 0.05), 1e-4, 0.9, 0.999, 1e-8);
-  dist::GradientAverager averager(net->parameters(), grid.world(), grid.seq(), grid.data(),
-                                  {dist::GradientAverager::Mode::Flat, 25.0});
+// docs/cluster.md's estimate of what one step holds above the weights, per rank: {encoder, attention, decoder} bytes.
+std::vector<double> memory_estimate(const Config& c, double tokens, double rank_tokens, double batch, double classes,
+                                    int seq_ranks, double element_bytes) {
+  const auto& m = c.model;
+  const double E = static_cast<double>(m.dim), D = static_cast<double>(m.depth), H = static_cast<double>(m.heads);
+  const double gathered = seq_ranks > 1 ? 2.0 * tokens : 0.0;  // the K‖V of the whole sequence, per layer
+  const double block = (10.0 + 2.0 * m.mlp_ratio) * rank_tokens;
+  const double encoder = m.checkpointing ? batch * E * element_bytes * (D * rank_tokens + block + gathered)
+                                         : batch * D * E * element_bytes * (block + gathered);
+  const bool fused = SPVIT_TORCH_HAS_SDPA != 0;  // the encoder's default: fused attention where LibTorch has it
+  const double attention = fused ? 0.0 : (m.checkpointing ? 1.0 : D) * batch * H * rank_tokens * tokens * element_bytes;
+  const double pixels = std::pow(static_cast<double>(m.patch), static_cast<double>(m.spatial_dims));
+  const double decoder = batch * rank_tokens * pixels * (12.0 * static_cast<double>(m.decoder_width) + 10.0 * classes) *
+                         element_bytes;
+  return {encoder, attention, decoder};
+}
 
-  const auto bands = model::UniformBands::even({pixels, pixels}, a.patch, grid.seq_size(), grid.seq_index());
-  const int64_t row0 = bands.pixel_begin()[0], rows = bands.pixel_end()[0] - row0;
-  auto image = torch::randn({1, a.channels, rows, pixels}, torch::TensorOptions().device(device));
-  auto mask = torch::randint(0, a.classes, {1, rows, pixels}, torch::TensorOptions().device(device).dtype(torch::kLong));
-  double loss_value = 0;
-  auto step = [&] {
-    optimizer->zero_grad();
-    torch::Tensor loss;
-    {
-      train::ForwardPrecisionGuard autocast(precision);
-      auto logits = net->forward_uniform(image, bands, grid.seq());
-      loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), mask);
+// Batches of a loader forever, moving to the next epoch when one ends.
+std::function<data::Batch()> endless(data::Loader& loader) {
+  auto epoch = std::make_shared<int64_t>(0);
+  return [&loader, epoch] {
+    auto b = loader.next();
+    if (!b) {
+      loader.start_epoch(++*epoch);
+      b = loader.next();
     }
-    loss.backward();
-    averager.finish();
-    optimizer->step();
-    return loss;
+    SPVIT_CHECK(b.has_value(), "the training data yields no batch");
+    return std::move(*b);
   };
-  for (int i = 0; i < warmup; ++i) step();
-  synchronize(device);
-  reset_peak_memory(device);
+}
+
+// Samples/s the trainer's loader delivers on this rank to a consumer that does nothing (after one warm-up batch).
+double loader_alone(const std::shared_ptr<data::Dataset>& dataset, const Config& config, const dist::ProcessGrid& grid,
+                    int64_t batches) {
+  auto loader = train::make_loader(dataset, config, grid, /*training=*/true);
+  auto next = endless(*loader);
+  next();
+  int64_t samples = 0;
   Stopwatch watch;
-  torch::Tensor last;
-  for (int i = 0; i < steps; ++i) last = step();
-  synchronize(device);
-  const double step_ms = watch.seconds() * 1e3 / steps;
-  loss_value = last.item<double>();
-  nlohmann::json r;
-  r["tokens"] = n;
-  r["image_side"] = pixels;
-  r["step_ms"] = step_ms;
-  r["tokens_per_s"] = static_cast<double>(n) / (step_ms / 1e3);
-  r["encoder_tflops"] = encoder_flops(a, n) / (step_ms / 1e3) / 1e12;
-  r["peak_gib"] = peak_memory_gib(device);  // the CUDA allocator's peak on a GPU, the process's peak RSS on the CPU
-  r["peak_of"] = device.is_cuda() ? "device" : "host RSS";
-  r["loss"] = loss_value;
-  r["attention_ms"] = attention_only_ms(a, n / grid.seq_size(), device,
-                                        precision.autocast ? precision.autocast_dtype : torch::kFloat);
-  return r;
+  for (int64_t i = 0; i < batches; ++i) samples += static_cast<int64_t>(next().samples.size());
+  return static_cast<double>(samples) / watch.seconds();
+}
+
+// One rank's band of a random square image of `pixels` per side: what the loader would deliver for it.
+data::Batch synthetic_batch(const Config& c, int64_t pixels, const dist::ProcessGrid& grid, int64_t classes) {
+  const std::vector<int64_t> shape{pixels, pixels};
+  const auto region = train::band_pixels(train::bands_for(shape, c, grid));
+  const int64_t rows = region.extent(0);
+  data::Sample s;
+  s.image = torch::randn({rows, pixels, c.model.channels});
+  s.mask = torch::randint(0, classes, {rows, pixels}, torch::kLong);
+  s.region = region;
+  s.full_shape = shape;
+  s.id = "synthetic";
+  data::Batch b;
+  b.samples.push_back(std::move(s));
+  b.indices.push_back(0);
+  b.draws.emplace_back();
+  return b;
 }
 
 bool out_of_memory(const std::exception& e) {
@@ -148,74 +143,261 @@ bool out_of_memory(const std::exception& e) {
   return what.find("out of memory") != std::string::npos || what.find("OutOfMemory") != std::string::npos;
 }
 
+class StepBench {
+ public:
+  StepBench(const BenchArgs& args, const AppContext& ctx) : args_(args), ctx_(ctx) {}
+
+  int run() {
+    if (args_.memory) {  // freed blocks >= 64 KiB go back to the system at once: the resident set tracks live tensors
+      mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+      mallopt(M_TRIM_THRESHOLD, 64 * 1024);
+    }
+    if (args_.tokens.empty()) return run_config();
+    std::vector<int64_t> sizes = args_.tokens;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      try {
+        run_synthetic(sizes[i]);
+      } catch (const std::exception& e) {
+        if (!out_of_memory(e)) throw;
+        release_cached_memory(device_);
+        report({{"tokens", sizes[i]}, {"error", "out of memory"}});
+        break;
+      }
+      if (args_.find_max && i + 1 == sizes.size()) sizes.push_back(sizes[i] * 4);  // side x2: tokens x4
+    }
+    return 0;
+  }
+
+ private:
+  // The configuration of a run: the file (or built-in defaults), then `base`, the shorthands and --set. A 16-bit
+  // precision that cannot run here (no CUDA device, LibTorch < 2.4) falls back to fp32 with a warning; the report
+  // says what ran.
+  std::vector<std::string> overrides_after(const std::vector<std::string>& base, const std::string& precision) const {
+    auto overrides = base;
+    overrides.insert(overrides.end(), args_.shorthands.begin(), args_.shorthands.end());
+    if (!precision.empty()) overrides.push_back("train.precision=" + precision);
+    overrides.insert(overrides.end(), args_.overrides.begin(), args_.overrides.end());
+    return overrides;
+  }
+  // Core's checks only (no grid, no registries yet), in fp32 when --precision was given: where the run goes.
+  Config draft(const std::vector<std::string>& base) const {
+    const auto overrides = overrides_after(base, args_.precision.empty() ? "" : "fp32");
+    return args_.config.empty() ? parse_config("", overrides) : load_config(args_.config, overrides);
+  }
+  Config configure(const std::vector<std::string>& base) {
+    const Config first = draft(base);
+    if (!grid_) {  // one grid for every size of a run; the step's copy has its communicators timed
+      grid_ = std::make_unique<dist::ProcessGrid>(make_grid(
+          {static_cast<int>(first.grid.data), static_cast<int>(first.grid.seq)}, first.dist.timeout_s, first.device,
+          first.dist.backend));
+      stats_ = std::make_shared<dist::CommStats>();
+      timed_grid_ = std::make_unique<dist::ProcessGrid>(grid_->with_communicators(
+          [this](const dist::CommPtr& c) { return std::make_shared<dist::TimedCommunicator>(c, stats_); }));
+    }
+    device_ = select_device(first.device, grid_->local_rank());
+    // --precision asks for what this device can do: bf16/fp16 fall back to fp32 where they cannot run (no CUDA
+    // device, LibTorch < 2.4), with a warning; the report says what ran. A configuration's own precision is checked
+    // as `spvit train` checks it.
+    std::string precision = args_.precision;
+    if (precision != "fp32" && !precision.empty() && !(device_.is_cuda() && compat::AutocastGuard::supported())) {
+      if (ctx_.world_rank == 0) {
+        log::warn("bench step: --precision {} needs a CUDA device and LibTorch >= 2.4; running fp32 on {}", precision,
+                  device_.str());
+      }
+      precision = "fp32";
+    }
+    const auto overrides = overrides_after(base, precision);
+    return args_.config.empty() ? train::parse_checked_config("", overrides)
+                                : train::load_checked_config(args_.config, overrides);
+  }
+
+  StepTimingOptions timing_options(bool split) const {
+    StepTimingOptions o;
+    o.warmup = args_.warmup;
+    o.steps = args_.steps;
+    o.split = split;
+    o.memory = args_.memory;
+    return o;
+  }
+
+  // The JSON line every run prints: what ran, and how fast.
+  nlohmann::json result_line(const Config& c, const train::TrainingParts& parts, const StepTiming& t, int64_t tokens,
+                             bool split) {
+    const double step_s = t.step_s - t.phase_s[kLoaderWait];
+    nlohmann::json r;
+    r["tokens"] = tokens;
+    r["step_ms"] = step_s * 1e3;
+    r["tokens_per_s"] = t.tokens / step_s;
+    // Every sample of every data group: the job's model FLOP rate.
+    r["encoder_tflops"] = encoder_flops(c.model, tokens) * static_cast<double>(t.batch_samples * grid_->data_size()) /
+                          step_s / 1e12;
+    r["peak_gib"] = t.peak_gib;
+    r["peak_of"] = parts.precision.device.is_cuda() ? "device" : "host RSS";
+    r["loss"] = t.loss;
+    r["device"] = parts.precision.device.str();
+    r["precision"] = parts.precision.mode();  // what ran, not what was asked for
+    r["checkpointing"] = c.model.checkpointing;
+    r["decoder_chunk_rows"] = c.model.decoder_chunk_rows;
+    r["ranks"] = grid_->world_size();
+    r["grid"] = grid_->shape().str();
+    if (split) {
+      nlohmann::json split;
+      for (int p = 0; p < kBenchPhases; ++p) {
+        if (p == kEncoderForward && !t.encoder_forward_split) continue;  // tile models: one forward row
+        split[p == kDecoderForward && !t.encoder_forward_split ? "model forward" : bench_phase_name(p)] =
+            t.phase_s[p] * 1e3;
+      }
+      r["split_ms"] = split;
+    }
+    return r;
+  }
+
+  void report(const nlohmann::json& r) const {
+    if (ctx_.world_rank != 0) return;
+    std::printf("%s\n", r.dump().c_str());
+    std::fflush(stdout);
+    if (!args_.out.empty()) std::ofstream(args_.out, std::ios::app) << r.dump() << "\n";
+  }
+
+  void run_synthetic(int64_t n) {
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+    SPVIT_CHECK(side * side == n, "bench step: --tokens ", n, " must be a square number (a square image of P-pixel "
+                "patches)");
+    constexpr int64_t kClasses = 4;
+    // The patch is known once the shorthands are read; the sizes that depend on it come after.
+    const int64_t pixels = side * draft(kSyntheticBase).model.patch;
+    auto base = kSyntheticBase;
+    for (const auto& kv : {std::string("grid.data=1"), "grid.seq=" + std::to_string(ctx_.world_size),
+                           "model.max_tokens=" + std::to_string(n), "data.size=" + std::to_string(pixels),
+                           "train.steps=" + std::to_string(args_.warmup + args_.steps)}) {
+      base.push_back(kv);
+    }
+    const Config c = configure(base);
+    auto parts = train::make_training_parts(c, *timed_grid_, kClasses);
+    if (ctx_.world_rank == 0) {
+      log::info("bench step: {} tokens ({}² pixels), dim {} depth {} heads {} patch {}, grid {}, {}", n, pixels,
+                c.model.dim, c.model.depth, c.model.heads, c.model.patch, grid_->shape().str(),
+                parts->precision.describe());
+    }
+    const auto batch = synthetic_batch(c, pixels, *timed_grid_, kClasses);
+    const auto local = time_steps(*parts, c, *timed_grid_, stats_, [&] { return batch; }, timing_options(args_.split));
+    const auto t = average_over_world(local, *grid_);
+    auto r = result_line(c, *parts, t, n, args_.split);
+    r["image_side"] = pixels;
+    r["attention_ms"] = attention_only_ms(c.model, n / grid_->seq_size(), parts->precision.device,
+                                          parts->precision.autocast ? parts->precision.autocast_dtype : torch::kFloat);
+    report(r);
+  }
+
+  int run_config() {
+    const Config c = configure({});
+    const auto datasets = train::open_datasets(c);
+    const double delivered = loader_alone(datasets.train, c, *timed_grid_, args_.loader_batches);
+    auto parts = train::make_training_parts(c, *timed_grid_, datasets.train->num_classes());
+    auto loader = train::make_loader(datasets.train, c, *timed_grid_, /*training=*/true);
+    const auto local = time_steps(*parts, c, *timed_grid_, stats_, endless(*loader), timing_options(true));
+    const auto t = average_over_world(local, *grid_);
+    const double slowest_delivery = [&] {
+      auto d = torch::tensor({delivered}, torch::kFloat64);
+      grid_->world()->all_reduce(d, dist::ReduceOp::Min)->wait();
+      return d.item<double>();
+    }();
+    // Tokens of one sample (its whole sequence) and rank 0's share: a uniform grid's bands, or a layout's segments.
+    int64_t tokens = 0, rank_tokens = 0;
+    if (model::decoders().at(c.model.decoder).uniform_bands) {
+      const auto bands = train::bands_for(datasets.train->spatial_shape(0), c, *grid_);
+      tokens = bands.num_tokens();
+      rank_tokens = bands.shard().counts.at(0);
+    } else {
+      tokens = std::llround(t.tokens / static_cast<double>(t.batch_samples * grid_->data_size()));
+      rank_tokens = even_split(tokens, grid_->seq_size()).at(0);
+    }
+    if (ctx_.world_rank != 0) return 0;
+    std::printf("bench step: %s, grid %s (data x seq), %lld tokens per sample (%lld on rank 0), batch %lld, %s, "
+                "%d CPU thread(s) per rank, %lld timed steps after %lld warm-up\n\n",
+                args_.config.empty() ? "built-in defaults" : args_.config.c_str(), grid_->shape().str().c_str(),
+                static_cast<long long>(tokens), static_cast<long long>(rank_tokens),
+                static_cast<long long>(t.batch_samples), parts->precision.describe().c_str(),
+                torch::get_num_threads(), static_cast<long long>(args_.steps), static_cast<long long>(args_.warmup));
+    std::printf("%s\n%s\n", phase_table(t).c_str(), collectives_table(t).c_str());
+    const double compute_s = t.step_s - t.phase_s[kLoaderWait];
+    std::printf("loader alone (trainer's loader, consumer doing nothing): %.2f samples/s on the slowest rank\n"
+                "training step without the loader wait consumes %.2f samples/s per rank (batch %lld / %.1f ms)\n"
+                "waiting for the loader during training: %.2f ms per step (%.1f%% of the step)\n",
+                slowest_delivery, static_cast<double>(t.batch_samples) / compute_s,
+                static_cast<long long>(t.batch_samples), 1e3 * compute_s, 1e3 * t.phase_s[kLoaderWait],
+                100.0 * t.phase_s[kLoaderWait] / t.step_s);
+    if (args_.memory) {
+      const auto est = memory_estimate(c, static_cast<double>(tokens), static_cast<double>(rank_tokens),
+                                       static_cast<double>(t.batch_samples),
+                                       static_cast<double>(datasets.train->num_classes()), grid_->seq_size(),
+                                       static_cast<double>(c10::elementSize(parts->precision.param_dtype)));
+      std::printf("peak memory of the step above the resident set before it (largest rank): %.1f MiB\n"
+                  "docs/cluster.md estimate: %.1f MiB = encoder %.1f + attention scores %.1f + decoder %.1f\n"
+                  "(timings of a --memory run include returning memory to the system: do not report them)\n",
+                  t.peak_above_bytes / 1048576.0, (est[0] + est[1] + est[2]) / 1048576.0, est[0] / 1048576.0,
+                  est[1] / 1048576.0, est[2] / 1048576.0);
+    }
+    std::printf("\n");
+    auto r = result_line(c, *parts, t, tokens, /*split=*/true);
+    r["config"] = args_.config.empty() ? "built-in defaults" : args_.config;
+    report(r);
+    return 0;
+  }
+
+  const BenchArgs& args_;
+  const AppContext& ctx_;
+  std::unique_ptr<dist::ProcessGrid> grid_, timed_grid_;
+  std::shared_ptr<dist::CommStats> stats_;
+  torch::Device device_ = torch::kCPU;
+};
+
 void add_bench_command(CLI::App& app, AppContext& ctx) {
   auto* bench = app.add_subcommand("bench", "Performance benchmarks");
   bench->require_subcommand(1);
-  auto* train_cmd = bench->add_subcommand("train", "Training-step throughput of ViT + UNETR at several lengths");
+  auto* cmd = bench->add_subcommand("step", "Time the training step `spvit train` runs, phase by phase: on a "
+                                            "configuration's data, or on synthetic images of --tokens N");
   auto a = std::make_shared<BenchArgs>();
-  train_cmd->add_option("--tokens", a->tokens, "tokens per sample (square numbers), e.g. 4096 16384 65536")
+  cmd->add_option("--config,-c", a->config, "YAML configuration (default: built-in defaults)");
+  cmd->add_option("--set", a->overrides, "override a key, e.g. --set model.dim=384 (repeatable)");
+  cmd->add_option("--tokens", a->tokens, "synthetic mode: tokens per sample (square numbers), e.g. 4096,16384,65536")
       ->delimiter(',');
-  train_cmd->add_option("--dim", a->dim, "embedding width")->default_val(a->dim);
-  train_cmd->add_option("--depth", a->depth, "transformer blocks")->default_val(a->depth);
-  train_cmd->add_option("--heads", a->heads, "attention heads")->default_val(a->heads);
-  train_cmd->add_option("--mlp-ratio", a->mlp_ratio, "MLP width / dim")->default_val(a->mlp_ratio);
-  train_cmd->add_option("--patch", a->patch, "patch side (power of two)")->default_val(a->patch);
-  train_cmd->add_option("--decoder-width", a->decoder_width, "decoder channels at full resolution")
-      ->default_val(a->decoder_width);
-  train_cmd->add_option("--precision", a->precision, "bf16 (autocast on CUDA) or fp32")
-      ->default_val(a->precision)->check(CLI::IsMember({"bf16", "fp32"}));
-  train_cmd->add_option("--attention-backend", a->attention_backend, "auto, cudnn, flash, efficient, math")
-      ->default_val(a->attention_backend)->check(CLI::IsMember({"auto", "cudnn", "flash", "efficient", "math"}));
-  train_cmd->add_option("--device", a->device, "auto, cpu, cuda")->default_val(a->device);
-  train_cmd->add_option("--steps", a->steps, "timed steps per size")->default_val(a->steps);
-  train_cmd->add_option("--warmup", a->warmup, "untimed steps first")->default_val(a->warmup);
-  train_cmd->add_flag("--checkpointing", a->checkpointing, "recompute each block in backward");
-  train_cmd->add_option("--decoder-chunk-rows", a->decoder_chunk_rows,
-                        "decode this many token rows at a time, recomputed in backward (0: all at once)")
-      ->check(CLI::NonNegativeNumber)
-      ->default_val(a->decoder_chunk_rows);
-  train_cmd->add_flag("--find-max", a->find_max, "double the length after the last size until out of memory");
-  train_cmd->add_option("--out", a->out, "append one JSON line per size to this file");
-  train_cmd->callback([&ctx, a]() {
-    ctx.run = [&ctx, a]() {
-      auto grid = make_grid({0, ctx.world_size}, 600, a->device, "auto");
-      const auto device = select_device(a->device, grid.local_rank());
-      const auto precision = bench_precision(a->precision, device);
-      if (precision.mode() != a->precision && ctx.world_rank == 0) {
-        log::warn("bench train: --precision {} needs a CUDA device and LibTorch >= 2.4; running {} on {}", a->precision,
-                  precision.mode(), device.str());
-      }
-      log::info("bench train: dim {} depth {} heads {} patch {} on {} ({}, attention {}{}{})", a->dim, a->depth,
-                a->heads, a->patch, device.str(), precision.mode(), a->attention_backend,
-                a->checkpointing ? ", checkpointing" : "",
-                a->decoder_chunk_rows > 0 ? fmt::format(", decoder chunks of {} token rows", a->decoder_chunk_rows)
-                                          : std::string());
-      std::vector<int64_t> sizes = a->tokens;
-      auto report = [&](nlohmann::json r) {
-        r["device"] = device.str();
-        r["precision"] = precision.mode();  // what ran, not what was asked for
-        r["checkpointing"] = a->checkpointing;
-        r["decoder_chunk_rows"] = a->decoder_chunk_rows;
-        r["ranks"] = grid.world_size();
-        if (ctx.world_rank == 0) {
-          std::printf("%s\n", r.dump().c_str());
-          std::fflush(stdout);
-          if (!a->out.empty()) std::ofstream(a->out, std::ios::app) << r.dump() << "\n";
-        }
-      };
-      for (size_t i = 0; i < sizes.size(); ++i) {
-        try {
-          report(run_size(*a, sizes[i], grid, device, precision, a->steps, a->warmup));
-        } catch (const std::exception& e) {
-          if (!out_of_memory(e)) throw;
-          release_cached_memory(device);
-          report({{"tokens", sizes[i]}, {"error", "out of memory"}});
-          break;
-        }
-        if (a->find_max && i + 1 == sizes.size()) sizes.push_back(sizes[i] * 4);  // side x2: tokens x4
-      }
-      return 0;
-    };
+  // Shorthands for --set keys (synthetic runs start from ViT-B/16 + UNETR; see kSyntheticBase).
+  const std::vector<std::tuple<const char*, const char*, const char*>> shorthands = {
+      {"--dim", "model.dim", "embedding width"},
+      {"--depth", "model.depth", "transformer blocks"},
+      {"--heads", "model.heads", "attention heads"},
+      {"--mlp-ratio", "model.mlp_ratio", "MLP width / dim"},
+      {"--patch", "model.patch", "patch side (power of two)"},
+      {"--decoder-width", "model.decoder_width", "decoder channels at full resolution"},
+      {"--decoder-chunk-rows", "model.decoder_chunk_rows", "decode this many token rows at a time (0: all)"},
+      {"--attention-backend", "model.attention_backend", "auto, cudnn, flash, efficient, math"},
+      {"--device", "device", "auto, cpu, cuda"}};
+  for (const auto& [flag, key, help] : shorthands) {
+    const std::string k = key;
+    cmd->add_option_function<std::string>(flag, [a, k](const std::string& v) { a->shorthands.push_back(k + "=" + v); },
+                                          std::string(help) + " (--set " + k + "=...)");
+  }
+  cmd->add_option("--precision", a->precision,
+                  "bf16 (autocast on CUDA; the default with --tokens), fp16 or fp32; falls back to fp32 where it "
+                  "cannot run")
+      ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
+  cmd->add_flag_function("--checkpointing", [a](int64_t) { a->shorthands.push_back("model.checkpointing=true"); },
+                         "recompute each block in backward (--set model.checkpointing=true)");
+  cmd->add_option("--steps", a->steps, "timed steps")->default_val(a->steps)->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->warmup, "untimed steps first")->default_val(a->warmup)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--loader-batches", a->loader_batches, "batches the loader-alone rate is measured on")
+      ->default_val(a->loader_batches)
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--split", a->split, "with --tokens: also time each phase (synchronises a GPU at every phase)");
+  cmd->add_flag("--memory", a->memory, "the step's peak memory above the resident set before it (CPU)");
+  cmd->add_flag("--find-max", a->find_max, "with --tokens: double the side after the last size until out of memory");
+  cmd->add_option("--out", a->out, "append each JSON line to this file");
+  cmd->callback([&ctx, a]() {
+    if (a->tokens.empty() && a->find_max) SPVIT_THROW(ConfigError, "bench step: --find-max needs --tokens");
+    // Synthetic runs ask for bf16 unless told otherwise (the PyTorch baseline's precision).
+    if (!a->tokens.empty() && a->precision.empty()) a->precision = "bf16";
+    ctx.run = [&ctx, a]() { return StepBench(*a, ctx).run(); };
   });
 }
 

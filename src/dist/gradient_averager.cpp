@@ -15,6 +15,10 @@ int64_t offset_in(const std::vector<size_t>& params, const std::vector<int64_t>&
 
 }  // namespace
 
+GradientAverager::Options GradientAverager::Options::from_config(const DistConfig& dist) {
+  return {parse_mode(dist.grad_average), dist.bucket_mb};
+}
+
 GradientAverager::Mode GradientAverager::parse_mode(const std::string& name) {
   if (name == "flat") return Mode::Flat;
   if (name == "two-stage") return Mode::TwoStage;

@@ -89,4 +89,12 @@ ProcessGrid ProcessGrid::create(GridShape shape, double timeout_s, const std::st
 
 ProcessGrid ProcessGrid::create_self(double timeout_s) { return create_on(MPI_COMM_SELF, {1, 1}, timeout_s); }
 
+ProcessGrid ProcessGrid::with_communicators(const std::function<CommPtr(const CommPtr&)>& wrap) const {
+  ProcessGrid g = *this;
+  g.world_ = wrap(world_);
+  g.seq_ = wrap(seq_);
+  g.data_ = wrap(data_);
+  return g;
+}
+
 }  // namespace spvit::dist

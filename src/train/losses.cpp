@@ -5,6 +5,13 @@
 
 namespace spvit::train {
 
+LossOptions LossOptions::from_config(const TrainConfig& train) {
+  LossOptions o;
+  o.ce_weight = train.ce_weight;
+  o.dice_weight = train.dice_weight;
+  return o;
+}
+
 LossParts segmentation_loss(const torch::Tensor& logits, const torch::Tensor& target, double pixels_per_sample,
                             const dist::CommPtr& seq, const LossOptions& o, const torch::Tensor& weight) {
   SPVIT_CHECK(logits.dim() == target.dim() + 1, "loss: logits ", logits.sizes(), " and target ", target.sizes(),

@@ -2,10 +2,12 @@
 
 #include <cmath>
 
+#include "spvit/core/device.h"
 #include "spvit/core/stop_signal.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/forward.h"
 #include "spvit/train/losses.h"
+#include "spvit/train/model_loading.h"
 #include "spvit/train/token_samples.h"
 
 namespace spvit::train {
@@ -46,10 +48,14 @@ TrainStep::BatchLoss TrainStep::band_loss(const data::Batch& batch) {
   const auto bands = bands_for(shape, config_, grid_);
   double pixels = 1;
   for (auto side : shape) pixels *= static_cast<double>(side);
+  mark(StepPhase::Batch);
   const auto logits = forward_band(model_, images, bands, grid_.seq(), precision_, /*non_blocking=*/cuda);
+  mark(StepPhase::Forward);
   // The loss (softmax, global Dice sums) in the parameters' precision, outside autocast.
-  auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), LossOptions{config_.train.ce_weight, config_.train.dice_weight});
-  return {parts.total, parts.dice.item<double>(), static_cast<double>(bands.num_tokens() * images.size(0))};
+  auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), LossOptions::from_config(config_.train));
+  const double dice = parts.dice.item<double>();
+  mark(StepPhase::Loss);
+  return {parts.total, dice, static_cast<double>(bands.num_tokens() * images.size(0))};
 }
 
 // Layout tokens + tile decoder: each sample has its own layout (and empty-slot mask), so the samples go through
@@ -58,15 +64,18 @@ TrainStep::BatchLoss TrainStep::band_loss(const data::Batch& batch) {
 TrainStep::BatchLoss TrainStep::tile_loss_of(const data::Batch& batch) {
   BatchLoss out;
   const double B = static_cast<double>(batch.samples.size());
+  mark(StepPhase::Batch);
   for (const auto& sample : batch.samples) {
     const auto& ts = token_sample(sample);
     const auto& dev = precision_.device;
     const auto tiles = forward_tokens(model_, ts, grid_.seq(), grid_.seq_size(), grid_.seq_index(), precision_);
-    auto parts = tile_loss(tiles, ts.target.to(dev).unsqueeze(0),
-                           ts.weight.to(dev).unsqueeze(0), ts.pixels, grid_.seq(), LossOptions{config_.train.ce_weight, config_.train.dice_weight});
+    mark(StepPhase::Forward);
+    auto parts = tile_loss(tiles, ts.target.to(dev).unsqueeze(0), ts.weight.to(dev).unsqueeze(0), ts.pixels,
+                           grid_.seq(), LossOptions::from_config(config_.train));
     out.total = out.total.defined() ? out.total + parts.total / B : parts.total / B;
     out.dice += parts.dice.item<double>() / B;
     out.tokens += static_cast<double>(ts.layout->length());
+    mark(StepPhase::Loss);
   }
   return out;
 }
@@ -75,7 +84,9 @@ StepResult TrainStep::run(const data::Batch& batch, int64_t step, const StepNews
   optimizer_.zero_grad();
   const auto loss = model_->decoder_entry().uniform_bands ? band_loss(batch) : tile_loss_of(batch);
   scaler_.scale(loss.total).backward();  // fp16: loss · scale, so small gradients survive in half precision
+  mark(StepPhase::Backward);
   averager_.finish();
+  mark(StepPhase::GradAverage);
 
   StepResult r;
   const double local_loss = loss.total.item<double>();
@@ -97,6 +108,7 @@ StepResult TrainStep::run(const data::Batch& batch, int64_t step, const StepNews
   r.stop_signal = static_cast<int>(agreed[2]);
   r.checkpoint_due = agreed[3] > 0;
   r.write_failed = agreed[4] > 0;
+  mark(StepPhase::Check);
   if (r.write_failed) return r;
   scaler_.update(!grads_bad);  // no-op unless fp16
   if (loss_bad || grads_bad) {
@@ -107,12 +119,37 @@ StepResult TrainStep::run(const data::Batch& batch, int64_t step, const StepNews
   }
   r.grad_norm = config_.train.clip_grad_norm > 0 ? clip_grad_norm(model_->parameters(), config_.train.clip_grad_norm)
                                                  : 0.0;
+  mark(StepPhase::Clip);
   optimizer_.set_lr(schedule_.lr_at(step + 1));  // warmup starts above 0: the first update counts
   optimizer_.step();
+  mark(StepPhase::Optimizer);
   r.loss = world_mean(grid_, local_loss, grid_.data_size());
   r.dice = 1.0 - world_mean(grid_, loss.dice, grid_.world_size());
   r.tokens = loss.tokens * static_cast<double>(grid_.data_size());
+  mark(StepPhase::Metrics);
   return r;
+}
+
+std::unique_ptr<TrainingParts> make_training_parts(const Config& config, const dist::ProcessGrid& grid,
+                                                   int64_t classes) {
+  auto t = std::make_unique<TrainingParts>();
+  t->model = make_segmenter(config, classes);
+  t->precision = RunPrecision::from_config(config, select_device(config.device, grid.local_rank()));
+  t->model->to(t->precision.device, t->precision.param_dtype);
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& p : t->model->named_parameters()) named.emplace_back(p.key(), p.value());
+  const auto& c = config.train;
+  t->optimizer = make_optimizer(c.optimizer, decay_groups(named, c.weight_decay), c.lr, c.beta1, c.beta2, c.eps);
+  t->schedule = std::make_unique<LrSchedule>(ScheduleOptions::from_config(c));
+  t->averager = std::make_unique<dist::GradientAverager>(t->model->parameters(), grid.world(), grid.seq(), grid.data(),
+                                                         dist::GradientAverager::Options::from_config(config.dist));
+  LossScaler::Options scaling;
+  scaling.enabled = t->precision.loss_scaling;
+  // No communicator: the step all-reduces the finite flags itself and hands the agreed one to update().
+  t->scaler = std::make_unique<LossScaler>(scaling, nullptr);
+  t->step = std::make_unique<TrainStep>(config, grid, t->model, t->precision, *t->optimizer, *t->schedule,
+                                        *t->averager, *t->scaler);
+  return t;
 }
 
 }  // namespace spvit::train

@@ -9,18 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "spvit/core/atomic_file.h"
-#include "spvit/core/device.h"
 #include "spvit/core/device_memory.h"
 #include "spvit/core/logging.h"
 #include "spvit/core/stop_signal.h"
 #include "spvit/core/timer.h"
-#include "spvit/dist/gradient_averager.h"
 #include "spvit/dist/output_agreement.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
-#include "spvit/train/model_loading.h"
-#include "spvit/train/optim/loss_scaler.h"
 #include "spvit/train/optim/optim.h"
 #include "spvit/train/precision.h"
 #include "spvit/train/progress.h"
@@ -34,30 +30,7 @@ class Trainer {
  public:
   Trainer(const Config& config, const dist::ProcessGrid& grid) : config_(config), grid_(grid) {
     data_ = open_datasets(config);
-    model_ = make_segmenter(config, data_.train->num_classes());
-    precision_ = RunPrecision::from_config(config, select_device(config.device, grid.local_rank()));
-    model_->to(precision_.device, precision_.param_dtype);
-    optimizer_ = make_optimizer(config.train.optimizer,
-                                decay_groups(named_parameters(), config.train.weight_decay), config.train.lr,
-                                config.train.beta1, config.train.beta2, config.train.eps);
-    ScheduleOptions s;
-    s.kind = config.train.schedule;
-    s.base_lr = config.train.lr;
-    s.min_lr = config.train.min_lr;
-    s.warmup_steps = config.train.warmup_steps;
-    s.total_steps = config.train.steps;
-    s.power = config.train.power;
-    schedule_ = std::make_unique<LrSchedule>(s);
-    averager_ = std::make_unique<dist::GradientAverager>(
-        model_->parameters(), grid.world(), grid.seq(), grid.data(),
-        dist::GradientAverager::Options{dist::GradientAverager::parse_mode(config.dist.grad_average),
-                                        config.dist.bucket_mb});
-    LossScaler::Options scaling;
-    scaling.enabled = precision_.loss_scaling;
-    // No communicator: the step below all-reduces the finite flags itself and hands the agreed one to update().
-    scaler_ = std::make_unique<LossScaler>(scaling, nullptr);
-    step_ = std::make_unique<TrainStep>(config_, grid_, model_, precision_, *optimizer_, *schedule_, *averager_,
-                                        *scaler_);
+    parts_ = make_training_parts(config, grid, data_.train->num_classes());
     loader_ = make_loader(data_.train, config, grid, /*training=*/true);
     std::filesystem::create_directories(config.train.out_dir);
     metrics_path_ = config.train.out_dir + "/metrics.jsonl";
@@ -71,7 +44,7 @@ class Trainer {
     if (resume) {
       check_resume(resume_from, read_checkpoint_info(resume_from), config_, grid_.world_size(),
                    options.allow_changes);
-      pos = load_checkpoint(resume_from, *model_, optimizer_.get(), nullptr, scaler_.get());
+      pos = load_checkpoint(resume_from, *parts_->model, parts_->optimizer.get(), nullptr, parts_->scaler.get());
       log::info("resumed from {} at step {} (epoch {}, batch {})", resume_from, pos.step, pos.epoch,
                 pos.batch_in_epoch);
     } else if (options.resume_if_exists) {
@@ -86,7 +59,7 @@ class Trainer {
     for (int64_t k = 0; k < pos.batch_in_epoch; ++k) loader_->next();  // same batches as the interrupted run
     log::info("training {} for {} steps: {} sample(s) per data group per step, grid {}, {}, {}",
               data_.train->describe(), config_.train.steps, config_.train.batch_size, grid_.shape().str(),
-              config_.model.attention, precision_.describe());
+              config_.model.attention, parts_->precision.describe());
 
     TrainSummary summary;
     int64_t bad_steps = 0, steps_this_run = 0;
@@ -99,7 +72,7 @@ class Trainer {
       }
       auto batch = next_batch(pos);
       Stopwatch watch;
-      const auto result = step_->run(*batch, pos.step, rank_local_news());
+      const auto result = parts_->step->run(*batch, pos.step, rank_local_news());
       if (result.write_failed) {
         // Rank 0 could not append to the metrics log; every rank learnt it from the step's all-reduce.
         progress.clear();
@@ -113,7 +86,7 @@ class Trainer {
       if (result.overflow) {  // fp16 gradients overflowed at this loss scale: normal, not a bad step
         progress.clear();
         log::info("step {}: fp16 gradient overflow, step skipped, loss scale now {}", pos.step + 1,
-                  scaler_->scale_value());
+                  parts_->scaler->scale_value());
         continue;
       }
       if (!result.finite) {
@@ -132,15 +105,15 @@ class Trainer {
       summary.last_loss = result.loss;
       const double seconds = watch.seconds();
       nlohmann::json line{{"step", pos.step}, {"loss", result.loss}, {"dice", result.dice},
-                          {"lr", optimizer_->lr()}, {"grad_norm", result.grad_norm},
+                          {"lr", parts_->optimizer->lr()}, {"grad_norm", result.grad_norm},
                           {"tokens_per_s", result.tokens / seconds}, {"step_s", seconds},
-                          {"peak_mem_mib", peak_memory_gib(precision_.device) * 1024.0}};  // device peak on a GPU
-      progress.update(pos.step, training_progress_details(result.loss, optimizer_->lr(), result.tokens / seconds));
+                          {"peak_mem_mib", peak_memory_gib(parts_->precision.device) * 1024.0}};  // device peak on a GPU
+      progress.update(pos.step, training_progress_details(result.loss, parts_->optimizer->lr(), result.tokens / seconds));
       const bool last = pos.step == config_.train.steps;
       const bool stopping = result.stop_signal != 0 && !last;  // a scheduler's grace time is short: no evaluation
       if (!stopping && config_.train.eval_every > 0 && data_.val &&
           (pos.step % config_.train.eval_every == 0 || last)) {
-        auto counts = evaluate(model_, *data_.val, config_, grid_);
+        auto counts = evaluate(parts_->model, *data_.val, config_, grid_);
         summary.val_dice = counts.mean_dice();
         line["val_dice"] = summary.val_dice;
         line["val_pixel_accuracy"] = counts.pixel_accuracy();
@@ -214,12 +187,6 @@ class Trainer {
                 "; run the same command with --resume (or --resume-if-exists) to continue");
   }
 
-  std::vector<std::pair<std::string, torch::Tensor>> named_parameters() {
-    std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& p : model_->named_parameters()) out.emplace_back(p.key(), p.value());
-    return out;
-  }
-
   // The next batch, moving to the next epoch when one ends.
   std::optional<data::Batch> next_batch(TrainingPosition& pos) {
     auto batch = loader_->next();
@@ -258,7 +225,7 @@ class Trainer {
       if (!pending_write_error_.empty()) throw WriteError(pending_write_error_);
       TrainingPosition stored = pos;
       stored.world_size = grid_.world_size();
-      save_checkpoint(checkpoint_path_, *model_, *optimizer_, stored, to_yaml(config_), scaler_.get());
+      save_checkpoint(checkpoint_path_, *parts_->model, *parts_->optimizer, stored, to_yaml(config_), parts_->scaler.get());
       keep_numbered_checkpoint(checkpoint_path_, pos.step, config_.train.keep_checkpoints);
     });
     last_saved_step_ = pos.step;
@@ -267,14 +234,8 @@ class Trainer {
 
   Config config_;
   const dist::ProcessGrid& grid_;
-  RunPrecision precision_;
   Datasets data_;
-  model::Segmenter model_{nullptr};
-  std::unique_ptr<Optimizer> optimizer_;
-  std::unique_ptr<LrSchedule> schedule_;
-  std::unique_ptr<dist::GradientAverager> averager_;
-  std::unique_ptr<LossScaler> scaler_;
-  std::unique_ptr<TrainStep> step_;
+  std::unique_ptr<TrainingParts> parts_;  // model, precision, optimiser, schedule, averager, scaler, step
   std::unique_ptr<data::Loader> loader_;
   std::string metrics_path_, checkpoint_path_;
   std::string pending_write_error_;  // rank 0: a metrics line that could not be written

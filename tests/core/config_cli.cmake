@@ -1,6 +1,6 @@
 # `spvit config` as a user runs it (included from tests/CMakeLists.txt): every configuration file in configs/
 # validates, and combinations that cannot run are refused before any rank starts work, with exit status 2 and a
-# message naming the keys. Also: `spvit bench train` reports the precision that ran, not the one asked for.
+# message naming the keys. Also: `spvit bench step` reports the precision that ran, not the one asked for.
 
 # One entry per file, so a new configuration is tested without editing this list.
 file(GLOB _spvit_config_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/configs/*.yaml)
@@ -35,10 +35,20 @@ _spvit_config_refused(seq_rows
   "config key 'grid\\.seq' = 32 needs a token row per sequence rank, but 'data\\.size' = 128 at 'model\\.patch' = 8 has 16 token rows"
   "${_tiny}|--set|grid.seq=32")
 
-# `spvit bench train` asks for bf16 by default; on the CPU the step runs in fp32, and that is what it must report
-# (with where its peak memory comes from).
+# `spvit bench step --tokens` asks for bf16 by default; on the CPU the step runs in fp32, and that is what it must
+# report (with where its peak memory comes from).
 spvit_add_mpi_test(cli_bench_reports_precision_run NP 1
-                   COMMAND ${SPVIT_BIN} bench train --device cpu --tokens 16 --dim 32 --depth 1 --heads 2 --patch 8
+                   COMMAND ${SPVIT_BIN} bench step --device cpu --tokens 16 --dim 32 --depth 1 --heads 2 --patch 8
                    --decoder-width 4 --steps 1 --warmup 0)
 set_tests_properties(cli_bench_reports_precision_run PROPERTIES
                      PASS_REGULAR_EXPRESSION "\"peak_of\":\"host RSS\",\"precision\":\"fp32\"")
+
+# `spvit bench step` on a configuration times the trainer's own step over 2 sequence ranks: the phase table, the
+# collectives table with ONE K‖V all-gather and ONE reduce-scatter per block (the demo model has 4 blocks), and the
+# JSON line with the split.
+spvit_add_mpi_test(cli_bench_step_config NP 2
+                   COMMAND ${SPVIT_BIN} bench step -c ${PROJECT_SOURCE_DIR}/configs/tiny-cpu.yaml --steps 1 --warmup 1
+                   --loader-batches 1 --set model.depth=4)
+set_tests_properties(cli_bench_step_config PROPERTIES
+                     PASS_REGULAR_EXPRESSION
+                     "\\*\\*step\\*\\*.*\\| all_gather \\| 4 \\|.*\\| reduce_scatter \\| 4 \\|.*\"split_ms\":{[^}]*\"encoder backward\"")

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "spvit/core/config.h"
 #include "spvit/dist/communicator.h"
 
 namespace spvit::dist {
@@ -27,6 +28,8 @@ class GradientAverager {
   struct Options {
     Mode mode = Mode::Flat;
     double bucket_mb = 25.0;
+
+    static Options from_config(const DistConfig& dist);  // dist.grad_average, dist.bucket_mb
   };
 
   // `world`, `seq` and `data` are the grid's communicators; the averager duplicates them so its traffic never

@@ -2,6 +2,7 @@
 // Rank r -> data index d = r / N_s, sequence index s = r % N_s: a sequence group is N_s consecutive ranks, which
 // launchers place on one node, so the per-layer K‖V traffic stays on the fast intra-node links.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "spvit/dist/communicator.h"
@@ -26,6 +27,9 @@ class ProcessGrid {
                             int cuda_device = -1);
   // A 1x1 grid of this process alone (MPI_COMM_SELF): single-process references inside an MPI job, and tools.
   static ProcessGrid create_self(double timeout_s);
+  // The same grid with each communicator replaced by wrap(communicator): e.g. a benchmark's timing wrapper, so the
+  // code under measurement runs unchanged on the wrapped group.
+  ProcessGrid with_communicators(const std::function<CommPtr(const CommPtr&)>& wrap) const;
 
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "spvit/core/config.h"
 #include "spvit/dist/communicator.h"
 
 namespace spvit::train {
@@ -12,6 +13,8 @@ struct LossOptions {
   double ce_weight = 1.0;    // cross-entropy term
   double dice_weight = 1.0;  // soft Dice term (1 - mean Dice over classes)
   double smooth = 1e-5;      // Dice smoothing, keeps empty classes finite
+
+  static LossOptions from_config(const TrainConfig& train);  // train.ce_weight, train.dice_weight
 };
 
 struct LossParts {

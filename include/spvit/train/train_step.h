@@ -4,6 +4,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+#include <memory>
+
 #include "spvit/core/config.h"
 #include "spvit/data/loader.h"
 #include "spvit/dist/gradient_averager.h"
@@ -31,6 +34,13 @@ struct StepNews {
   bool write_failed = false;
 };
 
+// The parts of a step, in the order they run, for a benchmark's time split (TrainStep::set_phase_mark). Forward and
+// loss alternate once per sample for the tile decoder.
+enum class StepPhase { Batch, Forward, Loss, Backward, GradAverage, Check, Clip, Optimizer, Metrics };
+constexpr int kStepPhases = 9;
+// Called when a phase has just ended; the time since the previous call belongs to it.
+using PhaseMark = std::function<void(StepPhase)>;
+
 class TrainStep {
  public:
   // Everything is borrowed and must outlive the step; the model lives on precision.device.
@@ -41,6 +51,9 @@ class TrainStep {
   // update everywhere (finite = false); a write failure reported by any rank returns before the update.
   StepResult run(const data::Batch& batch, int64_t step, const StepNews& news = {});
 
+  // Benchmarks only: `mark` is called at the end of each phase (see StepPhase). Unset (the trainer), nothing is called.
+  void set_phase_mark(PhaseMark mark) { mark_ = std::move(mark); }
+
  private:
   // This rank's share of the batch loss (differentiable), the batch's Dice loss and the tokens processed.
   struct BatchLoss {
@@ -50,6 +63,9 @@ class TrainStep {
   };
   BatchLoss band_loss(const data::Batch& batch);
   BatchLoss tile_loss_of(const data::Batch& batch);
+  void mark(StepPhase phase) const {
+    if (mark_) mark_(phase);
+  }
 
   const Config& config_;
   const dist::ProcessGrid& grid_;
@@ -59,6 +75,22 @@ class TrainStep {
   const LrSchedule& schedule_;
   dist::GradientAverager& averager_;
   LossScaler& scaler_;
+  PhaseMark mark_;
 };
+
+// The model and everything a step updates, built from the configuration as `spvit train` builds them (the trainer
+// and `spvit bench step` use this one builder, so a benchmark times what users run). The model is seeded
+// (make_segmenter) and moved to the configured device and dtype; `grid` and `config` must outlive it.
+struct TrainingParts {
+  RunPrecision precision;
+  model::Segmenter model{nullptr};
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<LrSchedule> schedule;
+  std::unique_ptr<dist::GradientAverager> averager;
+  std::unique_ptr<LossScaler> scaler;
+  std::unique_ptr<TrainStep> step;
+};
+std::unique_ptr<TrainingParts> make_training_parts(const Config& config, const dist::ProcessGrid& grid,
+                                                   int64_t classes);
 
 }  // namespace spvit::train

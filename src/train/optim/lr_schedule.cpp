@@ -7,6 +7,17 @@
 
 namespace spvit::train {
 
+ScheduleOptions ScheduleOptions::from_config(const TrainConfig& train) {
+  ScheduleOptions s;
+  s.kind = train.schedule;
+  s.base_lr = train.lr;
+  s.min_lr = train.min_lr;
+  s.warmup_steps = train.warmup_steps;
+  s.total_steps = train.steps;
+  s.power = train.power;
+  return s;
+}
+
 LrSchedule::LrSchedule(ScheduleOptions options) : options_(std::move(options)) {
   const auto& o = options_;
   if (o.kind == "cosine") {

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "spvit/core/config.h"
+
 namespace spvit::train {
 
 struct ScheduleOptions {
@@ -10,6 +12,9 @@ struct ScheduleOptions {
   double base_lr = 1e-3, min_lr = 0.0;
   int64_t warmup_steps = 0, total_steps = 1000;
   double power = 1.0;  // polynomial only
+
+  // train.schedule, lr, min_lr, warmup_steps, steps (the total), power.
+  static ScheduleOptions from_config(const TrainConfig& train);
 };
 
 // lr_at(step), where step = optimiser steps already taken (0 for the first update):

@@ -12,10 +12,10 @@
 #include "spvit/core/timer.h"
 #include "spvit/dist/communicator.h"
 
-namespace spvit::bench {
+namespace spvit::dist {
 
 struct CommStats {
-  static constexpr size_t kOps = static_cast<size_t>(dist::CollectiveOp::kCount);
+  static constexpr size_t kOps = static_cast<size_t>(CollectiveOp::kCount);
   std::array<int64_t, kOps> calls{}, bytes{};
   std::array<double, kOps> seconds{};
   // Adds what happened between the snapshots `before` and `after` of some stats.
@@ -33,49 +33,49 @@ struct CommStats {
   }
 };
 
-class TimedCommunicator : public dist::Communicator {
+class TimedCommunicator : public Communicator {
  public:
   // `stats` may be shared by several communicators (their duplicates share it too).
-  TimedCommunicator(dist::CommPtr inner, std::shared_ptr<CommStats> stats)
+  TimedCommunicator(CommPtr inner, std::shared_ptr<CommStats> stats)
       : Communicator(inner->name(), inner->timeout_seconds()), inner_(std::move(inner)), stats_(std::move(stats)) {}
 
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
 
-  dist::WorkPtr all_gather(const torch::Tensor& input, torch::Tensor& output,
+  WorkPtr all_gather(const torch::Tensor& input, torch::Tensor& output,
                            const std::vector<int64_t>& counts) override {
-    return timed(dist::CollectiveOp::AllGather, [&] { return inner_->all_gather(input, output, counts); });
+    return timed(CollectiveOp::AllGather, [&] { return inner_->all_gather(input, output, counts); });
   }
-  dist::WorkPtr reduce_scatter(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
-                               dist::ReduceOp op) override {
-    return timed(dist::CollectiveOp::ReduceScatter, [&] { return inner_->reduce_scatter(input, output, counts, op); });
+  WorkPtr reduce_scatter(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts,
+                               ReduceOp op) override {
+    return timed(CollectiveOp::ReduceScatter, [&] { return inner_->reduce_scatter(input, output, counts, op); });
   }
-  dist::WorkPtr all_reduce(torch::Tensor& tensor, dist::ReduceOp op) override {
-    return timed(dist::CollectiveOp::AllReduce, [&] { return inner_->all_reduce(tensor, op); });
+  WorkPtr all_reduce(torch::Tensor& tensor, ReduceOp op) override {
+    return timed(CollectiveOp::AllReduce, [&] { return inner_->all_reduce(tensor, op); });
   }
-  dist::WorkPtr reduce(torch::Tensor& tensor, int root, dist::ReduceOp op) override {
-    return timed(dist::CollectiveOp::Reduce, [&] { return inner_->reduce(tensor, root, op); });
+  WorkPtr reduce(torch::Tensor& tensor, int root, ReduceOp op) override {
+    return timed(CollectiveOp::Reduce, [&] { return inner_->reduce(tensor, root, op); });
   }
-  dist::WorkPtr broadcast(torch::Tensor& tensor, int root) override {
-    return timed(dist::CollectiveOp::Broadcast, [&] { return inner_->broadcast(tensor, root); });
+  WorkPtr broadcast(torch::Tensor& tensor, int root) override {
+    return timed(CollectiveOp::Broadcast, [&] { return inner_->broadcast(tensor, root); });
   }
-  dist::WorkPtr send(const torch::Tensor& tensor, int dst, int tag) override {
-    return timed(dist::CollectiveOp::Send, [&] { return inner_->send(tensor, dst, tag); });
+  WorkPtr send(const torch::Tensor& tensor, int dst, int tag) override {
+    return timed(CollectiveOp::Send, [&] { return inner_->send(tensor, dst, tag); });
   }
-  dist::WorkPtr recv(torch::Tensor& tensor, int src, int tag) override {
-    return timed(dist::CollectiveOp::Recv, [&] { return inner_->recv(tensor, src, tag); });
+  WorkPtr recv(torch::Tensor& tensor, int src, int tag) override {
+    return timed(CollectiveOp::Recv, [&] { return inner_->recv(tensor, src, tag); });
   }
-  dist::WorkPtr barrier() override {
-    return timed(dist::CollectiveOp::Barrier, [&] { return inner_->barrier(); });
+  WorkPtr barrier() override {
+    return timed(CollectiveOp::Barrier, [&] { return inner_->barrier(); });
   }
   std::shared_ptr<Communicator> duplicate(const std::string& name) const override {
     return std::make_shared<TimedCommunicator>(inner_->duplicate(name), stats_);
   }
 
  private:
-  class TimedWork : public dist::Work {
+  class TimedWork : public Work {
    public:
-    TimedWork(dist::WorkPtr inner, std::shared_ptr<CommStats> stats, size_t op)
+    TimedWork(WorkPtr inner, std::shared_ptr<CommStats> stats, size_t op)
         : inner_(std::move(inner)), stats_(std::move(stats)), op_(op) {}
     void wait() override {
       Stopwatch watch;
@@ -85,13 +85,13 @@ class TimedCommunicator : public dist::Communicator {
     bool is_completed() override { return inner_->is_completed(); }
 
    private:
-    dist::WorkPtr inner_;
+    WorkPtr inner_;
     std::shared_ptr<CommStats> stats_;
     size_t op_;
   };
 
   template <typename Issue>
-  dist::WorkPtr timed(dist::CollectiveOp op, Issue&& issue) {
+  WorkPtr timed(CollectiveOp op, Issue&& issue) {
     const auto k = static_cast<size_t>(op);
     const int64_t calls = inner_->counters().calls[k], bytes = inner_->counters().bytes[k];
     Stopwatch watch;
@@ -102,8 +102,8 @@ class TimedCommunicator : public dist::Communicator {
     return std::make_shared<TimedWork>(std::move(work), stats_, k);
   }
 
-  dist::CommPtr inner_;
+  CommPtr inner_;
   std::shared_ptr<CommStats> stats_;
 };
 
-}  // namespace spvit::bench
+}  // namespace spvit::dist
