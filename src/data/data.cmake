@@ -1,10 +1,10 @@
 # The data layer (docs/architecture.md, "Dependencies between layers"): datasets (synthetic, image folder, HDF5),
-# augmentation, the loader.
+# augmentation, the loader, token sampling (patch layouts of samples: links the patch layer).
 # Included from src/CMakeLists.txt, so paths are relative to src/.
 spvit_add_library(spvit_data
   SOURCES data/dataset.cpp data/procedural.cpp data/synthetic_pathology.cpp data/synthetic_mri.cpp data/augment.cpp
-          data/hdf5_dataset.cpp data/image_folder.cpp data/loader.cpp data/sources.cpp
-  DEPS spvit_core nlohmann_json::nlohmann_json ${HDF5_C_LIBRARIES} Threads::Threads)
+          data/hdf5_dataset.cpp data/image_folder.cpp data/loader.cpp data/sources.cpp data/token_sampling.cpp
+  DEPS spvit_core spvit_patch nlohmann_json::nlohmann_json ${HDF5_C_LIBRARIES} Threads::Threads)
 # HDF5's include dirs only (not its compile definitions: every target must keep the flags of the shared PCH).
 target_include_directories(spvit_data SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS})
 if(SPVIT_HAVE_OPENCV)

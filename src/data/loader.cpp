@@ -46,9 +46,10 @@ std::vector<int64_t> shard_indices(int64_t size, const LoaderOptions& options, i
   return mine;
 }
 
-Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for, ReadFn read)
-    : dataset_(std::move(dataset)), options_(options), region_for_(std::move(region_for)), read_(std::move(read)) {
+Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for)
+    : dataset_(std::move(dataset)), options_(std::move(options)), region_for_(std::move(region_for)) {
   SPVIT_CHECK(dataset_ != nullptr, "Loader: no dataset");
+  SPVIT_CHECK(!(options_.tokens && region_for_), "Loader: a token loader reads its own token range, not a region");
   check_options(options_);
   if (batches_per_epoch() < 1) {
     SPVIT_THROW(ConfigError, "loader: ", dataset_->describe(), " has ", dataset_->size(), " samples, too few for ",
@@ -101,8 +102,8 @@ Batch Loader::load_batch(int64_t epoch, int64_t step, const std::vector<int64_t>
       const auto full = dataset_->spatial_shape(index);
       const auto region = region_for_ ? region_for_(index, full) : std::nullopt;
       Sample s;
-      if (read_) {
-        s = read_(*dataset_, index, draw);
+      if (options_.tokens) {
+        s = read_token_sample(*dataset_, index, draw, *options_.tokens);
       } else if (!options_.augment) {
         s = dataset_->read(index, region);
       } else if (region) {

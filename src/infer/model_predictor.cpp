@@ -12,13 +12,13 @@
 #include "spvit/train/forward.h"
 #include "spvit/train/model_loading.h"
 #include "spvit/train/precision.h"
-#include "spvit/train/token_samples.h"
+#include "spvit/data/token_sampling.h"
 
 namespace spvit::infer {
 namespace {
 
 // One tile as a one-sample dataset, so that the training code plans its layout and extracts its tokens
-// (train::read_token_sample) exactly as for a training sample.
+// (data::read_token_sample) exactly as for a training sample.
 class TileDataset : public data::Dataset {
  public:
   TileDataset(torch::Tensor image, int64_t classes) : image_(std::move(image)), classes_(classes) {}
@@ -46,12 +46,12 @@ class TileDataset : public data::Dataset {
 // by one; the token tiles are pasted back to pixels (patch::paste_range), as spvit eval does.
 torch::Tensor predict_tiles_decoder(model::Segmenter& model, const Config& config, int64_t classes,
                                     const torch::Tensor& rgb, const train::RunPrecision& precision) {
-  const auto sampling = train::LayoutSampling::from_config(config, 1, 0);
+  const auto sampling = data::LayoutSampling::from_config(config, 1, 0);
   std::vector<torch::Tensor> out;
   for (int64_t b = 0; b < rgb.size(0); ++b) {
     TileDataset tile(rgb[b].permute({1, 2, 0}).contiguous(), classes);
-    const auto sample = train::read_token_sample(tile, 0, data::AugmentDraw{}, sampling, /*keep_box=*/false);
-    const auto& ts = train::token_sample(sample);
+    const auto sample = data::read_token_sample(tile, 0, data::AugmentDraw{}, sampling, /*keep_box=*/false);
+    const auto& ts = data::token_sample(sample);
     const auto tiles = train::forward_tokens(model, ts, nullptr, 1, 0, precision);
     const int64_t n = ts.end - ts.begin;
     auto logits = patch::paste_range(tiles[0].reshape({n, -1}).to(torch::kCPU, torch::kFloat32), *ts.layout, ts.begin,

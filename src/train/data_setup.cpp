@@ -3,7 +3,6 @@
 #include "spvit/core/error.h"
 #include "spvit/data/sources.h"
 #include "spvit/model/decoder.h"
-#include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 
@@ -63,11 +62,8 @@ std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset
   o.drop_last = training;
   if (!model::decoders().at(c.model.decoder).uniform_bands) {
     // Layout tokens: every rank plans the sample's layout (the same on the group) and keeps its own tokens.
-    const auto sampling = LayoutSampling::from_config(c, grid.seq_size(), grid.seq_index());
-    auto read = [sampling](const data::Dataset& ds, int64_t index, const data::AugmentDraw& draw) {
-      return read_token_sample(ds, index, draw, sampling);
-    };
-    return std::make_unique<data::Loader>(std::move(dataset), o, nullptr, read);
+    o.tokens = data::LayoutSampling::from_config(c, grid.seq_size(), grid.seq_index());
+    return std::make_unique<data::Loader>(std::move(dataset), o);
   }
   auto region = [c, &grid](int64_t, const std::vector<int64_t>& shape) -> std::optional<data::Region> {
     return band_pixels(bands_for(shape, c, grid));

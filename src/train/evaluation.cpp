@@ -17,7 +17,7 @@
 #include "spvit/train/data_setup.h"
 #include "spvit/train/forward.h"
 #include "spvit/train/precision.h"
-#include "spvit/train/token_samples.h"
+#include "spvit/data/token_sampling.h"
 #if SPVIT_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -120,12 +120,12 @@ void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_
 
 // Layout tokens + tile decoder: each sequence rank decodes its tokens and pastes their tiles into its pixel box;
 // the pixels its leaves cover are counted (each pixel by exactly one rank).
-void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const LayoutSampling& sampling,
+void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const data::LayoutSampling& sampling,
                     const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
                     SegmentationCounts& total, std::string& write_error) {
   const auto dtype = precision.param_dtype;
-  const auto sample = read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
-  const auto& ts = token_sample(sample);
+  const auto sample = data::read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
+  const auto& ts = data::token_sample(sample);
   const auto tiles =
       forward_tokens(model, ts, grid.seq(), grid.seq_size(), grid.seq_index(), precision).to(torch::kCPU);
   const int64_t n = ts.end - ts.begin, K = dataset.num_classes();
@@ -164,7 +164,7 @@ SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& datase
   total.tp = torch::zeros({dataset.num_classes()}, torch::kFloat64);
   total.fp = total.tp.clone();
   total.fn = total.tp.clone();
-  const auto sampling = LayoutSampling::from_config(config, grid.seq_size(), grid.seq_index());
+  const auto sampling = data::LayoutSampling::from_config(config, grid.seq_size(), grid.seq_index());
   const auto precision = RunPrecision::from_config(config, model->parameters()[0].device());
   // An overlay that cannot be written (disk full) must not leave the other ranks waiting in a collective: the
   // writer records the error, evaluation goes on, and all ranks agree on it at the end.

@@ -22,7 +22,7 @@ torch::Tensor forward_band(model::Segmenter& model, const torch::Tensor& images,
   return logits.to(precision.param_dtype);
 }
 
-torch::Tensor forward_tokens(model::Segmenter& model, const TokenSample& sample, const dist::CommPtr& seq,
+torch::Tensor forward_tokens(model::Segmenter& model, const data::TokenSample& sample, const dist::CommPtr& seq,
                              int seq_size, int seq_index, const RunPrecision& precision) {
   const auto& dev = precision.device;
   const auto meta = patch::token_metadata(*sample.layout, sample.begin, sample.end);

@@ -50,4 +50,12 @@ LossParts segmentation_loss(const torch::Tensor& logits, const torch::Tensor& ta
   return parts;
 }
 
+LossParts tile_loss(const torch::Tensor& tiles, const torch::Tensor& target, const torch::Tensor& weight, double pixels,
+                    const dist::CommPtr& seq, const LossOptions& options) {
+  SPVIT_CHECK(tiles.dim() >= 5 && tiles.dim() == target.dim() + 1, "tile loss: tiles [B, L_s, K, P, ...] and target "
+              "[B, L_s, P, ...] expected, got ", tiles.sizes(), " and ", target.sizes());
+  // [B, L_s, K, tile...] -> [B, K, L_s, tile...]: the class dimension where segmentation_loss expects it.
+  return segmentation_loss(tiles.transpose(1, 2), target, pixels, seq, options, weight);
+}
+
 }  // namespace spvit::train

@@ -8,7 +8,6 @@
 #include "spvit/train/forward.h"
 #include "spvit/train/losses.h"
 #include "spvit/train/model_loading.h"
-#include "spvit/train/token_samples.h"
 
 namespace spvit::train {
 namespace {
@@ -66,7 +65,7 @@ TrainStep::BatchLoss TrainStep::tile_loss_of(const data::Batch& batch) {
   const double B = static_cast<double>(batch.samples.size());
   mark(StepPhase::Batch);
   for (const auto& sample : batch.samples) {
-    const auto& ts = token_sample(sample);
+    const auto& ts = data::token_sample(sample);
     const auto& dev = precision_.device;
     const auto tiles = forward_tokens(model_, ts, grid_.seq(), grid_.seq_size(), grid_.seq_index(), precision_);
     mark(StepPhase::Forward);

@@ -14,7 +14,7 @@
 #include "spvit/train/config_check.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
-#include "spvit/train/token_samples.h"
+#include "spvit/data/token_sampling.h"
 #include "spvit/train/trainer.h"
 
 namespace spvit::train {
@@ -105,7 +105,7 @@ TEST(AdaptiveTrainer, LayoutsAreAdaptiveWithEmptySlots) {
   for (const auto& overrides : {kAdaptive2D, kAdaptive3D}) {
     const auto c = tiny_config("/tmp/unused", 1, overrides);
     const auto data = open_datasets(c);
-    const auto layout = plan_layout(*data.train, 0, {}, LayoutSampling::from_config(c, 1, 0));
+    const auto layout = data::plan_layout(*data.train, 0, {}, data::LayoutSampling::from_config(c, 1, 0));
     std::set<int64_t> sides;
     for (int64_t i = 0; i < layout.length(); ++i) {
       if (!layout.empty_slot(i)) sides.insert(layout.side[static_cast<size_t>(i)]);

@@ -11,10 +11,15 @@
 #include "spvit/patch/patcher.h"
 #include "spvit/train/losses.h"
 #include "spvit/train/progress.h"
-#include "spvit/train/token_samples.h"
+#include "spvit/data/token_sampling.h"
+#include "spvit/train/losses.h"
 
 namespace spvit::train {
 namespace {
+
+using data::LayoutSampling;  // token sampling lives in the data layer
+using data::plan_layout;
+using data::tile_targets;
 
 // An adaptive layout of a random image of `spatial` pixels (image sides need not be multiples of the leaves:
 // leaves then cross the border into the padding).

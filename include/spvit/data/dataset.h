@@ -34,11 +34,7 @@ void check_region(const Region& region, const std::vector<int64_t>& shape, const
 // Rows [begin, end) of `dim`, the rest whole: the band a sequence rank of a uniform layout needs.
 Region band_region(const std::vector<int64_t>& shape, int dim, int64_t begin, int64_t end);
 
-// What a custom loader read (Loader::ReadFn) adds to a sample, e.g. the trainer's adaptive-layout tokens; the data
-// layer only carries it.
-struct SampleAttachment {
-  virtual ~SampleAttachment() = default;
-};
+struct TokenSample;  // token_sampling.h
 
 struct Sample {
   torch::Tensor image;   // float32 [H, W, C] (2D) or [D, H, W, C] (3D), roughly in [0, 1]
@@ -46,7 +42,9 @@ struct Sample {
   Region region;         // which part of the full sample this holds (the whole sample if no region was asked)
   std::vector<int64_t> full_shape;  // spatial shape of the full sample
   std::string id;
-  std::shared_ptr<const SampleAttachment> attachment;  // null unless a custom read added one
+  // This rank's layout tokens and their targets, for token decoders (a loader with LoaderOptions::tokens; see
+  // token_sampling.h); null otherwise.
+  std::shared_ptr<const TokenSample> tokens;
 };
 
 // The part `region` (absolute coordinates, inside sample.region) of a sample; shares memory with it.

@@ -21,6 +21,7 @@
 
 #include "spvit/data/augment.h"
 #include "spvit/data/dataset.h"
+#include "spvit/data/token_sampling.h"
 
 namespace spvit::data {
 
@@ -35,6 +36,9 @@ struct LoaderOptions {
   bool augment = false;
   AugmentOptions augment_options;
   bool drop_last = true;
+  // Token decoders: plan each (augmented) sample's patch layout and deliver this rank's tokens in Sample::tokens
+  // (read_token_sample) instead of pixels.
+  std::optional<LayoutSampling> tokens;
 };
 
 struct Batch {
@@ -53,11 +57,8 @@ std::vector<int64_t> shard_indices(int64_t size, const LoaderOptions& options, i
 class Loader {
  public:
   using RegionFn = std::function<std::optional<Region>(int64_t index, const std::vector<int64_t>& full_shape)>;
-  // Replaces the default read (region_for + augmentation) of one sample, e.g. to plan an adaptive layout and keep
-  // only this rank's tokens. Called from the worker threads with the sample's augmentation draw.
-  using ReadFn = std::function<Sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw)>;
-  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for = nullptr,
-         ReadFn read = nullptr);
+  // `region_for` (pixel samples only): the part of each sample this rank reads, e.g. its band of token rows.
+  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for = nullptr);
   ~Loader();  // stops workers cleanly (waits for the reads in progress)
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -79,7 +80,6 @@ class Loader {
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
   RegionFn region_for_;
-  ReadFn read_;
 
   std::mutex mutex_;
   std::condition_variable work_ready_;   // workers wait for a task (or stop)

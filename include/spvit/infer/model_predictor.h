@@ -33,7 +33,7 @@ int64_t default_tile(const LoadedModel& model);
 // Checks that `tile` suits the model (a multiple of the patch; with a learned grid position table, the trained
 // size) and returns the predictor, softmax over classes: unetr models run forward_uniform on each batch of tiles;
 // tile-decoder models plan each tile's layout with the checkpoint's patcher (uniform or adaptive, data.patcher),
-// run forward_tiles and paste the token tiles back to pixels (train::read_token_sample, patch::paste_range).
+// run forward_tiles and paste the token tiles back to pixels (data::read_token_sample, patch::paste_range).
 // With `seq` (a sequence group of seq_size ranks, unetr only), every rank of the group is called with the same
 // tiles, runs forward_uniform on its band of token rows (the same sequence-parallel model code as training) and the
 // group all-gathers the probability rows, so every rank returns the whole tiles.

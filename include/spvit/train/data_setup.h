@@ -27,7 +27,7 @@ model::UniformBands bands_for(const std::vector<int64_t>& shape, const Config& c
 data::Region band_pixels(const model::UniformBands& bands);
 
 // A loader over `dataset` for this rank: sharded over data groups, reading only this rank's band (unetr) or, for
-// the tile decoder, delivering samples that carry this rank's layout tokens (train::token_sample).
+// the tile decoder, delivering samples that carry this rank's layout tokens (data::token_sample).
 std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset, const Config& config,
                                           const dist::ProcessGrid& grid, bool training);
 

@@ -7,7 +7,7 @@
 #include "spvit/dist/communicator.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/precision.h"
-#include "spvit/train/token_samples.h"
+#include "spvit/data/token_sampling.h"
 
 namespace spvit::train {
 
@@ -19,7 +19,7 @@ torch::Tensor forward_band(model::Segmenter& model, const torch::Tensor& images,
 
 // Token decoders: this rank's tokens of one sample -> logit tiles [1, L_s, classes, P, P(, P)]. The sample's layout
 // gives the positional metadata and the empty slots; `seq` (seq_size ranks, this one seq_index) the context.
-torch::Tensor forward_tokens(model::Segmenter& model, const TokenSample& sample, const dist::CommPtr& seq,
+torch::Tensor forward_tokens(model::Segmenter& model, const data::TokenSample& sample, const dist::CommPtr& seq,
                              int seq_size, int seq_index, const RunPrecision& precision);
 
 }  // namespace spvit::train

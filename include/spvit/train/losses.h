@@ -31,4 +31,10 @@ LossParts segmentation_loss(const torch::Tensor& logits, const torch::Tensor& ta
                             const dist::CommPtr& seq, const LossOptions& options = {},
                             const torch::Tensor& weight = {});
 
+// CE + soft Dice of tile logits [B, L_s, K, P, P(, P)] against tile targets [B, L_s, P, P(, P)] weighted by
+// `weight`, normalised by the sample's `pixels` (see segmentation_loss: the group's shares sum to the sample loss).
+// The targets and weights are data::TokenSample's (data/token_sampling.h).
+LossParts tile_loss(const torch::Tensor& tiles, const torch::Tensor& target, const torch::Tensor& weight, double pixels,
+                    const dist::CommPtr& seq, const LossOptions& options);
+
 }  // namespace spvit::train

@@ -1,4 +1,4 @@
-#include "spvit/train/token_samples.h"
+#include "spvit/data/token_sampling.h"
 
 #include <cmath>
 #include <tuple>
@@ -7,36 +7,36 @@
 #include "spvit/patch/extract.h"
 #include "spvit/patch/patcher.h"
 
-namespace spvit::train {
+namespace spvit::data {
 namespace {
 
 // Elements of one band read while planning on a shrunk sample (image + mask of the band are held at once).
 constexpr int64_t kBandElements = int64_t{1} << 22;
 
 // `region` (tensor order) of sample `index` after augmentation: only its preimage is read.
-data::Sample read_augmented(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
-                            const data::Region& region) {
+Sample read_augmented(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                            const Region& region) {
   const auto full = dataset.spatial_shape(index);
-  return data::apply_augmentation_to_region(dataset.read(index, data::preimage(region, draw, full)), draw, region,
+  return apply_augmentation_to_region(dataset.read(index, preimage(region, draw, full)), draw, region,
                                             full);
 }
 
 // The patcher for one sample: the configured one with the draw's threshold scale applied.
-std::unique_ptr<patch::Patcher> sample_patcher(patch::PatcherOptions options, const data::AugmentDraw& draw) {
+std::unique_ptr<patch::Patcher> sample_patcher(patch::PatcherOptions options, const AugmentDraw& draw) {
   options.scoring.canny_low *= draw.threshold_scale;
   options.scoring.canny_high *= draw.threshold_scale;
   return patch::make_patcher(options);
 }
 
 // The augmented sample shrunk by f per axis (area average), read band by band of f-multiple rows.
-torch::Tensor shrunk_sample(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw, int64_t f) {
+torch::Tensor shrunk_sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw, int64_t f) {
   const auto full = dataset.spatial_shape(index);
   const int d = static_cast<int>(full.size());
   std::vector<int64_t> small;
   int64_t row_elements = dataset.channels();
   for (int k = 0; k < d; ++k) {
     if (full[k] % f != 0) {
-      SPVIT_THROW(DataError, "sample ", index, " of shape ", data::shape_string(full),
+      SPVIT_THROW(DataError, "sample ", index, " of shape ", shape_string(full),
                   " cannot be shrunk by data.patcher.score_downsample = ", f, ": every side must be a multiple of it");
     }
     small.push_back(full[k] / f);
@@ -47,7 +47,7 @@ torch::Tensor shrunk_sample(const data::Dataset& dataset, int64_t index, const d
   const int64_t rows = std::max<int64_t>(1, kBandElements / row_elements / f) * f;
   for (int64_t r0 = 0; r0 < full[0]; r0 += rows) {
     const int64_t n = std::min(rows, full[0] - r0);
-    auto band = read_augmented(dataset, index, draw, data::band_region(full, 0, r0, n + r0)).image;
+    auto band = read_augmented(dataset, index, draw, band_region(full, 0, r0, n + r0)).image;
     std::vector<int64_t> blocks{n / f, f};
     std::vector<int64_t> axes{1};
     for (int k = 1; k < d; ++k) {
@@ -74,9 +74,9 @@ patch::PatchLayout scaled_layout(patch::PatchLayout small, int64_t f, const std:
   return small;
 }
 
-// data::Region (tensor order) of a box given in coordinate order.
-data::Region tensor_region(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi) {
-  data::Region r;
+// Region (tensor order) of a box given in coordinate order.
+Region tensor_region(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi) {
+  Region r;
   r.begin.assign(lo.rbegin(), lo.rend());
   r.end.assign(hi.rbegin(), hi.rend());
   return r;
@@ -105,8 +105,8 @@ LayoutSampling LayoutSampling::from_config(const Config& c, int seq_size, int se
   return s;
 }
 
-patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
-                               const LayoutSampling& sampling, data::Sample* whole) {
+patch::PatchLayout plan_layout(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                               const LayoutSampling& sampling, Sample* whole) {
   const auto full = dataset.spatial_shape(index);
   const auto& o = sampling.patcher;
   if (!patch::patchers().at(o.kind).adaptive) {  // the grid depends on the size only: nothing to read
@@ -115,7 +115,7 @@ patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, cons
   }
   const int64_t f = sampling.score_downsample;
   if (f == 1) {
-    auto sample = read_augmented(dataset, index, draw, data::full_region(full));
+    auto sample = read_augmented(dataset, index, draw, full_region(full));
     auto layout = sample_patcher(o, draw)->plan(sample.image, static_cast<uint64_t>(index));
     if (whole) *whole = std::move(sample);
     return layout;
@@ -176,9 +176,9 @@ std::pair<torch::Tensor, torch::Tensor> tile_targets(const torch::Tensor& mask_c
   return {target, w};
 }
 
-data::Sample read_token_sample(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
+Sample read_token_sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
                                const LayoutSampling& sampling, bool keep_box) {
-  data::Sample whole;
+  Sample whole;
   auto layout = std::make_shared<const patch::PatchLayout>(plan_layout(dataset, index, draw, sampling, &whole));
   const auto segments = patch::sequence_segments(*layout, sampling.seq_size);
   const auto& segment = segments.at(static_cast<size_t>(sampling.seq_rank));
@@ -190,14 +190,14 @@ data::Sample read_token_sample(const data::Dataset& dataset, int64_t index, cons
   ts->hi = segment.hi;
   ts->pixels = static_cast<double>(layout->num_pixels());
 
-  data::Sample out;
+  Sample out;
   out.full_shape = dataset.spatial_shape(index);
   out.region = tensor_region(segment.lo, segment.hi);
   out.id = "sample_" + std::to_string(index);
   const int64_t n = segment.end - segment.begin;
   if (segment.box_volume() > 0) {
     // The box of this rank's leaves: a view of the whole sample when it was read for planning, else read now.
-    data::Sample box = whole.image.defined() ? data::crop(whole, out.region)
+    Sample box = whole.image.defined() ? crop(whole, out.region)
                                               : read_augmented(dataset, index, draw, out.region);
     ts->tokens = patch::extract_range(box.image, segment.lo, *layout, segment.begin, segment.end);
     std::tie(ts->target, ts->weight) = tile_targets(box.mask, segment.lo, *layout, segment.begin, segment.end);
@@ -214,23 +214,14 @@ data::Sample read_token_sample(const data::Dataset& dataset, int64_t index, cons
         tile_targets(torch::zeros(std::vector<int64_t>(static_cast<size_t>(layout->spatial_dims), 0), torch::kLong),
                      segment.lo, *layout, segment.begin, segment.end);
   }
-  out.attachment = std::move(ts);
+  out.tokens = std::move(ts);
   return out;
 }
 
-const TokenSample& token_sample(const data::Sample& sample) {
-  const auto* ts = dynamic_cast<const TokenSample*>(sample.attachment.get());
-  SPVIT_CHECK(ts != nullptr, "sample '", sample.id, "' carries no layout tokens (the tile decoder needs the loader's "
-              "token read, see train::make_loader)");
-  return *ts;
+const TokenSample& token_sample(const Sample& sample) {
+  SPVIT_CHECK(sample.tokens != nullptr, "sample '", sample.id, "' carries no layout tokens (the tile decoder needs a "
+              "loader with LoaderOptions::tokens, see train::make_loader)");
+  return *sample.tokens;
 }
 
-LossParts tile_loss(const torch::Tensor& tiles, const torch::Tensor& target, const torch::Tensor& weight, double pixels,
-                    const dist::CommPtr& seq, const LossOptions& options) {
-  SPVIT_CHECK(tiles.dim() >= 5 && tiles.dim() == target.dim() + 1, "tile loss: tiles [B, L_s, K, P, ...] and target "
-              "[B, L_s, P, ...] expected, got ", tiles.sizes(), " and ", target.sizes());
-  // [B, L_s, K, tile...] -> [B, K, L_s, tile...]: the class dimension where segmentation_loss expects it.
-  return segmentation_loss(tiles.transpose(1, 2), target, pixels, seq, options, weight);
-}
-
-}  // namespace spvit::train
+}  // namespace spvit::data

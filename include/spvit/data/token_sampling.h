@@ -1,4 +1,5 @@
-// Samples as the token sequence of a patch layout, for the tile decoder (adaptive quadtree/octree or uniform layouts).
+// Samples as the token sequence of a patch layout, for the tile decoder (adaptive quadtree/octree or uniform layouts):
+// the data layer reads and tokenises, the trainer consumes (the loader delivers these with LoaderOptions::tokens).
 //
 // Every rank of a sequence group plans the same layout of the same (augmented) sample — the patcher is
 // deterministic and the augmentation draw is a function of (seed, epoch, index) — and then reads only the pixel box
@@ -18,12 +19,10 @@
 #include "spvit/core/config.h"
 #include "spvit/data/augment.h"
 #include "spvit/data/dataset.h"
-#include "spvit/dist/communicator.h"
 #include "spvit/patch/layout.h"
 #include "spvit/patch/patcher.h"
-#include "spvit/train/losses.h"
 
-namespace spvit::train {
+namespace spvit::data {
 
 // How samples are turned into layouts and which token range this rank keeps.
 struct LayoutSampling {
@@ -34,8 +33,8 @@ struct LayoutSampling {
   static LayoutSampling from_config(const Config& config, int seq_size, int seq_rank);
 };
 
-// This rank's part of one sample; carried by data::Sample::attachment from the loader to the trainer.
-struct TokenSample : data::SampleAttachment {
+// This rank's part of one sample; carried by Sample::tokens from the loader to the trainer.
+struct TokenSample {
   std::shared_ptr<const patch::PatchLayout> layout;  // the whole sample's layout, the same on the sequence group
   int64_t begin = 0, end = 0;     // this rank's tokens [begin, end)
   std::vector<int64_t> lo, hi;    // the pixel box they cover, coordinate order (x, y[, z]); lo == hi if none
@@ -46,19 +45,19 @@ struct TokenSample : data::SampleAttachment {
 };
 
 // Plans the layout of sample `index` augmented by `draw`, reads this rank's pixel box and extracts its tokens and
-// targets. The returned sample holds the TokenSample in `attachment`, its box in `region` and, when `keep_box` (for
+// targets. The returned sample holds the TokenSample in `tokens`, its box in `region` and, when `keep_box` (for
 // evaluation), the box's image and mask; otherwise image and mask are undefined.
-data::Sample read_token_sample(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
-                               const LayoutSampling& sampling, bool keep_box = false);
+Sample read_token_sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw, const LayoutSampling& sampling,
+                         bool keep_box = false);
 
-// The TokenSample a sample carries; throws Error when it has none (a loader without the token read).
-const TokenSample& token_sample(const data::Sample& sample);
+// The TokenSample a sample carries; throws Error when it has none (a loader without LoaderOptions::tokens).
+const TokenSample& token_sample(const Sample& sample);
 
 // The layout of the whole sample `index` augmented by `draw`, as every rank of the group plans it. With
 // score_downsample 1 the sample is read whole (and returned in `whole` when given); otherwise it is read band by
 // band, each band shrunk, and the layout planned on the shrunk sample is scaled back (no leaf below the factor).
-patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, const data::AugmentDraw& draw,
-                               const LayoutSampling& sampling, data::Sample* whole = nullptr);
+patch::PatchLayout plan_layout(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                               const LayoutSampling& sampling, Sample* whole = nullptr);
 
 // Labels [n, P, P(, P)] (nearest) and pixel weights (float64) of the tile cells of tokens [begin, end) from
 // `mask_crop`, the part of the mask whose first pixel is at `origin` (coordinate order); the crop must cover the
@@ -66,9 +65,4 @@ patch::PatchLayout plan_layout(const data::Dataset& dataset, int64_t index, cons
 std::pair<torch::Tensor, torch::Tensor> tile_targets(const torch::Tensor& mask_crop, const std::vector<int64_t>& origin,
                                                      const patch::PatchLayout& layout, int64_t begin, int64_t end);
 
-// CE + soft Dice of tile logits [B, L_s, K, P, P(, P)] against tile targets [B, L_s, P, P(, P)] weighted by
-// `weight`, normalised by the sample's `pixels` (see segmentation_loss: the group's shares sum to the sample loss).
-LossParts tile_loss(const torch::Tensor& tiles, const torch::Tensor& target, const torch::Tensor& weight, double pixels,
-                    const dist::CommPtr& seq, const LossOptions& options);
-
-}  // namespace spvit::train
+}  // namespace spvit::data
