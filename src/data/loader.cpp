@@ -46,6 +46,22 @@ std::vector<int64_t> shard_indices(int64_t size, const LoaderOptions& options, i
   return mine;
 }
 
+LoaderOptions LoaderOptions::from_config(const Config& c, int data_rank, int data_size, bool training) {
+  LoaderOptions o;
+  o.workers = static_cast<int>(c.data.workers);
+  o.prefetch = static_cast<int>(c.data.prefetch);
+  o.shuffle = training;
+  o.seed = c.seed;
+  o.data_rank = data_rank;
+  o.data_size = data_size;
+  o.batch_size = training ? c.train.batch_size : 1;
+  o.augment = training && c.data.augment;
+  o.augment_options.color_jitter = c.data.color_jitter;
+  o.augment_options.threshold_jitter = c.data.patcher.threshold_jitter;
+  o.drop_last = training;
+  return o;
+}
+
 Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options, RegionFn region_for)
     : dataset_(std::move(dataset)), options_(std::move(options)), region_for_(std::move(region_for)) {
   SPVIT_CHECK(dataset_ != nullptr, "Loader: no dataset");

@@ -85,21 +85,9 @@ Region tensor_region(const std::vector<int64_t>& lo, const std::vector<int64_t>&
 }  // namespace
 
 LayoutSampling LayoutSampling::from_config(const Config& c, int seq_size, int seq_rank) {
-  const auto& p = c.data.patcher;
   LayoutSampling s;
-  s.patcher.kind = p.kind;  // uniform | adaptive (quadtree in 2D, octree in 3D)
-  s.patcher.spatial_dims = c.model.spatial_dims;
-  s.patcher.patch = c.model.patch;
-  s.patcher.length = p.length;
-  s.patcher.min_side = p.min_side;
-  s.patcher.scorer = p.scorer;
-  s.patcher.order = "raster";  // uniform grids: the classic unfold order (and the grid table's)
-  s.patcher.scoring.blur_kernel = p.blur_kernel;
-  s.patcher.scoring.canny_low = p.canny_low;
-  s.patcher.scoring.canny_high = p.canny_high;
-  s.patcher.scoring.texture_window = p.texture_window;
-  s.patcher.scoring.seed = c.seed;
-  s.score_downsample = p.score_downsample;
+  s.patcher = patch::PatcherOptions::from_config(c.data.patcher, c.model, c.seed);
+  s.score_downsample = c.data.patcher.score_downsample;
   s.seq_size = seq_size;
   s.seq_rank = seq_rank;
   return s;

@@ -193,6 +193,23 @@ const Registry<PatcherEntry>& patchers() {
   return registry;
 }
 
+PatcherOptions PatcherOptions::from_config(const PatcherConfig& p, const ModelConfig& m, uint64_t seed) {
+  PatcherOptions o;
+  o.kind = p.kind;
+  o.spatial_dims = m.spatial_dims;
+  o.patch = m.patch;
+  o.length = p.length;
+  o.min_side = p.min_side;
+  o.scorer = p.scorer;
+  o.order = "raster";
+  o.scoring.blur_kernel = p.blur_kernel;
+  o.scoring.canny_low = p.canny_low;
+  o.scoring.canny_high = p.canny_high;
+  o.scoring.texture_window = p.texture_window;
+  o.scoring.seed = seed;
+  return o;
+}
+
 std::unique_ptr<Patcher> make_patcher(const PatcherOptions& o) {
   if (o.spatial_dims != 2 && o.spatial_dims != 3) {
     SPVIT_THROW(ConfigError, "patcher: spatial_dims must be 2 or 3, got ", o.spatial_dims);

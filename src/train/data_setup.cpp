@@ -48,18 +48,7 @@ data::Region band_pixels(const model::UniformBands& bands) { return {bands.pixel
 
 std::unique_ptr<data::Loader> make_loader(std::shared_ptr<data::Dataset> dataset, const Config& c,
                                           const dist::ProcessGrid& grid, bool training) {
-  data::LoaderOptions o;
-  o.workers = static_cast<int>(c.data.workers);
-  o.prefetch = static_cast<int>(c.data.prefetch);
-  o.shuffle = training;
-  o.seed = c.seed;
-  o.data_rank = grid.data_index();
-  o.data_size = grid.data_size();
-  o.batch_size = training ? c.train.batch_size : 1;
-  o.augment = training && c.data.augment;
-  o.augment_options.color_jitter = c.data.color_jitter;
-  o.augment_options.threshold_jitter = c.data.patcher.threshold_jitter;
-  o.drop_last = training;
+  auto o = data::LoaderOptions::from_config(c, grid.data_index(), grid.data_size(), training);
   if (!model::decoders().at(c.model.decoder).uniform_bands) {
     // Layout tokens: every rank plans the sample's layout (the same on the group) and keeps its own tokens.
     o.tokens = data::LayoutSampling::from_config(c, grid.seq_size(), grid.seq_index());

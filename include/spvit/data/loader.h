@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "spvit/core/config.h"
 #include "spvit/data/augment.h"
 #include "spvit/data/dataset.h"
 #include "spvit/data/token_sampling.h"
@@ -39,6 +40,11 @@ struct LoaderOptions {
   // Token decoders: plan each (augmented) sample's patch layout and deliver this rank's tokens in Sample::tokens
   // (read_token_sample) instead of pixels.
   std::optional<LayoutSampling> tokens;
+
+  // The loader a configuration asks for on data group `data_rank` of `data_size`: data.workers, prefetch, augment,
+  // color_jitter, patcher.threshold_jitter, seed; training shuffles, augments, drops the last partial batch and
+  // takes train.batch_size samples, evaluation none of that and one sample per batch. `tokens` stays unset.
+  static LoaderOptions from_config(const Config& config, int data_rank, int data_size, bool training);
 };
 
 struct Batch {

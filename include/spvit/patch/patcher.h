@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "spvit/core/config_visit.h"
+#include "spvit/core/config.h"
 #include "spvit/core/registry.h"
 #include "spvit/patch/layout.h"
 #include "spvit/patch/scorer.h"
@@ -31,17 +31,10 @@ struct PatcherOptions {
   std::string order = "zorder";   // uniform grid only: zorder or raster
   ScorerOptions scoring;
 
-  template <class V>
-  void visit(V& v) {
-    v.field("kind", kind, Range<std::string>{}, "patcher kind (patchers())");
-    v.field("spatial_dims", spatial_dims, Range<int64_t>{2, 3}, "2 for images, 3 for volumes");
-    v.field("patch", patch, Range<int64_t>{1, 4096}, "token tile side P");
-    v.field("length", length, Range<int64_t>{0, int64_t{1} << 40}, "fixed sequence length L");
-    v.field("min_side", min_side, Range<int64_t>{0, 4096}, "smallest leaf side (0 = P/4)");
-    v.field("scorer", scorer, Range<std::string>{}, "region scorer (scorers())");
-    v.choice("order", order, {"zorder", "raster"});
-    v.section("scoring", scoring);
-  }
+  // The patcher a configuration asks for: its schema is core's `data.patcher` section (PatcherConfig) with
+  // model.spatial_dims and model.patch, and the run's seed for the scorers' draws. Uniform grids use the raster
+  // order (the classic unfold order, and the grid table's).
+  static PatcherOptions from_config(const PatcherConfig& patcher, const ModelConfig& model, uint64_t seed);
 };
 
 class Patcher {

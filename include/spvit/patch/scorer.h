@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "spvit/core/config_visit.h"
 #include "spvit/core/registry.h"
 
 namespace spvit::patch {
@@ -30,9 +29,6 @@ struct ScorerOptions {
   uint64_t seed = 0;
   // texture: side of the blocks over which the local-binary-pattern histogram entropy is measured.
   int64_t texture_window = 16;
-
-  template <class V>
-  void visit(V& v);
 };
 
 // Summed-area table (summed-volume table in 3D) of an integer map, at the resolution of `cell`-sided cells: every
@@ -130,16 +126,5 @@ torch::Tensor lbp_codes(const torch::Tensor& gray);     // rotation-invariant un
 // Entropy (bits · 1024, rounded) of the LBP-code histogram of each window×window block (per slice), spread to the
 // block's pixels.
 torch::Tensor texture_map(const torch::Tensor& gray, int64_t window);
-
-template <class V>
-void ScorerOptions::visit(V& v) {
-  v.field("blur_kernel", blur_kernel, Range<int64_t>{1, 31}, "Gaussian blur kernel side before Canny (odd)");
-  v.field("blur_sigma", blur_sigma, Range<double>{0.0, 100.0}, "Gaussian sigma (0 = from the kernel)");
-  v.field("canny_low", canny_low, Range<double>{0.0, 10000.0}, "Canny low threshold");
-  v.field("canny_high", canny_high, Range<double>{0.0, 10000.0}, "Canny high threshold");
-  v.field("augment", augment, Range<bool>{}, "draw Canny thresholds and blur per sample");
-  v.field("seed", seed, Range<uint64_t>{}, "seed of the per-sample augmentation draws");
-  v.field("texture_window", texture_window, Range<int64_t>{2, 4096}, "block side of the LBP entropy");
-}
 
 }  // namespace spvit::patch
