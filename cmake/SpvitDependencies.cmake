@@ -1,5 +1,5 @@
-# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, HDF5. Optional (SPVIT_WITH_<X>): CUDA (from LibTorch), NCCL,
-# OpenCV, OpenSlide, libtiff.
+# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, nlohmann-json, HDF5, pugixml. Optional (SPVIT_WITH_<X>): CUDA
+# (from LibTorch), NCCL, OpenCV, OpenSlide, libtiff.
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(spdlog REQUIRED)
@@ -7,6 +7,7 @@ find_package(CLI11 REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(pugixml REQUIRED)  # ASAP XML annotations
 find_package(Threads REQUIRED)
 
 # PyTorch 2.x wheels ship their own, newer {fmt} in torch/include. Those headers would shadow the system {fmt} that

@@ -11,6 +11,7 @@ packages=(
   libopenslide-dev libhdf5-dev
   libtiff-dev                       # spvit infer: the pyramidal label mask
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
+  libpugixml-dev                    # ASAP XML slide annotations
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

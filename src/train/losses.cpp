@@ -27,18 +27,31 @@ LossParts segmentation_loss(const torch::Tensor& logits, const torch::Tensor& ta
   auto flat_logits = logits.reshape({B, K, -1});
   auto flat_target = target.reshape({B, 1, -1});
   auto w = weight.defined() ? weight.reshape({B, 1, -1}).to(logits.dtype()) : torch::ones_like(flat_target, logits.dtype());
+  if (o.ignore_negative) {  // ignored pixels: weight 0, any valid class id for the gathers below
+    w = w * flat_target.ge(0).to(w.dtype());
+    flat_target = flat_target.clamp_min(0);
+  }
 
   // Cross-entropy: Σ over this rank's pixels / the sample's pixels, averaged over the batch.
   auto log_p = torch::log_softmax(flat_logits, 1);
   auto pixel_ce = -log_p.gather(1, flat_target);  // [B, 1, N]
-  auto ce = (pixel_ce * w).sum() / (pixels_per_sample * B);
 
-  // Soft Dice per sample and class from GLOBAL sums (one differentiable all-reduce of [2, B, K] per step).
+  // Soft Dice per sample and class from GLOBAL sums (one differentiable all-reduce of [2, B, K] per step; with
+  // ignored pixels a third row carries each sample's annotated-pixel count, the cross-entropy's normaliser).
   auto probs = log_p.exp();
   auto onehot = torch::zeros_like(probs).scatter_(1, flat_target, 1.0);
   auto intersection = (probs * onehot * w).sum(2);     // [B, K]
   auto denominator = ((probs + onehot) * w).sum(2);    // [B, K]
-  auto sums = dist::all_reduce_sum(torch::stack({intersection, denominator}), seq);
+  std::vector<torch::Tensor> rows{intersection, denominator};
+  if (o.ignore_negative) rows.push_back(w.detach().sum(2).expand({B, K}));
+  auto sums = dist::all_reduce_sum(torch::stack(rows), seq);
+  torch::Tensor ce;
+  if (o.ignore_negative) {  // per sample: its annotated pixels (a sample with none contributes 0)
+    const auto annotated = sums[2].select(1, 0).detach().clamp_min(1.0);  // [B]
+    ce = ((pixel_ce * w).sum({1, 2}) / annotated).sum() / B;
+  } else {
+    ce = (pixel_ce * w).sum() / (pixels_per_sample * B);
+  }
   auto dice_score = (2.0 * sums[0] + o.smooth) / (sums[1] + o.smooth);
   auto dice = 1.0 - dice_score.mean();
 

@@ -224,5 +224,33 @@ TEST(SegmenterStep, TileDecoderMatchesSingleProcess) {
   EXPECT_LT(max_over_world(worst), 1e-10);
 }
 
+// Ignored pixels (label < 0) over a sequence group: the ranks' loss shares sum to the one-process loss and each
+// rank's logit gradients are its rows of the one-process gradient (the annotated-pixel counts travel in the Dice
+// all-reduce).
+TEST(SegmentationLoss, IgnoredPixelsOverTheSequenceGroupEqualOneProcess) {
+  const auto& grid = testing::test_grid();
+  torch::manual_seed(41);
+  const int64_t B = 2, K = 3, H = 11, W = 5;
+  const auto logits = torch::randn({B, K, H, W}, torch::kFloat64);
+  auto target = torch::randint(0, K, {B, H, W}, torch::kLong);
+  target.masked_fill_(torch::rand({B, H, W}) < 0.3, -1);  // ignored pixels, unevenly over the rows
+  target[1].narrow(0, 0, 4).fill_(-1);                     // a rank may hold only ignored pixels of a sample
+  train::LossOptions o;
+  o.ignore_negative = true;
+  const auto rows = dist::SequenceShard::even(H, grid.seq_size(), grid.seq_index());
+  auto mine = logits.narrow(2, rows.offset(), rows.local_length()).clone().requires_grad_(true);
+  auto share = train::segmentation_loss(mine, target.narrow(1, rows.offset(), rows.local_length()), H * W, grid.seq(), o);
+  share.total.backward();
+  auto whole = logits.clone().requires_grad_(true);
+  auto ref = train::segmentation_loss(whole, target, H * W, nullptr, o);
+  ref.total.backward();
+  auto total = share.total.detach().reshape({1}).clone();
+  grid.seq()->all_reduce(total, dist::ReduceOp::Sum)->wait();
+  EXPECT_LT(max_over_world(rel_err(total, ref.total.detach().reshape({1}))), 1e-12);
+  EXPECT_LT(max_over_world(rel_err(mine.grad(), whole.grad().narrow(2, rows.offset(), rows.local_length()))), 1e-12);
+  EXPECT_EQ(whole.grad().masked_select(target.lt(0).unsqueeze(1).expand({B, K, H, W})).abs().max().item<double>(), 0.0)
+      << "an ignored pixel's logits get no gradient";
+}
+
 }  // namespace
 }  // namespace spvit::model

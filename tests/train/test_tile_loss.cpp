@@ -181,5 +181,51 @@ TEST(Progress, TrainingLineShowsStepLossRateAndEta) {
   EXPECT_NE(format_progress({0, 10, 0, 0, 0, -1}).find("ETA ?"), std::string::npos);
 }
 
+// Ignored pixels against a hand computation: the cross-entropy is the mean over each sample's annotated pixels, and
+// the soft Dice's per-class sums leave the ignored pixels out.
+TEST(SegmentationLoss, IgnoredPixelsCountInNeitherTerm) {
+  torch::manual_seed(5);
+  const int64_t B = 2, K = 3, H = 4, W = 3;
+  const auto logits = torch::randn({B, K, H, W}, torch::kFloat64);
+  auto target = torch::randint(0, K, {B, H, W}, torch::kLong);
+  target[0][0][0] = -1;
+  target[0][2][1] = -1;
+  target[1][3][2] = -1;
+  LossOptions o;
+  o.ignore_negative = true;
+  const auto got = segmentation_loss(logits, target, H * W, nullptr, o);
+
+  auto l = logits.accessor<double, 4>();
+  auto t = target.accessor<int64_t, 3>();
+  double ce = 0, dice = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    double sum = 0, annotated = 0;
+    std::vector<double> inter(K, 0.0), denom(K, 0.0);
+    for (int64_t y = 0; y < H; ++y) {
+      for (int64_t x = 0; x < W; ++x) {
+        if (t[b][y][x] < 0) continue;
+        double z = 0;
+        for (int64_t k = 0; k < K; ++k) z += std::exp(l[b][k][y][x]);
+        sum += -(l[b][t[b][y][x]][y][x] - std::log(z));
+        annotated += 1;
+        for (int64_t k = 0; k < K; ++k) {
+          const double p = std::exp(l[b][k][y][x]) / z, one = t[b][y][x] == k ? 1.0 : 0.0;
+          inter[static_cast<size_t>(k)] += p * one;
+          denom[static_cast<size_t>(k)] += p + one;
+        }
+      }
+    }
+    ce += sum / annotated / B;
+    for (int64_t k = 0; k < K; ++k) {
+      dice += (2 * inter[static_cast<size_t>(k)] + o.smooth) / (denom[static_cast<size_t>(k)] + o.smooth) / (B * K);
+    }
+  }
+  EXPECT_NEAR(got.ce.item<double>(), ce, 1e-12);
+  EXPECT_NEAR(got.dice.item<double>(), 1.0 - dice, 1e-12);
+  EXPECT_NEAR(got.total.item<double>(), ce + 1.0 - dice, 1e-12);
+  // Without the option the -1 labels are not valid class ids: the same call must not pass silently.
+  EXPECT_ANY_THROW(segmentation_loss(logits, target, H * W, nullptr, LossOptions{}));
+}
+
 }  // namespace
 }  // namespace spvit::train

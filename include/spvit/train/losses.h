@@ -13,6 +13,10 @@ struct LossOptions {
   double ce_weight = 1.0;    // cross-entropy term
   double dice_weight = 1.0;  // soft Dice term (1 - mean Dice over classes)
   double smooth = 1e-5;      // Dice smoothing, keeps empty classes finite
+  // Targets < 0 (data::ClassMap::kIgnore) are ignored: they count in neither term, and the cross-entropy of each
+  // sample is normalised by its annotated pixels (summed over the sequence group in the Dice all-reduce) instead of
+  // all its pixels — as torch's cross_entropy(ignore_index) with mean reduction does for one sample.
+  bool ignore_negative = false;
 
   static LossOptions from_config(const TrainConfig& train);  // train.ce_weight, train.dice_weight
 };

@@ -1,0 +1,159 @@
+// The annotation index and the pixel-centre rasteriser (annotations.h).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "spvit/core/error.h"
+#include "spvit/data/annotations.h"
+
+namespace spvit::data {
+namespace {
+
+// Does the edge a -> b cross the horizontal line at `y` (one end at or below y, the other above)? Then `x` is where.
+bool crosses(const std::array<double, 2>& a, const std::array<double, 2>& b, double y, double& x) {
+  if ((a[1] <= y) == (b[1] <= y)) return false;
+  x = a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1]);
+  return true;
+}
+
+template <typename Fn>
+void for_each_crossing(const PolygonPart& part, double y, Fn&& fn) {
+  auto ring_crossings = [&](const Ring& ring) {
+    for (size_t k = 0, n = ring.size(); k < n; ++k) {
+      double x;
+      if (crosses(ring[k], ring[(k + 1) % n], y, x)) fn(x);
+    }
+  };
+  ring_crossings(part.exterior);
+  for (const auto& hole : part.holes) ring_crossings(hole);
+}
+
+// First column j of `grid` whose centre is at or right of x (exactly by centre_x, whatever the rounding of the
+// division); in [0, width].
+int64_t first_column_at_or_right_of(const RasterGrid& grid, double x) {
+  const double guess = std::ceil((x - grid.x0) / grid.downsample - 0.5);
+  int64_t j = static_cast<int64_t>(std::clamp(guess, -1.0, static_cast<double>(grid.width) + 1.0));
+  j = std::clamp<int64_t>(j, 0, grid.width);
+  while (j > 0 && grid.centre_x(j - 1) >= x) --j;
+  while (j < grid.width && grid.centre_x(j) < x) ++j;
+  return j;
+}
+
+// Rows of `grid` whose centres may lie within [y0, y1] (a superset; rows outside a part have no crossings).
+std::pair<int64_t, int64_t> rows_between(const RasterGrid& grid, double y0, double y1) {
+  const double lo = std::floor((y0 - grid.y0) / grid.downsample - 0.5) - 1;
+  const double hi = std::ceil((y1 - grid.y0) / grid.downsample) + 1;
+  const auto h = static_cast<double>(grid.height);
+  return {static_cast<int64_t>(std::clamp(lo, 0.0, h)), static_cast<int64_t>(std::clamp(hi, 0.0, h))};
+}
+
+// Paints `label` on the pixels of `grid` whose centres are inside `part` (rows [r0, r1)).
+void fill_part(const PolygonPart& part, const RasterGrid& grid, int64_t r0, int64_t r1, int64_t label, int64_t* out) {
+  std::vector<double> xs;
+  for (int64_t i = r0; i < r1; ++i) {
+    xs.clear();
+    for_each_crossing(part, grid.centre_y(i), [&](double x) { xs.push_back(x); });
+    std::sort(xs.begin(), xs.end());
+    // Inside iff an odd number of crossings lie at or left of the centre: the spans [xs[2k], xs[2k+1]).
+    for (size_t k = 0; k + 1 < xs.size(); k += 2) {
+      const int64_t a = first_column_at_or_right_of(grid, xs[k]), b = first_column_at_or_right_of(grid, xs[k + 1]);
+      std::fill(out + i * grid.width + a, out + i * grid.width + std::max(a, b), label);
+    }
+  }
+}
+
+}  // namespace
+
+void Annotation::update_bounds() {
+  bounds = {std::numeric_limits<double>::max(), std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest(),
+            std::numeric_limits<double>::lowest()};
+  for (const auto& p : parts) {
+    for (const auto& v : p.exterior) {
+      bounds = {std::min(bounds[0], v[0]), std::min(bounds[1], v[1]), std::max(bounds[2], v[0]),
+                std::max(bounds[3], v[1])};
+    }
+  }
+}
+
+bool polygon_contains(const PolygonPart& part, double x, double y) {
+  int64_t at_or_left = 0;
+  for_each_crossing(part, y, [&](double cx) { at_or_left += cx <= x ? 1 : 0; });
+  return at_or_left % 2 == 1;
+}
+
+AnnotationIndex::AnnotationIndex(std::shared_ptr<const AnnotationSet> set, double cell_side)
+    : set_(std::move(set)), cell_(cell_side) {
+  SPVIT_CHECK(set_ != nullptr && cell_ > 0, "annotation index: no annotations or a cell side <= 0");
+  const auto& a = set_->annotations;
+  if (a.empty()) return;
+  double x0 = a[0].bounds[0], y0 = a[0].bounds[1], x1 = a[0].bounds[2], y1 = a[0].bounds[3];
+  for (const auto& e : a) {
+    x0 = std::min(x0, e.bounds[0]);
+    y0 = std::min(y0, e.bounds[1]);
+    x1 = std::max(x1, e.bounds[2]);
+    y1 = std::max(y1, e.bounds[3]);
+  }
+  cx0_ = static_cast<int64_t>(std::floor(x0 / cell_));
+  cy0_ = static_cast<int64_t>(std::floor(y0 / cell_));
+  columns_ = static_cast<int64_t>(std::floor(x1 / cell_)) - cx0_ + 1;
+  rows_ = static_cast<int64_t>(std::floor(y1 / cell_)) - cy0_ + 1;
+  buckets_.resize(static_cast<size_t>(columns_ * rows_));
+  for (int64_t k = 0; k < static_cast<int64_t>(a.size()); ++k) {
+    const auto& b = a[static_cast<size_t>(k)].bounds;
+    const int64_t c0 = static_cast<int64_t>(std::floor(b[0] / cell_)) - cx0_;
+    const int64_t c1 = static_cast<int64_t>(std::floor(b[2] / cell_)) - cx0_;
+    const int64_t r0 = static_cast<int64_t>(std::floor(b[1] / cell_)) - cy0_;
+    const int64_t r1 = static_cast<int64_t>(std::floor(b[3] / cell_)) - cy0_;
+    for (int64_t r = r0; r <= r1; ++r) {
+      for (int64_t c = c0; c <= c1; ++c) buckets_[static_cast<size_t>(r * columns_ + c)].push_back(k);
+    }
+  }
+}
+
+std::vector<int64_t> AnnotationIndex::query(double x0, double y0, double x1, double y1) const {
+  std::vector<int64_t> out;
+  if (buckets_.empty() || x1 <= x0 || y1 <= y0) return out;
+  const int64_t c0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(x0 / cell_)) - cx0_);
+  const int64_t c1 = std::min<int64_t>(columns_ - 1, static_cast<int64_t>(std::floor(x1 / cell_)) - cx0_);
+  const int64_t r0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(y0 / cell_)) - cy0_);
+  const int64_t r1 = std::min<int64_t>(rows_ - 1, static_cast<int64_t>(std::floor(y1 / cell_)) - cy0_);
+  for (int64_t r = r0; r <= r1; ++r) {
+    for (int64_t c = c0; c <= c1; ++c) {
+      for (int64_t k : buckets_[static_cast<size_t>(r * columns_ + c)]) {
+        const auto& b = set_->annotations[static_cast<size_t>(k)].bounds;
+        // Bounds are closed (a vertex on the region's edge may still decide a centre inside it).
+        if (b[0] <= x1 && b[2] >= x0 && b[1] <= y1 && b[3] >= y0) out.push_back(k);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, const RasterGrid& grid,
+                        int64_t background) {
+  SPVIT_CHECK(grid.height >= 0 && grid.width >= 0 && grid.downsample > 0, "rasterize: bad grid ", grid.height, "x",
+              grid.width, " at downsample ", grid.downsample);
+  auto labels = torch::full({grid.height, grid.width}, background, torch::kLong);
+  const auto& set = index.set();
+  auto ids = index.query(grid.x0, grid.y0, grid.x0 + static_cast<double>(grid.width) * grid.downsample,
+                         grid.y0 + static_cast<double>(grid.height) * grid.downsample);
+  // Lowest priority first, file order within a priority: what is painted later wins where annotations overlap.
+  std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) {
+    return classes.rank_of(set.annotations[static_cast<size_t>(a)].class_name) >
+           classes.rank_of(set.annotations[static_cast<size_t>(b)].class_name);
+  });
+  auto* out = labels.data_ptr<int64_t>();
+  for (int64_t k : ids) {
+    const auto& a = set.annotations[static_cast<size_t>(k)];
+    const int64_t label = classes.label_of(a.class_name, set.source);
+    const auto [r0, r1] = rows_between(grid, a.bounds[1], a.bounds[3]);
+    // The parts of one annotation carry one label: painting each is their union.
+    for (const auto& part : a.parts) fill_part(part, grid, r0, r1, label, out);
+  }
+  return labels;
+}
+
+}  // namespace spvit::data
