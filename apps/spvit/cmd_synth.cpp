@@ -1,12 +1,17 @@
 // `spvit synth`: writes a synthetic dataset (pathology-like 2D or MRI-like 3D) to an HDF5 file or an image folder,
-// so that training, evaluation and other tools can be tried on files without real data.
+// or (--format slides) pyramidal whole-slide TIFFs with QuPath GeoJSON annotations, so that training, evaluation and
+// other tools can be tried on files without real data.
 #include <cstdio>
 
 #include "app_context.h"
+#include "spvit/build_info.h"
 #include "spvit/core/error.h"
 #include "spvit/core/timer.h"
 #include "spvit/data/formats.h"
 #include "spvit/data/synthetic.h"
+#if SPVIT_HAVE_INFER
+#include "spvit/infer/synthetic_slides.h"
+#endif
 
 namespace spvit::app {
 
@@ -19,6 +24,8 @@ struct SynthArgs {
   uint64_t seed = 0;
   std::string out;
   bool float_images = false;
+  std::string format = "auto";  // auto (by --out: .h5 or a folder), h5, folder, slides
+  double mpp = 0.5;             // slides: micrometres per level-0 pixel
 };
 
 bool is_hdf5_path(const std::string& path) {
@@ -29,7 +36,39 @@ bool is_hdf5_path(const std::string& path) {
   return false;
 }
 
+// --format slides: <out>/slides/slide_NNN.tiff + <out>/annotations/slide_NNN.geojson, one slide per --count.
+int run_synth_slides(const SynthArgs& args, int rank) {
+  if (args.kind != "pathology") SPVIT_THROW(ConfigError, "--format slides writes pathology slides, not --kind ", args.kind);
+  if (args.size.empty() || args.size.size() > 2) {
+    SPVIT_THROW(ConfigError, "--size takes 1 or 2 values (H W) for --format slides, got ", args.size.size());
+  }
+#if SPVIT_HAVE_INFER
+  if (rank != 0) return 0;
+  Stopwatch watch;
+  infer::SyntheticSlideOptions o;
+  o.height = args.size[0];
+  o.width = args.size.back();
+  o.mpp = args.mpp;
+  int64_t polygons = 0;
+  for (int64_t i = 0; i < args.count; ++i) {
+    o.seed = args.seed * 1000003 + static_cast<uint64_t>(i);
+    char name[32];
+    std::snprintf(name, sizeof name, "slide_%03lld", static_cast<long long>(i));
+    polygons += infer::write_synthetic_slide(args.out, name, o).polygons;
+  }
+  std::printf("wrote %lld synthetic slide(s) of %lldx%lld (HxW) at %.3g um/px with %lld annotation polygon(s) to "
+              "'%s' (slides/, annotations/) in %.2f s\n",
+              static_cast<long long>(args.count), static_cast<long long>(o.height), static_cast<long long>(o.width),
+              o.mpp, static_cast<long long>(polygons), args.out.c_str(), watch.seconds());
+  return 0;
+#else
+  (void)rank;
+  SPVIT_THROW(ConfigError, "--format slides needs a build with OpenCV and libtiff (see `spvit info`)");
+#endif
+}
+
 int run_synth(const SynthArgs& args, int rank) {
+  if (args.format == "slides") return run_synth_slides(args, rank);
   data::SyntheticOptions o;
   o.spatial_dims = args.kind == "mri" ? 3 : 2;
   o.count = args.count;
@@ -40,7 +79,7 @@ int run_synth(const SynthArgs& args, int rank) {
   const auto dataset = args.kind == "mri" ? data::make_synthetic_mri(o) : data::make_synthetic_pathology(o);
   if (rank != 0) return 0;  // one writer
   Stopwatch watch;
-  const bool h5 = is_hdf5_path(args.out);
+  const bool h5 = args.format == "auto" ? is_hdf5_path(args.out) : args.format == "h5";
   if (h5) {
     data::Hdf5WriteOptions w;
     w.float_images = args.float_images;
@@ -68,8 +107,17 @@ void add_synth_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--count", args->count, "number of samples")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--size", args->size, "side of every axis (S), or one per axis (H W / D H W)")->required();
   cmd->add_option("--seed", args->seed, "random seed")->capture_default_str();
-  cmd->add_option("--out", args->out, "NAME.h5 (HDF5 file) or a folder (images/ + masks/ PNGs, 2D only)")->required();
+  cmd->add_option("--out", args->out, "NAME.h5 (HDF5 file) or a folder (images/ + masks/ PNGs, 2D only; or the slides)")
+      ->required();
   cmd->add_flag("--float", args->float_images, "store HDF5 images as float32 instead of uint8");
+  cmd->add_option("--format", args->format,
+                  "auto (by --out), h5, folder, or slides (pyramidal TIFFs + QuPath GeoJSON in <out>/slides, "
+                  "<out>/annotations)")
+      ->check(CLI::IsMember({"auto", "h5", "folder", "slides"}))
+      ->capture_default_str();
+  cmd->add_option("--mpp", args->mpp, "slides: micrometres per level-0 pixel")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->callback([&ctx, args]() { ctx.run = [&ctx, args]() { return run_synth(*args, ctx.world_rank); }; });
 }
 

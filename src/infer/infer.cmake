@@ -4,6 +4,7 @@
 if(SPVIT_HAVE_INFER)  # OpenCV and libtiff (cmake/SpvitDependencies.cmake)
   spvit_add_library(spvit_infer
     SOURCES infer/slide.cpp infer/tissue.cpp infer/tiler.cpp infer/tiff_writer.cpp infer/writers.cpp
+            infer/synthetic_slides.cpp
             infer/model_predictor.cpp infer/pipeline.cpp
     DEPS spvit_train)
   # Include dirs and libraries only (no compile definitions: every target keeps the shared PCH's flags).

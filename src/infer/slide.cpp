@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#define TIFF_DISABLE_DEPRECATED  // libtiff's deprecated int64 typedef would clash with OpenCV's
+#include <tiffio.h>
 
 #include "spvit/build_info.h"
 #include "spvit/core/error.h"
@@ -27,12 +29,34 @@ cv::Mat crop_on_white(const cv::Mat& image, int64_t x, int64_t y, int64_t w, int
   return out;
 }
 
+// Micrometres per pixel from a TIFF's first directory: XResolution / YResolution in pixels per ResolutionUnit
+// (inch, the TIFF default, or centimetre). OpenSlide 3.4 reports no mpp for generic TIFFs, and plain TIFFs are read
+// through OpenCV, so this is where their resolution comes from. {0, 0} when the file is not a TIFF, has no
+// XResolution, or its unit is "none".
+std::pair<double, double> tiff_tag_mpp(const std::string& path) {
+  const TIFFErrorHandler quiet_errors = TIFFSetErrorHandler(nullptr), quiet_warnings = TIFFSetWarningHandler(nullptr);
+  TIFF* t = TIFFOpen(path.c_str(), "r");
+  TIFFSetErrorHandler(quiet_errors);
+  TIFFSetWarningHandler(quiet_warnings);
+  if (t == nullptr) return {0, 0};
+  float x = 0, y = 0;
+  uint16_t unit = RESUNIT_INCH;
+  const bool has_x = TIFFGetField(t, TIFFTAG_XRESOLUTION, &x) == 1;
+  if (TIFFGetField(t, TIFFTAG_YRESOLUTION, &y) != 1) y = x;
+  TIFFGetFieldDefaulted(t, TIFFTAG_RESOLUTIONUNIT, &unit);
+  TIFFClose(t);
+  const double micrometres = unit == RESUNIT_INCH ? 25400.0 : unit == RESUNIT_CENTIMETER ? 10000.0 : 0.0;
+  if (!has_x || !(x > 0) || micrometres == 0) return {0, 0};
+  return {micrometres / x, micrometres / (y > 0 ? y : x)};
+}
+
 // A plain image read whole through OpenCV: one level.
 class OpenCvSlide : public Slide {
  public:
   OpenCvSlide(const std::string& path, cv::Mat rgb) : rgb_(std::move(rgb)) {
     path_ = path;
     levels_.push_back({rgb_.cols, rgb_.rows, 1.0});
+    set_mpp(tiff_tag_mpp(path), "TIFF XResolution");
   }
   std::string format() const override { return "opencv"; }
   cv::Mat read_region(int lvl, int64_t x, int64_t y, int64_t w, int64_t h) const override {
@@ -63,9 +87,9 @@ class OpenSlideSlide : public Slide {
       const char* v = openslide_get_property_value(osr_, name);
       return v ? std::atof(v) : 0.0;
     };
-    mpp_x_ = prop(OPENSLIDE_PROPERTY_NAME_MPP_X);
-    mpp_y_ = prop(OPENSLIDE_PROPERTY_NAME_MPP_Y);
-    if (mpp_y_ <= 0) mpp_y_ = mpp_x_;
+    const double mpp_x = prop(OPENSLIDE_PROPERTY_NAME_MPP_X), mpp_y = prop(OPENSLIDE_PROPERTY_NAME_MPP_Y);
+    set_mpp({mpp_x, mpp_y > 0 ? mpp_y : mpp_x}, "openslide.mpp-x");
+    if (!(mpp_x_ > 0)) set_mpp(tiff_tag_mpp(path), "TIFF XResolution");  // generic TIFFs: OpenSlide gives none
     if (const char* e = openslide_get_error(osr_)) fail(e);
   }
   ~OpenSlideSlide() override { openslide_close(osr_); }
@@ -164,8 +188,18 @@ int Slide::level_for_max_side(int64_t max_side) const {
   return level_count() - 1;
 }
 
+void Slide::set_mpp(std::pair<double, double> mpp, const char* source) {
+  if (!(mpp.first > 0)) return;
+  mpp_x_ = mpp.first;
+  mpp_y_ = mpp.second > 0 ? mpp.second : mpp.first;
+  mpp_source_ = source;
+}
+
 int Slide::level_for_mpp(double mpp) const {
-  if (!(mpp_x_ > 0)) SPVIT_THROW(DataError, "slide '", path_, "' has no microns-per-pixel property: use --level");
+  if (!(mpp_x_ > 0)) {
+    SPVIT_THROW(DataError, "slide '", path_, "' has no resolution (no openslide.mpp-x property, no TIFF XResolution "
+                "tag): choose a level instead (spvit infer --level; data.level in a training configuration)");
+  }
   int best = 0;
   for (int l = 0; l < level_count(); ++l) {
     if (mpp_x_ * levels_[l].downsample <= mpp * 1.1) best = l;

@@ -18,6 +18,12 @@ if(TARGET spvit_data)
                        --out ${_synth_out}_folder)
     set_tests_properties(cli_synth_folder PROPERTIES PASS_REGULAR_EXPRESSION "2 samples of 64x96, 3 channel\\(s\\), 4 classes")
   endif()
+  if(TARGET spvit_infer)
+    spvit_add_mpi_test(cli_synth_slides NP 1 COMMAND $<TARGET_FILE:spvit> synth --format slides --count 2 --size 300 400
+                       --mpp 0.25 --out ${_synth_out}_slides)
+    set_tests_properties(cli_synth_slides PROPERTIES
+                         PASS_REGULAR_EXPRESSION "wrote 2 synthetic slide\\(s\\) of 300x400 \\(HxW\\) at 0.25 um/px with [1-9][0-9]* annotation")
+  endif()
   spvit_add_failure_test(cli_synth_mri_folder NP 1 REGEX "need an HDF5 file \\(--out NAME.h5\\), not the folder 'vols'"
                          COMMAND $<TARGET_FILE:spvit> synth --kind mri --size 16 --out vols)
   spvit_add_failure_test(cli_synth_bad_size NP 1 REGEX "--size takes 1 or 2 values for --kind pathology, got 3"

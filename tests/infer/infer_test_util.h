@@ -79,8 +79,9 @@ inline std::pair<cv::Mat, cv::Mat> synthetic_mosaic(int rows, int cols, int64_t 
 }
 
 // Level k + 1 = level k shrunk 2× (INTER_AREA), `levels` levels, each a tiled (tile × tile) deflate RGB IFD.
-// Returns the images of the levels as written.
-inline std::vector<cv::Mat> write_pyramid_tiff(const std::string& path, const cv::Mat& rgb, int levels, int tile = 128) {
+// `pixels_per_cm` > 0 also writes level 0's XResolution/YResolution (unit centimetre). Returns the levels' images.
+inline std::vector<cv::Mat> write_pyramid_tiff(const std::string& path, const cv::Mat& rgb, int levels, int tile = 128,
+                                               double pixels_per_cm = 0) {
   TIFF* t = TIFFOpen(path.c_str(), "w8");
   if (t == nullptr) throw std::runtime_error("cannot create " + path);
   std::vector<cv::Mat> images{rgb};
@@ -93,6 +94,11 @@ inline std::vector<cv::Mat> write_pyramid_tiff(const std::string& path, const cv
   for (int l = 0; l < levels; ++l) {
     const cv::Mat& im = images[static_cast<size_t>(l)];
     set_rgb_tiled_fields(t, im.cols, im.rows, tile, /*reduced=*/l > 0);
+    if (l == 0 && pixels_per_cm > 0) {
+      TIFFSetField(t, TIFFTAG_XRESOLUTION, static_cast<float>(pixels_per_cm));
+      TIFFSetField(t, TIFFTAG_YRESOLUTION, static_cast<float>(pixels_per_cm));
+      TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
+    }
     std::vector<uint8_t> buf(static_cast<size_t>(tile * tile * 3));
     for (int y = 0; y < im.rows; y += tile) {
       for (int x = 0; x < im.cols; x += tile) {

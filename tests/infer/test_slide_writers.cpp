@@ -13,7 +13,10 @@
 #include "test_support.h"
 #include "spvit/build_info.h"
 #include "spvit/core/error.h"
+#include "spvit/data/annotations.h"
+#include "spvit/data/synthetic.h"
 #include "spvit/infer/slide.h"
+#include "spvit/infer/synthetic_slides.h"
 #include "spvit/infer/tissue.h"
 #include "spvit/infer/writers.h"
 
@@ -108,6 +111,76 @@ TEST(Slide, PyramidTiffThroughOpenSlide) {
   EXPECT_NE(cut.find("cut.tiff'"), std::string::npos) << cut;
 }
 #endif
+
+// The resolution of a slide: OpenSlide's openslide.mpp-x where it has one; else the TIFF resolution tags (a
+// generic pyramidal TIFF through OpenSlide, a plain striped TIFF through OpenCV); else none, and asking for a
+// resolution names the way out.
+TEST(Slide, MicronsPerPixelFromTiffResolutionTags) {
+  const auto dir = temp_dir("mpp");
+  auto [rgb, mask] = spvit::testing::synthetic_slide_image(300, 400);
+  spvit::testing::write_pyramid_tiff(dir + "/tagged.tiff", rgb, 3, 128, /*pixels_per_cm=*/40000);  // 0.25 um/px
+  auto tagged = Slide::open(dir + "/tagged.tiff");
+  EXPECT_NEAR(tagged->mpp_x(), 0.25, 1e-6);
+  EXPECT_NEAR(tagged->mpp_y(), 0.25, 1e-6);
+  EXPECT_EQ(tagged->mpp_source(), "TIFF XResolution");
+  EXPECT_EQ(tagged->level_for_mpp(0.5), 1);
+  EXPECT_EQ(tagged->level_for_mpp(1.0), 2);
+
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  ASSERT_TRUE(cv::imwrite(dir + "/plain.tif", bgr, {cv::IMWRITE_TIFF_RESUNIT, 2, cv::IMWRITE_TIFF_XDPI, 50800,
+                                                     cv::IMWRITE_TIFF_YDPI, 50800}));  // inch: 0.5 um/px
+  auto plain = Slide::open(dir + "/plain.tif");
+  EXPECT_NEAR(plain->mpp_x(), 0.5, 1e-6);
+  EXPECT_EQ(plain->mpp_source(), "TIFF XResolution");
+
+  spvit::testing::write_pyramid_tiff(dir + "/untagged.tiff", rgb, 2);
+  auto untagged = Slide::open(dir + "/untagged.tiff");
+  EXPECT_EQ(untagged->mpp_x(), 0.0);
+  EXPECT_EQ(untagged->mpp_source(), "none");
+  const auto why = data_error([&] { untagged->level_for_mpp(0.5); });
+  EXPECT_NE(why.find("untagged.tiff' has no resolution (no openslide.mpp-x property, no TIFF XResolution tag): "
+                     "choose a level instead (spvit infer --level; data.level"),
+            std::string::npos) << why;
+}
+
+// `spvit synth --format slides`: the slide reopens with its resolution, level 1 is the 2x2 mean of level 0, level 0 is
+// the generator's image, and the GeoJSON annotations, rasterised back at level 0, reproduce the generator's classes.
+TEST(SyntheticSlides, PyramidAndAnnotationsRoundTrip) {
+  const auto dir = temp_dir("synth_slides");
+  SyntheticSlideOptions o;
+  o.height = 600;
+  o.width = 800;
+  o.mpp = 0.5;
+  o.seed = 4;
+  const auto written = write_synthetic_slide(dir, "slide_000", o);
+  EXPECT_GT(written.polygons, 10);
+  auto slide = Slide::open(written.slide);
+  EXPECT_EQ(slide->level(0).width, 800);
+  EXPECT_EQ(slide->level(0).height, 600);
+  ASSERT_GE(slide->level_count(), 3);
+  EXPECT_NEAR(slide->mpp_x(), 0.5, 1e-6);
+  const auto generated = data::make_synthetic_pathology({2, {600, 800}, 1, 4})->read(0);
+  const auto level0 = slide->read_region(0, 0, 0, 800, 600);
+  const auto expected = generated.image.mul(255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  EXPECT_EQ(cv::norm(level0, cv::Mat(600, 800, CV_8UC3, expected.data_ptr<uint8_t>()), cv::NORM_INF), 0);
+  cv::Mat mean;
+  cv::resize(level0, mean, cv::Size(400, 300), 0, 0, cv::INTER_AREA);  // exact 2x2 block means (even sides)
+  EXPECT_LE(cv::norm(slide->read_region(1, 0, 0, 400, 300), mean, cv::NORM_INF), 1) << "rounding only";
+
+  auto set = std::make_shared<data::AnnotationSet>(data::read_qupath_geojson(written.annotations));
+  data::ClassMap classes;
+  const auto names = data::synthetic_pathology_classes();
+  for (size_t k = 1; k < names.size(); ++k) classes.ids[names[k]] = static_cast<int64_t>(k);
+  data::RasterGrid grid;
+  grid.height = 600;
+  grid.width = 800;
+  const auto labels = data::rasterize(data::AnnotationIndex(set), classes, grid);
+  const double agree = labels.eq(generated.mask).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(agree, 0.95) << "pixel agreement of the vectorised annotations with the generator's mask";
+  std::printf("synthetic slide: %lld polygons, %.4f of the pixels agree with the generator's classes\n",
+              static_cast<long long>(written.polygons), agree);
+}
 
 TEST(Tissue, OtsuOnSaturationFindsTheTissueOfASyntheticSlide) {
   auto [rgb, mask] = spvit::testing::synthetic_slide_image(600, 800, 5);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace spvit::infer {
@@ -31,6 +32,9 @@ class Slide {
   int level_count() const { return static_cast<int>(levels_.size()); }
   double mpp_x() const { return mpp_x_; }  // micrometres per level-0 pixel; 0 when unknown
   double mpp_y() const { return mpp_y_; }
+  // Where the resolution came from: "openslide.mpp-x", "TIFF XResolution" (generic and plain TIFFs, whose tags
+  // OpenSlide 3.4 does not turn into mpp), or "none".
+  const std::string& mpp_source() const { return mpp_source_; }
   virtual std::string format() const = 0;  // "openslide:<vendor>" or "opencv"
 
   // The region [x, x + w) × [y, y + h) of `level`, in that level's pixel coordinates (it may extend past the edge:
@@ -40,13 +44,15 @@ class Slide {
   // The level with the most pixels whose larger side is at most `max_side`, or the smallest level.
   int level_for_max_side(int64_t max_side) const;
   // The level closest to `mpp` micrometres per pixel without being coarser than it by more than 10%; throws
-  // DataError when the slide has no mpp.
+  // DataError when the slide has no mpp, naming the way out (a level).
   int level_for_mpp(double mpp) const;
 
  protected:
   std::string path_;
   std::vector<SlideLevel> levels_;
   double mpp_x_ = 0, mpp_y_ = 0;
+  std::string mpp_source_ = "none";
+  void set_mpp(std::pair<double, double> mpp, const char* source);  // ignored unless mpp.first > 0
 };
 
 // OpenSlide's ARGB (premultiplied alpha) pixels -> RGB on white. `argb` holds w*h pixels.

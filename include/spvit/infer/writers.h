@@ -10,20 +10,24 @@
 
 namespace spvit::infer {
 
-// A pyramidal tiled BigTIFF of uint8 labels (256 × 256 deflate tiles; one grey channel; level k + 1 = level k
-// subsampled 2× (nearest: the top-left pixel of each 2 × 2 block), down to a larger side <= 256), the levels as
-// successive IFDs (what OpenSlide's generic-tiff reader and QuPath expect). Level 0 is written tile row by tile row as
-// label rows arrive (256 rows buffered); the smaller levels are subsampled while streaming into spool files beside
-// the output and appended after level 0, 256 rows at a time, so memory stays at 256 rows per level.
+// A pyramidal tiled BigTIFF (256 × 256 deflate tiles, down to a larger side <= 256), the levels as successive IFDs
+// (what OpenSlide's generic-tiff reader and QuPath expect), of either
+//   Labels: uint8 class ids, one grey channel; level k is level 0 subsampled 2^k× (nearest: the top-left pixel of
+//           each block — labels are never averaged), or
+//   Rgb:    8-bit RGB (a slide); level k is the mean of each 2^k × 2^k block of level 0 (its in-image pixels).
+// Level 0 is written tile row by tile row as rows arrive (256 rows buffered); the smaller levels are reduced while
+// streaming into spool files beside the output and appended after level 0, 256 rows at a time, so memory stays at
+// 256 rows per level.
 class PyramidTiffWriter {
  public:
-  // `mpp` (micrometres per pixel of the mask, 0 = unknown) goes to the resolution tags.
-  PyramidTiffWriter(const std::string& path, int64_t width, int64_t height, double mpp = 0);
+  enum class Kind { Labels, Rgb };
+  // `mpp` (micrometres per pixel of level 0, 0 = unknown) goes to each level's resolution tags.
+  PyramidTiffWriter(const std::string& path, int64_t width, int64_t height, double mpp = 0, Kind kind = Kind::Labels);
   ~PyramidTiffWriter();  // removes the temporary files unless finish() succeeded
   PyramidTiffWriter(const PyramidTiffWriter&) = delete;
   PyramidTiffWriter& operator=(const PyramidTiffWriter&) = delete;
 
-  // The next rows (CV_8U, width columns), top to bottom.
+  // The next rows (CV_8U for Labels, CV_8UC3 RGB for Rgb; width columns), top to bottom.
   void append(const cv::Mat& rows);
   // Writes the smaller levels, closes the file and renames it to the final path. All rows must have been appended.
   void finish();
@@ -35,12 +39,17 @@ class PyramidTiffWriter {
   void flush_level0_rows();
   void write_tile_row(const uint8_t* rows, int64_t nrows, int64_t width, int64_t tile_row);
   void start_directory(int level);
+  void spool(size_t level, const uint8_t* row);  // one row of a smaller level
+  void reduce_row(const uint8_t* src);          // the current level-0 row into every smaller level
 
   std::string path_, tmp_;
   void* tif_ = nullptr;  // TIFF*
   int64_t width_, height_;
   double mpp_;
+  Kind kind_;
+  int channels_;
   int64_t rows_done_ = 0;
+  std::vector<std::vector<uint32_t>> sums_;  // Rgb: per smaller level, the block sums of the rows so far
   std::vector<uint8_t> buffer_;  // kTile rows of level 0
   int64_t buffered_ = 0, tile_row_ = 0;
   std::vector<int64_t> level_width_, level_height_;
