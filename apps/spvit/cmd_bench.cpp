@@ -240,6 +240,7 @@ class StepBench {
     r["decoder_chunk_rows"] = c.model.decoder_chunk_rows;
     r["ranks"] = grid_->world_size();
     r["grid"] = grid_->shape().str();
+    r["skipped_steps"] = t.skipped_steps;  // non-finite or fp16-overflow steps, left out of the times
     if (split) {
       nlohmann::json split;
       for (int p = 0; p < kBenchPhases; ++p) {

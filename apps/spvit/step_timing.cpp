@@ -103,7 +103,6 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
     last = now;
     last_comm = c;
   };
-  if (options.split) parts.step->set_phase_mark([&](train::StepPhase p) { mark(bench_phase_of(p)); });
 
   // The encoder's final LayerNorm weight gets its gradient when the decoder's backward is done (on the CPU autograd
   // runs the ready node recorded last first, and every decoder node was recorded after every encoder node).
@@ -113,14 +112,25 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
   }
   SPVIT_CHECK(boundary.defined(), "bench step: the model has no parameter 'encoder.norm.weight'");
   bool boundary_seen = false;
-  const unsigned hook = boundary.register_hook([&](torch::Tensor) {
-    if (options.split) mark(kDecoderBackward);
-    boundary_seen = true;
-  });
+  // The phase mark and the hook refer to this function's locals: removed on every way out (an exception included).
+  struct Instrumented {
+    train::TrainStep& step;
+    torch::Tensor boundary;
+    unsigned hook;
+    ~Instrumented() {
+      boundary.remove_hook(hook);
+      step.set_phase_mark(nullptr);
+    }
+  } instrumented{*parts.step, boundary, boundary.register_hook([&](torch::Tensor) {
+                   if (options.split) mark(kDecoderBackward);
+                   boundary_seen = true;
+                 })};
+  if (options.split) parts.step->set_phase_mark([&](train::StepPhase p) { mark(bench_phase_of(p)); });
   const bool encoder_alone = options.split && model::decoders().at(config.model.decoder).uniform_bands;
   out.encoder_forward_split = encoder_alone;
 
   dist::CommStats before, probe;
+  int64_t counted = 0;  // timed steps that updated the model (a skipped step ends early and would skew the means)
   for (int64_t s = 0; s < options.warmup + options.steps; ++s) {
     const bool timed = s >= options.warmup;
     if (s == options.warmup) {
@@ -161,16 +171,25 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
     time[kDecoderForward] -= encoder_s;
     comm[kDecoderForward] -= encoder_comm;
     if (!timed) continue;
+    if (!result.finite) {
+      ++out.skipped_steps;
+      continue;
+    }
+    ++counted;
     for (int p = 0; p < kBenchPhases; ++p) {
-      out.phase_s[p] += time[p] / static_cast<double>(options.steps);
-      out.comm_s[p] += comm[p] / static_cast<double>(options.steps);
+      out.phase_s[p] += time[p];
+      out.comm_s[p] += comm[p];
     }
     out.loss = result.loss;
     out.tokens = result.tokens;
     out.batch_samples = static_cast<int64_t>(batch.samples.size());
   }
-  boundary.remove_hook(hook);
-  parts.step->set_phase_mark(nullptr);
+  SPVIT_CHECK(counted > 0, "bench step: every one of the ", options.steps, " timed steps was skipped (non-finite loss or "
+              "gradients, or fp16 overflow): nothing to time");
+  for (int p = 0; p < kBenchPhases; ++p) {
+    out.phase_s[p] /= static_cast<double>(counted);
+    out.comm_s[p] /= static_cast<double>(counted);
+  }
   out.peak_gib = peak_memory_gib(device);
   for (double t : out.phase_s) out.step_s += t;
   const auto n = static_cast<double>(options.steps);

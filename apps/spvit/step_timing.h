@@ -52,6 +52,7 @@ struct StepTiming {
   int64_t batch_samples = 0;       // samples per step on this rank
   double peak_above_bytes = 0;     // with memory: the largest step peak above its starting resident set
   bool encoder_forward_split = false;  // the encoder's forward has its own row (uniform-band models, split runs)
+  int64_t skipped_steps = 0;      // timed steps the step skipped (non-finite, fp16 overflow): left out of the means
   double peak_gib = 0;             // peak_memory_gib over the timed steps (a GPU's allocator, else the process RSS)
 };
 

@@ -94,10 +94,16 @@ AnnotationIndex::AnnotationIndex(std::shared_ptr<const AnnotationSet> set, doubl
     x1 = std::max(x1, e.bounds[2]);
     y1 = std::max(y1, e.bounds[3]);
   }
-  cx0_ = static_cast<int64_t>(std::floor(x0 / cell_));
-  cy0_ = static_cast<int64_t>(std::floor(y0 / cell_));
-  columns_ = static_cast<int64_t>(std::floor(x1 / cell_)) - cx0_ + 1;
-  rows_ = static_cast<int64_t>(std::floor(y1 / cell_)) - cy0_ + 1;
+  // Buckets at most ~16 per annotation (and 4096): annotations spread far apart get larger cells, not a huge grid.
+  const auto most = std::max<int64_t>(4096, 16 * static_cast<int64_t>(a.size()));
+  while (true) {
+    cx0_ = static_cast<int64_t>(std::floor(x0 / cell_));
+    cy0_ = static_cast<int64_t>(std::floor(y0 / cell_));
+    columns_ = static_cast<int64_t>(std::floor(x1 / cell_)) - cx0_ + 1;
+    rows_ = static_cast<int64_t>(std::floor(y1 / cell_)) - cy0_ + 1;
+    if (columns_ * rows_ <= most) break;
+    cell_ *= 2;
+  }
   buckets_.resize(static_cast<size_t>(columns_ * rows_));
   for (int64_t k = 0; k < static_cast<int64_t>(a.size()); ++k) {
     const auto& b = a[static_cast<size_t>(k)].bounds;

@@ -17,8 +17,9 @@ double number_attribute(const pugi::xml_node& node, const char* name, const std:
   const char* text = attribute.as_string(nullptr);
   char* end = nullptr;
   const double value = text ? std::strtod(text, &end) : 0.0;
-  if (!text || end == text || *end != '\0') {
-    SPVIT_THROW(DataError, where, ": attribute ", name, " must be a number, got '", text ? text : "(missing)", "'");
+  if (!text || end == text || *end != '\0' || !plausible_coordinate(value)) {
+    SPVIT_THROW(DataError, where, ": attribute ", name, " must be a number (|v| <= 1e9), got '",
+                text ? text : "(missing)", "'");
   }
   return value;
 }

@@ -20,7 +20,11 @@ std::array<double, 2> vertex_of(const Json& v) {
   if (!v.is_array() || v.size() < 2 || !v[0].is_number() || !v[1].is_number()) {
     throw GeometryProblem{"a position must be [x, y] numbers, got " + v.dump()};
   }
-  return {v[0].get<double>(), v[1].get<double>()};
+  const std::array<double, 2> p{v[0].get<double>(), v[1].get<double>()};
+  if (!plausible_coordinate(p[0]) || !plausible_coordinate(p[1])) {
+    throw GeometryProblem{"position " + v.dump() + " is not a level-0 pixel coordinate (|x|, |y| <= 1e9)"};
+  }
+  return p;
 }
 
 // A GeoJSON linear ring (closed: last == first) -> Ring without the repeated vertex. Rings of fewer than three
@@ -161,7 +165,7 @@ int64_t ClassMap::label_of(const std::string& name, const std::string& source) c
   if (it != ids.end()) return it->second;
   std::string known;
   for (const auto& [n, id] : ids) known += (known.empty() ? "'" : ", '") + n + "'";
-  SPVIT_THROW(DataError, "annotations '", source, "' use class '", name, "', which data.classes does not name (known: ",
+  SPVIT_THROW(DataError, "annotations '", source, "' use class '", name, "', which the class map does not name (known: ",
               known.empty() ? "none" : known, ")");
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #define TIFF_DISABLE_DEPRECATED  // libtiff's deprecated int64 typedef would clash with OpenCV's
@@ -34,10 +35,16 @@ cv::Mat crop_on_white(const cv::Mat& image, int64_t x, int64_t y, int64_t w, int
 // through OpenCV, so this is where their resolution comes from. {0, 0} when the file is not a TIFF, has no
 // XResolution, or its unit is "none".
 std::pair<double, double> tiff_tag_mpp(const std::string& path) {
-  const TIFFErrorHandler quiet_errors = TIFFSetErrorHandler(nullptr), quiet_warnings = TIFFSetWarningHandler(nullptr);
-  TIFF* t = TIFFOpen(path.c_str(), "r");
-  TIFFSetErrorHandler(quiet_errors);
-  TIFFSetWarningHandler(quiet_warnings);
+  TIFF* t = nullptr;
+  {
+    // libtiff's handlers are process-wide: silence them (a non-TIFF file is not an error here) under a lock.
+    static std::mutex handlers;
+    std::lock_guard<std::mutex> lock(handlers);
+    const TIFFErrorHandler errors = TIFFSetErrorHandler(nullptr), warnings = TIFFSetWarningHandler(nullptr);
+    t = TIFFOpen(path.c_str(), "r");
+    TIFFSetErrorHandler(errors);
+    TIFFSetWarningHandler(warnings);
+  }
   if (t == nullptr) return {0, 0};
   float x = 0, y = 0;
   uint16_t unit = RESUNIT_INCH;
@@ -47,7 +54,11 @@ std::pair<double, double> tiff_tag_mpp(const std::string& path) {
   TIFFClose(t);
   const double micrometres = unit == RESUNIT_INCH ? 25400.0 : unit == RESUNIT_CENTIMETER ? 10000.0 : 0.0;
   if (!has_x || !(x > 0) || micrometres == 0) return {0, 0};
-  return {micrometres / x, micrometres / (y > 0 ? y : x)};
+  const double mpp_x = micrometres / x, mpp_y = micrometres / (y > 0 ? y : x);
+  // Writers often leave a screen placeholder (72, 96, 300 dpi: 85-350 um/px, or 10 px/cm): not a microscope's.
+  auto microscopic = [](double mpp) { return mpp >= 0.02 && mpp <= 50.0; };
+  if (!microscopic(mpp_x) || !microscopic(mpp_y)) return {0, 0};
+  return {mpp_x, mpp_y};
 }
 
 // A plain image read whole through OpenCV: one level.
@@ -198,7 +209,7 @@ void Slide::set_mpp(std::pair<double, double> mpp, const char* source) {
 int Slide::level_for_mpp(double mpp) const {
   if (!(mpp_x_ > 0)) {
     SPVIT_THROW(DataError, "slide '", path_, "' has no resolution (no openslide.mpp-x property, no TIFF XResolution "
-                "tag): choose a level instead (spvit infer --level; data.level in a training configuration)");
+                "tag between 0.02 and 50 um/px): choose a level instead (spvit infer --level)");
   }
   int best = 0;
   for (int l = 0; l < level_count(); ++l) {

@@ -36,7 +36,7 @@ PyramidTiffWriter::PyramidTiffWriter(const std::string& path, int64_t width, int
   }
   buffer_.assign(static_cast<size_t>(kTile * width_ * channels_), 0);
   if (kind_ == Kind::Rgb) {
-    for (size_t k = 1; k < level_width_.size(); ++k) sums_.emplace_back(static_cast<size_t>(level_width_[k] * 3), 0u);
+    for (size_t k = 1; k < level_width_.size(); ++k) sums_.emplace_back(static_cast<size_t>(level_width_[k] * 3), uint64_t{0});
   }
   start_directory(0);
 }

@@ -30,7 +30,7 @@ class Trainer {
  public:
   Trainer(const Config& config, const dist::ProcessGrid& grid) : config_(config), grid_(grid) {
     data_ = open_datasets(config);
-    parts_ = make_training_parts(config, grid, data_.train->num_classes());
+    parts_ = make_training_parts(config_, grid_, data_.train->num_classes());
     loader_ = make_loader(data_.train, config, grid, /*training=*/true);
     std::filesystem::create_directories(config.train.out_dir);
     metrics_path_ = config.train.out_dir + "/metrics.jsonl";

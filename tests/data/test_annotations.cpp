@@ -117,11 +117,15 @@ TEST(QuPathGeoJson, ErrorsNameTheFileAndTheFeatureOrLine) {
               std::string::npos) << e.what();
   }
   EXPECT_THROW(read_qupath_geojson("/nonexistent/a.geojson"), DataError);
+  EXPECT_THROW(parse(R"({"type": "Polygon", "coordinates": [[[0,0],[1e300,0],[1,1]]]})"), DataError);
+  EXPECT_THROW(parse_asap_xml(R"(<ASAP_Annotations><Annotations><Annotation Type="Polygon"><Coordinates>
+    <Coordinate Order="0" X="nan" Y="0"/></Coordinates></Annotation></Annotations></ASAP_Annotations>)", "nan.xml"),
+               DataError);
   try {
     two_classes().label_of("Necrosis", "x.geojson");
     FAIL() << "no error";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("class 'Necrosis', which data.classes does not name (known: '', 'Exclude', "
+    EXPECT_NE(std::string(e.what()).find("class 'Necrosis', which the class map does not name (known: '', 'Exclude', "
                                          "'Stroma', 'Tumor')"),
               std::string::npos) << e.what();
   }
@@ -140,8 +144,8 @@ TEST(AsapXml, PolygonsRectanglesGroupsAndVertexOrder) {
       </Coordinates>
     </Annotation>
     <Annotation Name="Annotation 1" Type="Rectangle" PartOfGroup="_2">
-      <Coordinates><Coordinate Order="0" X="20" Y="20" /><Coordinate Order="1" X="30" Y="20" />
-        <Coordinate Order="2" X="30" Y="30" /><Coordinate Order="3" X="20" Y="30" /></Coordinates>
+      <Coordinates><Coordinate Order="0" X="5" Y="5" /><Coordinate Order="1" X="30" Y="5" />
+        <Coordinate Order="2" X="30" Y="30" /><Coordinate Order="3" X="5" Y="30" /></Coordinates>
     </Annotation>
     <Annotation Name="Annotation 2" Type="Dot" PartOfGroup="_0">
       <Coordinates><Coordinate Order="0" X="5" Y="5" /></Coordinates>
@@ -165,9 +169,10 @@ TEST(AsapXml, PolygonsRectanglesGroupsAndVertexOrder) {
   RasterGrid g;
   g.height = g.width = 32;
   const auto labels = rasterize(AnnotationIndex(std::make_shared<AnnotationSet>(set)), classes, g);
-  EXPECT_EQ(labels[5][5].item<int64_t>(), 1);
+  EXPECT_EQ(labels[2][2].item<int64_t>(), 1);
+  EXPECT_EQ(labels[7][7].item<int64_t>(), ClassMap::kIgnore) << "both cover it: the exclusion group's priority wins";
   EXPECT_EQ(labels[25][25].item<int64_t>(), ClassMap::kIgnore);
-  EXPECT_EQ(labels[15][15].item<int64_t>(), 0);
+  EXPECT_EQ(labels[31][31].item<int64_t>(), 0);
 }
 
 TEST(AsapXml, ErrorsNameTheFileAndTheLineOrAnnotation) {
@@ -184,7 +189,8 @@ TEST(AsapXml, ErrorsNameTheFileAndTheLineOrAnnotation) {
                    "coords.xml");
     FAIL() << "no error";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("'coords.xml', annotation 0 ('a'): attribute Y must be a number, got 'oops'"),
+    EXPECT_NE(std::string(e.what()).find("'coords.xml', annotation 0 ('a'): attribute Y must be a number (|v| <= 1e9), "
+                                         "got 'oops'"),
               std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_asap_xml("<Other/>", "other.xml"), DataError);
@@ -239,6 +245,9 @@ TEST(Rasterize, EqualsTheBruteForcePixelCentreRuleAtEveryDownsample) {
   notch.holes = {{{100, 100}, {130, 100}, {115, 130}}};
   set->annotations.push_back(annotation_of("Stroma", {notch}));
   set->annotations.push_back(annotation_of("Tumor", {PolygonPart{{{10, 10}, {20, 10}, {20, 20}, {10, 20}}, {}}}));
+  // Vertices on pixel centres (at downsample 1): centres exactly on edges, decided by the tie rule.
+  set->annotations.push_back(
+      annotation_of("Stroma", {PolygonPart{{{30.5, 30.5}, {40.5, 30.5}, {40.5, 40.5}, {30.5, 40.5}}, {}}}));
   const AnnotationIndex index(set, 64);
 
   for (const auto& priority : {std::vector<std::string>{}, std::vector<std::string>{"Exclude", "Tumor"}}) {

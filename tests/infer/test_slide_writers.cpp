@@ -139,9 +139,13 @@ TEST(Slide, MicronsPerPixelFromTiffResolutionTags) {
   EXPECT_EQ(untagged->mpp_x(), 0.0);
   EXPECT_EQ(untagged->mpp_source(), "none");
   const auto why = data_error([&] { untagged->level_for_mpp(0.5); });
-  EXPECT_NE(why.find("untagged.tiff' has no resolution (no openslide.mpp-x property, no TIFF XResolution tag): "
-                     "choose a level instead (spvit infer --level; data.level"),
+  EXPECT_NE(why.find("untagged.tiff' has no resolution (no openslide.mpp-x property, no TIFF XResolution tag between "
+                     "0.02 and 50 um/px): choose a level instead (spvit infer --level)"),
             std::string::npos) << why;
+  // A screen placeholder (72 dpi = 353 um/px) is not a slide's resolution.
+  ASSERT_TRUE(cv::imwrite(dir + "/screen.tif", bgr, {cv::IMWRITE_TIFF_RESUNIT, 2, cv::IMWRITE_TIFF_XDPI, 72,
+                                                      cv::IMWRITE_TIFF_YDPI, 72}));
+  EXPECT_EQ(Slide::open(dir + "/screen.tif")->mpp_source(), "none");
 }
 
 // `spvit synth --format slides`: the slide reopens with its resolution, level 1 is the 2x2 mean of level 0, level 0 is

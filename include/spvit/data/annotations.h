@@ -2,9 +2,10 @@
 // their rasterisation into the label mask of any region at any downsample (docs/data.md, "Slide annotations").
 //
 // Rasterisation rule: a pixel belongs to a polygon iff its centre lies inside it — inside the exterior ring and not
-// inside a hole, by the crossing rule (a horizontal ray through the centre crosses the rings an odd number of
-// times; an edge counts when one end is at or below the centre's y and the other above, and the crossing when it is
-// to the right of the centre or on it). Vertices keep their level-0 precision, so at a coarser level each pixel is
+// inside a hole, by the crossing rule: an odd number of the rings' edges cross the centre's row at or to the left of
+// the centre (an edge crosses the row y when one end has y' <= y and the other y' > y). A centre exactly on an edge
+// is therefore inside on left and top edges and outside on right and bottom ones, so polygons that share an edge
+// never both take its pixels. Vertices keep their level-0 precision, so at a coarser level each pixel is
 // decided by its own centre, not by rounded vertices. The parts of a MultiPolygon (or GeometryCollection) are
 // united: where two parts overlap the pixel stays filled. Where annotations of different labels overlap, the
 // one of higher priority wins (ClassMap::priority), and between equal priorities the later one in the file.
@@ -46,7 +47,7 @@ struct AnnotationSet {
 };
 
 struct GeoJsonOptions {
-  bool include_detections = false;  // QuPath objectType "detection"/"cell": skipped (and counted) unless set
+  bool include_detections = false;  // QuPath objectType "detection"/"cell"/"tile": skipped (and counted) unless set
 };
 
 // A QuPath GeoJSON export: a FeatureCollection, a Feature, an array of Features, or a bare geometry. Polygon,
@@ -67,7 +68,7 @@ AnnotationSet parse_asap_xml(const std::string& text, const std::string& source)
 AnnotationSet read_annotations(const std::string& path, const GeoJsonOptions& options = {});
 
 // How class names become labels (config: data.classes, data.class_priority).
-struct ClassMap {
+struct ClassMap {  // (the slide dataset will fill it from its configuration)
   static constexpr int64_t kIgnore = -1;  // pixels counted by neither the cross-entropy nor the Dice
   std::map<std::string, int64_t> ids;     // name -> label (>= 1, 0 is background) or kIgnore
   std::vector<std::string> priority;      // highest first; names not listed rank below every listed one
@@ -107,6 +108,9 @@ struct RasterGrid {
 // containing its centre, else `background` (0, or ClassMap::kIgnore for data.unannotated: ignore).
 torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, const RasterGrid& grid,
                         int64_t background = 0);
+
+// Level-0 coordinates the readers accept: finite, |v| <= 1e9 (the largest slides are ~2e5 pixels a side).
+inline bool plausible_coordinate(double v) { return v >= -1e9 && v <= 1e9; }
 
 // The crossing rule for one point and one polygon part (exterior minus holes): the reference the rasteriser is
 // tested against, and what it computes row by row.

@@ -33,7 +33,8 @@ class Slide {
   double mpp_x() const { return mpp_x_; }  // micrometres per level-0 pixel; 0 when unknown
   double mpp_y() const { return mpp_y_; }
   // Where the resolution came from: "openslide.mpp-x", "TIFF XResolution" (generic and plain TIFFs, whose tags
-  // OpenSlide 3.4 does not turn into mpp), or "none".
+  // OpenSlide 3.4 does not turn into mpp; only 0.02-50 um/px, so a 72/96/300 dpi placeholder is no resolution), or
+  // "none".
   const std::string& mpp_source() const { return mpp_source_; }
   virtual std::string format() const = 0;  // "openslide:<vendor>" or "opencv"
 

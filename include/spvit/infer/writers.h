@@ -49,7 +49,7 @@ class PyramidTiffWriter {
   Kind kind_;
   int channels_;
   int64_t rows_done_ = 0;
-  std::vector<std::vector<uint32_t>> sums_;  // Rgb: per smaller level, the block sums of the rows so far
+  std::vector<std::vector<uint64_t>> sums_;  // Rgb: per smaller level, the block sums of the rows so far
   std::vector<uint8_t> buffer_;  // kTile rows of level 0
   int64_t buffered_ = 0, tile_row_ = 0;
   std::vector<int64_t> level_width_, level_height_;
