@@ -110,6 +110,10 @@ void validate_train(const Config& c) {
 
 void validate(const Config& c) {
   const auto& m = c.model;
+  if (c.data.stain_jitter > 0 && m.channels != 3) {
+    SPVIT_THROW(ConfigError, "config key 'data.stain_jitter' = ", c.data.stain_jitter, " needs RGB images, but "
+                "'model.channels' = ", m.channels);
+  }
   if (m.dim % m.heads != 0) {
     SPVIT_THROW(ConfigError, "config key 'model.dim' = ", m.dim, " must be divisible by 'model.heads' = ", m.heads);
   }

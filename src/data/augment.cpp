@@ -35,7 +35,12 @@ AugmentDraw draw_augmentation(const AugmentOptions& options, uint64_t seed, int6
   const bool fy = s.bernoulli(0.5), fx = s.bernoulli(0.5), fz = s.bernoulli(0.5);
   const int k = static_cast<int>(s.bits() & 3u);
   const double b = s.uniform(-1.0, 1.0), c = s.uniform(-1.0, 1.0);
-  const double t = s.uniform(-1.0, 1.0);  // drawn last: the draws above are those of earlier versions
+  const double t = s.uniform(-1.0, 1.0);  // drawn after those of earlier versions, which it leaves unchanged
+  std::array<double, 3> stain_a{}, stain_b{};
+  for (int k2 = 0; k2 < 3; ++k2) {
+    stain_a[static_cast<size_t>(k2)] = s.uniform(-1.0, 1.0);
+    stain_b[static_cast<size_t>(k2)] = s.uniform(-1.0, 1.0);
+  }
   AugmentDraw d;
   d.flip_y = options.flips && fy;
   d.flip_x = options.flips && fx;
@@ -44,7 +49,26 @@ AugmentDraw draw_augmentation(const AugmentOptions& options, uint64_t seed, int6
   d.brightness = options.color_jitter * b;
   d.contrast = 1.0 + options.color_jitter * c;
   d.threshold_scale = 1.0 + options.threshold_jitter * t;
+  for (size_t k2 = 0; k2 < 3; ++k2) {
+    d.stain_scale[k2] = 1.0 + options.stain_jitter * stain_a[k2];
+    d.stain_shift[k2] = options.stain_jitter * stain_b[k2];
+  }
   return d;
+}
+
+torch::Tensor jitter_stains(const torch::Tensor& rgb, const std::array<double, 3>& scale,
+                            const std::array<double, 3>& shift) {
+  SPVIT_CHECK(rgb.size(-1) == 3, "stain jitter needs RGB images, got ", rgb.size(-1), " channel(s)");
+  // skimage.color's rgb_from_hed (rows: haematoxylin, eosin, DAB optical densities per R, G, B) and its inverse.
+  static const auto rgb_from_hed =
+      torch::tensor({0.65, 0.70, 0.29, 0.07, 0.99, 0.11, 0.27, 0.57, 0.78}, torch::kFloat64).view({3, 3});
+  static const auto hed_from_rgb = torch::inverse(rgb_from_hed);
+  const double log_adjust = std::log(1e-6);  // densities normalised as skimage's rgb2hed / hed2rgb do
+  const auto od = torch::log(rgb.to(torch::kFloat64).clamp_min(1e-6)) / log_adjust;
+  auto stains = torch::matmul(od, hed_from_rgb);
+  stains = stains * torch::tensor({scale[0], scale[1], scale[2]}, torch::kFloat64) +
+           torch::tensor({shift[0], shift[1], shift[2]}, torch::kFloat64);
+  return torch::exp(torch::matmul(stains, rgb_from_hed) * log_adjust).clamp(0.0, 1.0).to(rgb.scalar_type());
 }
 
 int effective_rot90(const AugmentDraw& draw, const std::vector<int64_t>& full_shape) {
@@ -132,6 +156,7 @@ Sample apply_augmentation_to_region(const Sample& preimage_sample, const Augment
               s.mask.scalar_type());
   const int k = effective_rot90(draw, full_shape);
   const bool jitter = draw.brightness != 0.0 || draw.contrast != 1.0;
+  if (draw.stains_jittered()) s.image = jitter_stains(s.image, draw.stain_scale, draw.stain_shift);  // per pixel
   if (k == 0 && !draw.flip_y && !draw.flip_x && !(nd == 3 && draw.flip_z) && !jitter) {  // identity
     s.image = s.image.contiguous();
     s.mask = s.mask.contiguous();

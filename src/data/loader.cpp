@@ -57,6 +57,7 @@ LoaderOptions LoaderOptions::from_config(const Config& c, int data_rank, int dat
   o.batch_size = training ? c.train.batch_size : 1;
   o.augment = training && c.data.augment;
   o.augment_options.color_jitter = c.data.color_jitter;
+  o.augment_options.stain_jitter = c.data.stain_jitter;
   o.augment_options.threshold_jitter = c.data.patcher.threshold_jitter;
   o.drop_last = training;
   return o;

@@ -216,6 +216,12 @@ TEST(ConfigRefuses, ScheduleOptionsTheScheduleRejects) {  // LrSchedule
   EXPECT_EQ(checked_config("", {"train.steps=4", "train.warmup_steps=10"}).train.warmup_steps, 10);
 }
 
+TEST(ConfigRefuses, StainJitterOnNonRgbImages) {  // data.stain_jitter deconvolves RGB into H, E, D
+  expect_config_error("", {"data.stain_jitter=0.1", "model.channels=1"},
+                      "config key 'data.stain_jitter' = 0.1 needs RGB images, but 'model.channels' = 1");
+  EXPECT_EQ(checked_config("", {"data.stain_jitter=0.05"}).data.stain_jitter, 0.05);
+}
+
 TEST(Config, CoordinatePositionsWorkWithEveryDecoder) {
   EXPECT_EQ(checked_config("", {"model.pos_encoding=coords"}).model.decoder, "unetr");
   EXPECT_EQ(checked_config("", {"model.pos_encoding=coords", "model.decoder=tile"}).model.decoder, "tile");

@@ -124,6 +124,40 @@ TEST(Augment, PreimageProperty2D) {
   check_preimage_property(*wide, {Region{{0, 0}, {20, 72}}, Region{{20, 0}, {40, 72}}, Region{{3, 50}, {37, 71}}});
 }
 
+// Stain jitter: no change with unit scales and zero shifts (deconvolution then reconvolution), the analytic effect of
+// doubling the haematoxylin density of a pure-haematoxylin pixel (its colour squares), and the preimage property.
+TEST(Augment, StainJitterInverseAnalyticAndRegionConsistent) {
+  const auto image = torch::rand({16, 16, 3}, torch::kFloat32).clamp_min(0.01);
+  const auto same = jitter_stains(image, {1, 1, 1}, {0, 0, 0});
+  EXPECT_LT((same - image).abs().max().item<double>(), 1e-5);
+
+  // A pure-H pixel: optical densities proportional to H = (0.65, 0.70, 0.29), so rgb = exp(-a·H).
+  const auto h = torch::tensor({0.65, 0.70, 0.29}, torch::kFloat64);
+  const auto pure = torch::exp(-0.4 * h).to(torch::kFloat32).view({1, 1, 3});
+  const auto doubled = jitter_stains(pure, {2, 1, 1}, {0, 0, 0});
+  EXPECT_LT((doubled - pure * pure).abs().max().item<double>(), 1e-5) << "2x the density squares the transmittance";
+  const auto eosin_only = jitter_stains(pure, {1, 3, 1}, {0, 0, 0});
+  EXPECT_LT((eosin_only - pure).abs().max().item<double>(), 1e-5) << "no eosin in the pixel: scaling it changes nothing";
+
+  AugmentOptions o;
+  o.stain_jitter = 0.2;
+  const auto draw = draw_augmentation(o, 3, 1, 5);
+  EXPECT_TRUE(draw.stains_jittered());
+  AugmentOptions plain;
+  const auto without = draw_augmentation(plain, 3, 1, 5);
+  EXPECT_FALSE(without.stains_jittered());
+  EXPECT_EQ(without.rot90, draw.rot90) << "the stain draw leaves the earlier draws unchanged";
+  EXPECT_EQ(without.brightness, draw.brightness);
+  const auto d = make_synthetic_pathology(SyntheticOptions{2, {40, 48}, 1, 2});
+  const Sample full = d->read(0), augmented = apply_augmentation(full, draw);
+  EXPECT_GT((augmented.image - apply_augmentation(full, without).image).abs().max().item<double>(), 0.01);
+  for (const Region& r : {Region{{0, 0}, {20, 48}}, Region{{7, 3}, {33, 41}}}) {
+    expect_same_sample(apply_augmentation_to_region(d->read(0, preimage(r, draw, full.full_shape)), draw, r,
+                                                    full.full_shape),
+                       crop(augmented, r));
+  }
+}
+
 TEST(Augment, PreimageProperty3D) {
   const auto vol = make_synthetic_mri(SyntheticOptions{3, {10, 16, 16}, 1, 2});
   check_preimage_property(*vol, {Region{{0, 0, 0}, {5, 16, 16}}, Region{{5, 0, 0}, {10, 16, 16}},

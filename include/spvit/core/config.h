@@ -119,6 +119,7 @@ struct DataConfig {
   int64_t prefetch = 4;              // batches loaded ahead
   bool augment = true;               // flips, 90-degree rotations, colour jitter (same draw on a sequence group)
   double color_jitter = 0.1;
+  double stain_jitter = 0.0;         // H&E (HED) density jitter strength (RGB images; 0.05 light, 0.2 strong)
   PatcherConfig patcher;
   template <class V>
   void visit(V& v) {
@@ -133,6 +134,7 @@ struct DataConfig {
     v.field("prefetch", prefetch, Range<int64_t>{1, 1024}, "batches loaded ahead");
     v.field("augment", augment, Range<bool>{}, "random flips, rotations and colour jitter");
     v.field("color_jitter", color_jitter, Range<double>{0.0, 1.0}, "colour jitter strength");
+    v.field("stain_jitter", stain_jitter, Range<double>{0.0, 1.0}, "H&E stain (HED) jitter strength, RGB images");
     v.section("patcher", patcher);
   }
 };
