@@ -1,7 +1,6 @@
 #include "step_timing.h"
 
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 
 #include "spvit/core/device_memory.h"
@@ -34,28 +33,6 @@ BenchPhase bench_phase_of(train::StepPhase p) {
   return kMetrics;
 }
 
-// A field of /proc/self/status in bytes ("VmRSS:" now, "VmHWM:" the peak since the last reset); 0 if absent.
-double status_bytes(const std::string& key) {
-  std::ifstream status("/proc/self/status");
-  std::string word;
-  while (status >> word) {
-    if (word == key) {
-      double kib = 0;
-      status >> kib;
-      return kib * 1024.0;
-    }
-  }
-  return 0;
-}
-
-// Sets VmHWM back to the current resident set (Linux >= 4.0). False where that is not allowed.
-bool reset_peak_rss() {
-  std::ofstream clear("/proc/self/clear_refs");
-  clear << "5";
-  clear.flush();
-  return clear.good();
-}
-
 // Patch extraction + the model's own encoder on this rank's band of `batch`, as forward_uniform runs them: the
 // encoder's share of the step's forward, which has no mark of its own inside the model.
 void encoder_forward(train::TrainingParts& parts, const Config& config, const dist::ProcessGrid& grid,
@@ -63,13 +40,9 @@ void encoder_forward(train::TrainingParts& parts, const Config& config, const di
   const auto& precision = parts.precision;
   auto images = train::stack_batch(batch.samples).first.to(precision.device, precision.param_dtype);
   const auto bands = train::bands_for(batch.samples[0].full_shape, config, grid);
-  model::TokenMetadata meta{bands.token_indices(), {}};
-  auto& encoder = parts.model->encoder();
-  if (encoder->options().pos_encoding == model::PositionalEncodingKind::Coords) {
-    meta.coords = bands.token_coords().to(precision.device);
-  }
+  const auto in = parts.model->uniform_encoder_input(images, bands, grid.seq());
   train::ForwardPrecisionGuard autocast(precision);
-  encoder->forward(model::patchify(images, config.model.patch), meta, bands.shard().context(grid.seq()));
+  parts.model->encoder()->forward(in.tokens, in.meta, in.seq);
 }
 
 std::vector<double> world_reduce(const dist::ProcessGrid& grid, std::vector<double> values, dist::ReduceOp op) {
@@ -156,8 +129,8 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
       clock.reset();
       restart();
     }
-    const bool measure = options.memory && reset_peak_rss();
-    const double resident = measure ? status_bytes("VmRSS:") : 0.0;
+    const bool measure = options.memory && reset_process_peak_rss();
+    const double resident = measure ? process_memory_bytes("VmRSS:") : 0.0;
     boundary_seen = false;
     const auto result = parts.step->run(batch, s);
     if (!options.split) {  // whole steps only: the step's time lands in one row
@@ -165,7 +138,7 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
       mark(kMetrics);
     }
     SPVIT_CHECK(boundary_seen, "bench step: the encoder's final LayerNorm received no gradient");
-    if (measure) out.peak_above_bytes = std::max(out.peak_above_bytes, status_bytes("VmHWM:") - resident);
+    if (measure) out.peak_above_bytes = std::max(out.peak_above_bytes, process_memory_bytes("VmHWM:") - resident);
     time[kEncoderForward] += encoder_s;
     comm[kEncoderForward] += encoder_comm;
     time[kDecoderForward] -= encoder_s;

@@ -39,16 +39,27 @@ double peak_memory_gib(const torch::Device& device) {
   }
 #endif
   (void)device;
+  return process_memory_bytes("VmHWM:") / kGiB;
+}
+
+double process_memory_bytes(const char* key) {
   std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmHWM:") {
+  std::string word;
+  while (status >> word) {
+    if (word == key) {
       double kib = 0;
       status >> kib;
-      return kib * 1024.0 / kGiB;
+      return kib * 1024.0;
     }
   }
   return 0;
+}
+
+bool reset_process_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.flush();
+  return clear.good();
 }
 
 }  // namespace spvit

@@ -39,16 +39,21 @@ torch::Tensor SegmenterImpl::forward_uniform(const torch::Tensor& image_band, co
               "' decodes tokens (forward_tiles)");
   SPVIT_CHECK(image_band.dim() == 2 + options_.spatial_dims && image_band.size(1) == options_.channels,
               "image band must be [B, ", options_.channels, ", spatial...], got ", image_band.sizes());
-  auto tokens = patchify(image_band, options_.patch);
-  const auto ctx = bands.shard().context(seq);
+  const auto in = uniform_encoder_input(image_band, bands, seq);
+  return decoder_->forward({encoder_->forward_features(in.tokens, in.meta, in.seq, decoder_->taps()), image_band,
+                            &bands, in.seq.comm});
+}
+
+SegmenterImpl::EncoderInput SegmenterImpl::uniform_encoder_input(const torch::Tensor& image_band,
+                                                                 const UniformBands& bands,
+                                                                 const dist::CommPtr& seq) const {
   // What the positional encoding reads: global token indices (grid table) or the global coordinates of this band's
   // tokens (coordinate MLP, in the tile path's convention: see UniformBands::token_coords).
   TokenMetadata meta{bands.token_indices(), {}};
   if (encoder_->options().pos_encoding == PositionalEncodingKind::Coords) {
     meta.coords = bands.token_coords().to(image_band.device());
   }
-  return decoder_->forward({encoder_->forward_features(tokens, meta, ctx, decoder_->taps()), image_band, &bands,
-                           ctx.comm});
+  return {patchify(image_band, options_.patch), std::move(meta), bands.shard().context(seq)};
 }
 
 torch::Tensor SegmenterImpl::forward_tiles(const torch::Tensor& tokens, const TokenMetadata& meta,

@@ -37,6 +37,16 @@ class SegmenterImpl : public torch::nn::Module {
   // (grid) or global coordinates (coords, as patch::token_metadata gives them for the same grid).
   torch::Tensor forward_uniform(const torch::Tensor& image_band, const UniformBands& bands, const dist::CommPtr& seq);
 
+  // What forward_uniform gives the encoder for a band: its tokens, their positional metadata and the sequence context
+  // (also used by `spvit bench step` to time the encoder alone on the same input).
+  struct EncoderInput {
+    torch::Tensor tokens;
+    TokenMetadata meta;
+    SequenceContext seq;
+  };
+  EncoderInput uniform_encoder_input(const torch::Tensor& image_band, const UniformBands& bands,
+                                     const dist::CommPtr& seq) const;
+
   // Token decoders (tile). tokens [B, L_s, C·P^d] -> logit tiles [B, L_s, classes, P, P(, P)].
   torch::Tensor forward_tiles(const torch::Tensor& tokens, const TokenMetadata& meta, const SequenceContext& seq);
 
