@@ -67,8 +67,8 @@ AnnotationSet parse_asap_xml(const std::string& text, const std::string& source)
 // By extension: .geojson / .json (QuPath), .xml (ASAP); anything else is a DataError.
 AnnotationSet read_annotations(const std::string& path, const GeoJsonOptions& options = {});
 
-// How class names become labels (config: data.classes, data.class_priority).
-struct ClassMap {  // (the slide dataset will fill it from its configuration)
+// How class names become labels (the slide dataset, issue 13, will fill it from its configuration).
+struct ClassMap {
   static constexpr int64_t kIgnore = -1;  // pixels counted by neither the cross-entropy nor the Dice
   std::map<std::string, int64_t> ids;     // name -> label (>= 1, 0 is background) or kIgnore
   std::vector<std::string> priority;      // highest first; names not listed rank below every listed one
@@ -105,7 +105,7 @@ struct RasterGrid {
 };
 
 // The label mask [height, width] int64 of `grid`: each pixel gets the label of the highest-priority annotation
-// containing its centre, else `background` (0, or ClassMap::kIgnore for data.unannotated: ignore).
+// containing its centre, else `background` (0, or ClassMap::kIgnore when unannotated pixels are to be ignored).
 torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, const RasterGrid& grid,
                         int64_t background = 0);
 
