@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "spvit/core/config_visit.h"
 #include "spvit/core/error.h"
@@ -49,6 +50,10 @@ class YamlReader {
   }
 
   void choice(const char* key, std::string& value, std::initializer_list<const char*> allowed);
+  // A mapping of names to scalar values (data.classes: {Tumor: 1, Exclusion: ignore}), in file order.
+  void mapping(const char* key, NamedValues& value, const char* what);
+  // A list of scalars (data.class_priority: [Tumor, Stroma]); a single scalar is a list of one.
+  void list(const char* key, std::vector<std::string>& value, const char* what);
 
   template <typename Section>
   void section(const char* key, Section& section) {
@@ -80,6 +85,14 @@ class YamlWriter {
   }
   void choice(const char* key, const std::string& value, std::initializer_list<const char*>) {
     out_ << YAML::Key << key << YAML::Value << value;
+  }
+  void mapping(const char* key, const NamedValues& value, const char*) {
+    out_ << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginMap;
+    for (const auto& [name, v] : value) out_ << YAML::Key << name << YAML::Value << v;
+    out_ << YAML::EndMap;
+  }
+  void list(const char* key, const std::vector<std::string>& value, const char*) {
+    out_ << YAML::Key << key << YAML::Value << YAML::Flow << value;
   }
   template <typename Section>
   void section(const char* key, Section& section) {

@@ -11,4 +11,15 @@ target_include_directories(spvit_data SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS})
 if(SPVIT_HAVE_OPENCV)
   # OpenCV is private: callers see tensors only.
   target_link_libraries(spvit_data PRIVATE ${OpenCV_LIBS})
+  target_include_directories(spvit_data SYSTEM PRIVATE ${OpenCV_INCLUDE_DIRS})
+endif()
+# Whole-slide images (data.source: slides, and the reader `spvit infer` uses): OpenCV and libtiff (SPVIT_HAVE_INFER),
+# OpenSlide where installed (without it only plain PNG/JPEG/TIFF images open, as one level).
+if(SPVIT_HAVE_INFER)
+  target_sources(spvit_data PRIVATE data/slide.cpp data/slide_scaled.cpp data/tissue.cpp data/slide_manifest.cpp
+                                    data/slide_dataset.cpp)
+  target_link_libraries(spvit_data PRIVATE TIFF::TIFF)
+  if(SPVIT_HAVE_OPENSLIDE)
+    target_link_libraries(spvit_data PRIVATE OpenSlide::OpenSlide)
+  endif()
 endif()

@@ -91,7 +91,7 @@ int64_t Loader::batches_per_epoch() const {
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   auto order = shard_indices(dataset_->size(), options_, epoch);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -99,15 +99,39 @@ void Loader::start_epoch(int64_t epoch) {
     epoch_ = epoch;
     order_ = std::move(order);
     num_batches_ = batches_per_epoch();
-    next_task_ = 0;
-    next_out_ = 0;
+    next_task_ = std::min(std::max<int64_t>(first_batch, 0), num_batches_);
+    next_out_ = next_task_;
     ready_.clear();
     started_ = true;
   }
   work_ready_.notify_all();
 }
 
+namespace {
+// A dataset as one epoch sees it: read() is the underlying dataset's read_epoch (slide regions are drawn per epoch),
+// so the region and token readers below need not know about epochs.
+class EpochView : public Dataset {
+ public:
+  EpochView(const Dataset& dataset, int64_t epoch) : d_(dataset), epoch_(epoch) {}
+  int64_t size() const override { return d_.size(); }
+  int spatial_dims() const override { return d_.spatial_dims(); }
+  int64_t channels() const override { return d_.channels(); }
+  int64_t num_classes() const override { return d_.num_classes(); }
+  std::vector<int64_t> spatial_shape(int64_t index) const override { return d_.spatial_shape(index); }
+  Sample read(int64_t index, const std::optional<Region>& region) const override {
+    return d_.read_epoch(index, epoch_, region);
+  }
+  std::string describe() const override { return d_.describe(); }
+
+ private:
+  const Dataset& d_;
+  int64_t epoch_;
+};
+}  // namespace
+
 Batch Loader::load_batch(int64_t epoch, int64_t step, const std::vector<int64_t>& indices) const {
+  const EpochView view(*dataset_, epoch);
+  const Dataset& dataset = view;
   Batch batch;
   batch.epoch = epoch;
   batch.step = step;
@@ -116,17 +140,17 @@ Batch Loader::load_batch(int64_t epoch, int64_t step, const std::vector<int64_t>
     try {
       const AugmentDraw draw =
           options_.augment ? draw_augmentation(options_.augment_options, options_.seed, epoch, index) : AugmentDraw{};
-      const auto full = dataset_->spatial_shape(index);
+      const auto full = dataset.spatial_shape(index);
       const auto region = region_for_ ? region_for_(index, full) : std::nullopt;
       Sample s;
       if (options_.tokens) {
-        s = read_token_sample(*dataset_, index, draw, *options_.tokens);
+        s = read_token_sample(dataset, index, draw, *options_.tokens);
       } else if (!options_.augment) {
-        s = dataset_->read(index, region);
+        s = dataset.read(index, region);
       } else if (region) {
-        s = apply_augmentation_to_region(dataset_->read(index, preimage(*region, draw, full)), draw, *region, full);
+        s = apply_augmentation_to_region(dataset.read(index, preimage(*region, draw, full)), draw, *region, full);
       } else {
-        s = apply_augmentation(dataset_->read(index), draw);
+        s = apply_augmentation(dataset.read(index), draw);
       }
       batch.samples.push_back(std::move(s));
       batch.draws.push_back(draw);

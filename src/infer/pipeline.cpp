@@ -57,7 +57,7 @@ void write_outputs(const Slide& slide, const TissueMask& tissue, const SlideLeve
                                {"contour_downsample", reduced->factor()}};
   }
   if (o.formats.count("png")) {
-    write_overlay_png(o.out_dir + "/overlay.png", slide_thumbnail(slide, o.thumbnail_side), reduced->image());
+    write_overlay_png(o.out_dir + "/overlay.png", to_mat(data::slide_thumbnail(slide, o.thumbnail_side)), reduced->image());
     j["outputs"]["png"] = {{"path", o.out_dir + "/overlay.png"}};
   }
   const double ds2 = L.downsample * L.downsample;

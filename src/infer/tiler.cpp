@@ -99,7 +99,7 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
       const size_t nb = std::min(mine.size() - b0, static_cast<size_t>(o.batch));
       auto rgb = torch::empty({static_cast<int64_t>(nb), T, T, 3}, torch::kUInt8);
       for (size_t k = 0; k < nb; ++k) {
-        cv::Mat tile = slide.read_region(level, mine[b0 + k], oy, T, T);
+        cv::Mat tile = read_rgb(slide, level, mine[b0 + k], oy, T, T);
         std::memcpy(rgb[static_cast<int64_t>(k)].data_ptr<uint8_t>(), tile.data, static_cast<size_t>(T * T * 3));
       }
       auto input = rgb.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255.0f).contiguous();

@@ -10,9 +10,13 @@ Datasets open_datasets(const Config& c) {
   Datasets out;
   // Validation samples come from a different seed, so they are never training samples.
   const auto& source = data::dataset_sources().at(c.data.source);
-  out.train = source.open(c.data, c.data.path, c.data.train_samples, c.seed);
-  if (source.reads_files ? !c.data.val_path.empty() : c.data.val_samples > 0) {
-    out.val = source.open(c.data, c.data.val_path, c.data.val_samples, c.seed + 7919);
+  DataConfig d = c.data;
+  if (d.cache_dir.empty()) d.cache_dir = c.train.out_dir + "/cache";
+  out.train = source.open(d, d.path, "train", d.train_samples, c.seed);
+  if (source.manifest_splits && d.val_path.empty()) {
+    if (d.val_samples > 0) out.val = source.open(d, d.path, "val", d.val_samples, c.seed + 7919);
+  } else if (source.reads_files ? !d.val_path.empty() : d.val_samples > 0) {
+    out.val = source.open(d, d.val_path, "val", d.val_samples, c.seed + 7919);
   }
   const auto& decoder = model::decoders().at(c.model.decoder);
   for (const auto& ds : {out.train, out.val}) {

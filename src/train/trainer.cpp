@@ -55,8 +55,7 @@ class Trainer {
     dist::write_on_one_rank(grid_.world(), grid_.world_rank() == 0,
                             [&] { keep_metrics_up_to(resume ? pos.step : 0); });
     last_checkpoint_time_ = Clock::now();
-    loader_->start_epoch(pos.epoch);
-    for (int64_t k = 0; k < pos.batch_in_epoch; ++k) loader_->next();  // same batches as the interrupted run
+    loader_->start_epoch(pos.epoch, pos.batch_in_epoch);  // the interrupted run's next batch, nothing read before it
     log::info("training {} for {} steps: {} sample(s) per data group per step, grid {}, {}, {}",
               data_.train->describe(), config_.train.steps, config_.train.batch_size, grid_.shape().str(),
               config_.model.attention, parts_->precision.describe());

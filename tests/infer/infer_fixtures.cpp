@@ -133,7 +133,7 @@ int check_dice(const std::string& mask_path, const std::string& truth_path, doub
     return 1;
   }
   cv::Mat channels[3];
-  cv::split(mask->read_region(0, 0, 0, truth.cols, truth.rows), channels);
+  cv::split(infer::read_rgb(*mask, 0, 0, 0, truth.cols, truth.rows), channels);
   double sum = 0;
   int n = 0;
   for (int c = 1; c < 4; ++c) {

@@ -53,15 +53,16 @@ TEST(Slide, PlainImageThroughOpenCvOneLevelWhiteOutside) {
   ASSERT_EQ(slide->level_count(), 1);
   EXPECT_EQ(slide->level(0).width, 150);
   EXPECT_EQ(slide->level(0).height, 100);
-  const cv::Mat region = slide->read_region(0, 140, 90, 20, 20);  // 10 × 10 inside, the rest outside
+  const cv::Mat region = read_rgb(*slide, 0, 140, 90, 20, 20);  // 10 × 10 inside, the rest outside
   EXPECT_EQ(cv::norm(region(cv::Rect(0, 0, 10, 10)), rgb(cv::Rect(140, 90, 10, 10)), cv::NORM_INF), 0);
   EXPECT_EQ(cv::countNonZero(channel0(region(cv::Rect(10, 0, 10, 20))) != 255), 0);
-  EXPECT_NE(data_error([&] { slide->read_region(1, 0, 0, 4, 4); }).find("has no level 1"), std::string::npos);
+  EXPECT_NE(data_error([&] { read_rgb(*slide, 1, 0, 0, 4, 4); }).find("has no level 1"), std::string::npos);
 }
 
 TEST(Slide, ArgbPremultipliedToRgbOnWhite) {
   const uint32_t px[3] = {0x00000000u, 0xff102030u, 0x80402000u};  // transparent, opaque, half alpha premultiplied
-  const cv::Mat rgb = argb_to_rgb(px, 3, 1);
+  cv::Mat rgb(1, 3, CV_8UC3);
+  data::argb_to_rgb(px, 3, 1, rgb.data);
   EXPECT_EQ(rgb.at<cv::Vec3b>(0, 0), cv::Vec3b(255, 255, 255));
   EXPECT_EQ(rgb.at<cv::Vec3b>(0, 1), cv::Vec3b(0x10, 0x20, 0x30));
   EXPECT_EQ(rgb.at<cv::Vec3b>(0, 2), cv::Vec3b(0x40 + 0x7f, 0x20 + 0x7f, 0x7f));
@@ -93,8 +94,8 @@ TEST(Slide, PyramidTiffThroughOpenSlide) {
   }
   EXPECT_NEAR(slide->level(1).downsample, 2.0, 0.01);
   // Lossless deflate: a region read back equals what was written, at level 0 and level 1.
-  EXPECT_EQ(cv::norm(slide->read_region(0, 130, 250, 300, 200), rgb(cv::Rect(130, 250, 300, 200)), cv::NORM_INF), 0);
-  EXPECT_EQ(cv::norm(slide->read_region(1, 64, 40, 100, 90), levels[1](cv::Rect(64, 40, 100, 90)), cv::NORM_INF), 0);
+  EXPECT_EQ(cv::norm(read_rgb(*slide, 0, 130, 250, 300, 200), rgb(cv::Rect(130, 250, 300, 200)), cv::NORM_INF), 0);
+  EXPECT_EQ(cv::norm(read_rgb(*slide, 1, 64, 40, 100, 90), levels[1](cv::Rect(64, 40, 100, 90)), cv::NORM_INF), 0);
   EXPECT_EQ(slide->level_for_max_side(500), 1);
   auto bad = data_error([&] { slide->level(3); });
   EXPECT_NE(bad.find("s.tiff' has no level 3 (it has 3 levels: 0..2)"), std::string::npos) << bad;
@@ -106,7 +107,7 @@ TEST(Slide, PyramidTiffThroughOpenSlide) {
   }
   auto cut = data_error([&] {
     auto s = Slide::open(dir + "/cut.tiff");
-    for (int l = 0; l < s->level_count(); ++l) s->read_region(l, 0, 0, s->level(l).width, s->level(l).height);
+    for (int l = 0; l < s->level_count(); ++l) read_rgb(*s, l, 0, 0, s->level(l).width, s->level(l).height);
   });
   EXPECT_NE(cut.find("cut.tiff'"), std::string::npos) << cut;
 }
@@ -140,7 +141,7 @@ TEST(Slide, MicronsPerPixelFromTiffResolutionTags) {
   EXPECT_EQ(untagged->mpp_source(), "none");
   const auto why = data_error([&] { untagged->level_for_mpp(0.5); });
   EXPECT_NE(why.find("untagged.tiff' has no resolution (no openslide.mpp-x property, no TIFF XResolution tag between "
-                     "0.02 and 50 um/px): choose a level instead (spvit infer --level)"),
+                     "0.02 and 50 um/px): choose a level instead (data.level for training, --level for spvit infer)"),
             std::string::npos) << why;
   // A screen placeholder (72 dpi = 353 um/px) is not a slide's resolution.
   ASSERT_TRUE(cv::imwrite(dir + "/screen.tif", bgr, {cv::IMWRITE_TIFF_RESUNIT, 2, cv::IMWRITE_TIFF_XDPI, 72,
@@ -165,12 +166,12 @@ TEST(SyntheticSlides, PyramidAndAnnotationsRoundTrip) {
   ASSERT_GE(slide->level_count(), 3);
   EXPECT_NEAR(slide->mpp_x(), 0.5, 1e-6);
   const auto generated = data::make_synthetic_pathology({2, {600, 800}, 1, 4})->read(0);
-  const auto level0 = slide->read_region(0, 0, 0, 800, 600);
+  const auto level0 = read_rgb(*slide, 0, 0, 0, 800, 600);
   const auto expected = generated.image.mul(255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
   EXPECT_EQ(cv::norm(level0, cv::Mat(600, 800, CV_8UC3, expected.data_ptr<uint8_t>()), cv::NORM_INF), 0);
   cv::Mat mean;
   cv::resize(level0, mean, cv::Size(400, 300), 0, 0, cv::INTER_AREA);  // exact 2x2 block means (even sides)
-  EXPECT_LE(cv::norm(slide->read_region(1, 0, 0, 400, 300), mean, cv::NORM_INF), 1) << "rounding only";
+  EXPECT_LE(cv::norm(read_rgb(*slide, 1, 0, 0, 400, 300), mean, cv::NORM_INF), 1) << "rounding only";
 
   auto set = std::make_shared<data::AnnotationSet>(data::read_qupath_geojson(written.annotations));
   data::ClassMap classes;
@@ -286,11 +287,11 @@ TEST(Writers, PyramidTiffReopensWithOpenSlideAndMatchesTheLabels) {
   EXPECT_EQ(slide->level(0).width, W);
   EXPECT_EQ(slide->level(1).width, 500);
   EXPECT_EQ(slide->level(2).height, 175);
-  EXPECT_EQ(cv::norm(channel0(slide->read_region(0, 0, 0, W, H)), labels, cv::NORM_INF), 0);
+  EXPECT_EQ(cv::norm(channel0(read_rgb(*slide, 0, 0, 0, W, H)), labels, cv::NORM_INF), 0);
   cv::Mat sub(350, 500, CV_8U);
   for (int y = 0; y < 350; ++y)
     for (int x = 0; x < 500; ++x) sub.at<uint8_t>(y, x) = labels.at<uint8_t>(2 * y, 2 * x);
-  EXPECT_EQ(cv::norm(channel0(slide->read_region(1, 0, 0, 500, 350)), sub, cv::NORM_INF), 0);
+  EXPECT_EQ(cv::norm(channel0(read_rgb(*slide, 1, 0, 0, 500, 350)), sub, cv::NORM_INF), 0);
 #endif
 }
 

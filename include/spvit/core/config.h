@@ -108,7 +108,7 @@ struct PatcherConfig {
 
 // Where samples come from. Synthetic data is generated on the fly, deterministically from `seed`.
 struct DataConfig {
-  std::string source = "synthetic";  // synthetic, folder (images/ + masks/), hdf5 (datasets images, masks)
+  std::string source = "synthetic";  // synthetic, folder (images/ + masks/), hdf5 (datasets images, masks), slides
   std::string kind = "pathology";    // synthetic only: pathology (2D, RGB) or mri (3D, 1 channel)
   std::string path;                  // folder or .h5 file with the training samples
   std::string val_path;              // folder or .h5 file with the validation samples
@@ -120,6 +120,18 @@ struct DataConfig {
   bool augment = true;               // flips, 90-degree rotations, colour jitter (same draw on a sequence group)
   double color_jitter = 0.1;
   double stain_jitter = 0.0;         // H&E (HED) density jitter strength (RGB images; 0.05 light, 0.2 strong)
+  // Whole-slide images (source: slides; docs/data.md, "Slide datasets"). A sample is a data.size² region at the
+  // training resolution drawn from tissue.
+  double mpp = 0;                    // training resolution in micrometres per pixel (0: data.level's)
+  int64_t level = 0;                 // pyramid level to train on when data.mpp is 0
+  NamedValues classes;               // annotation class name -> label id (>= 1) or "ignore"
+  std::vector<std::string> class_priority;  // overlaps: the first listed wins (unlisted: the later in the file)
+  std::string unannotated = "background";   // pixels no annotation covers: background (0) or ignore
+  bool include_detections = false;   // QuPath detections (cells) count as annotations
+  std::string tissue = "standard";   // tissue detector preset: standard, pale, ihc, none
+  double min_tissue = 0.25;          // fraction of a sample's area that must be tissue
+  std::string sampling = "tissue";   // tissue (uniform over tissue) or balanced (each class equally often)
+  std::string cache_dir;             // tissue masks are cached here ("" = <train.out_dir>/cache)
   PatcherConfig patcher;
   template <class V>
   void visit(V& v) {
@@ -135,6 +147,16 @@ struct DataConfig {
     v.field("augment", augment, Range<bool>{}, "random flips, rotations and colour jitter");
     v.field("color_jitter", color_jitter, Range<double>{0.0, 1.0}, "colour jitter strength");
     v.field("stain_jitter", stain_jitter, Range<double>{0.0, 1.0}, "H&E stain (HED) jitter strength, RGB images");
+    v.field("mpp", mpp, Range<double>{0.0, 1e4}, "slides: training resolution in um/px (0: data.level)");
+    v.field("level", level, Range<int64_t>{0, 64}, "slides: pyramid level when data.mpp is 0");
+    v.mapping("classes", classes, "slides: annotation class name -> label id >= 1, or ignore");
+    v.list("class_priority", class_priority, "slides: class names, the first wins where annotations overlap");
+    v.choice("unannotated", unannotated, {"background", "ignore"});
+    v.field("include_detections", include_detections, Range<bool>{}, "slides: QuPath detections are annotations");
+    v.choice("tissue", tissue, {"standard", "pale", "ihc", "none"});
+    v.field("min_tissue", min_tissue, Range<double>{0.0, 1.0}, "slides: tissue fraction a sample needs");
+    v.choice("sampling", sampling, {"tissue", "balanced"});
+    v.field("cache_dir", cache_dir, Range<std::string>{}, "slides: tissue mask cache (\"\": <train.out_dir>/cache)");
     v.section("patcher", patcher);
   }
 };

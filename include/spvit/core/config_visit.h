@@ -3,6 +3,8 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace spvit {
 
@@ -23,5 +25,8 @@ struct Range<std::string> {
   std::string min, max;
   bool contains(const std::string&) const { return true; }
 };
+
+// A mapping field's value: (name, value text) pairs in the order written (data.classes).
+using NamedValues = std::vector<std::pair<std::string, std::string>>;
 
 }  // namespace spvit

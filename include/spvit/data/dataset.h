@@ -61,6 +61,11 @@ class Dataset {
   // Whole sample, or only `region` (HDF5 hyperslab / synthetic generation of just that box; formats that cannot
   // read a part read all and crop). Must be thread-safe (loader workers call it concurrently).
   virtual Sample read(int64_t index, const std::optional<Region>& region = std::nullopt) const = 0;
+  // Sample `index` as epoch `epoch` sees it: datasets that draw their samples anew each epoch (slide regions) place
+  // it by (epoch, index); the others ignore the epoch. The loader reads through this.
+  virtual Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const {
+    return read(index, region);
+  }
   // A short description for logs ("synthetic pathology, 16 x 256x256", "hdf5 'x.h5', 100 x 64x64x64").
   virtual std::string describe() const { return "dataset"; }
 };

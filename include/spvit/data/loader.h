@@ -69,8 +69,9 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  // Starts (or restarts) an epoch; batches of a previous unfinished epoch are discarded.
-  void start_epoch(int64_t epoch);
+  // Starts (or restarts) an epoch at batch `first_batch` (a resumed run: the batches before it are neither read nor
+  // returned); batches of a previous unfinished epoch are discarded.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch, in order; std::nullopt at the end of the epoch. A worker's exception is rethrown here, at the
   // batch it failed on (that batch is skipped; later ones are still delivered). Starts epoch 0 if none was started.
   std::optional<Batch> next();

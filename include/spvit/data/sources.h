@@ -17,9 +17,13 @@ struct DatasetSourceEntry {
   bool reads_files = false;   // true: data.path / data.val_path name the data; false: generated from the config
   bool needs_opencv = false;  // refused by the configuration check in builds without OpenCV
   int spatial_dims = 0;       // the only dimension it holds (image folders: 2); 0 = either
-  // Opens one split: `path` (files), or `count` samples drawn from `seed` (generated data).
-  std::function<std::shared_ptr<Dataset>(const DataConfig& data, const std::string& path, int64_t count,
-                                         uint64_t seed)>
+  // true: data.path may be a manifest with a split column, and validation comes from its val rows when
+  // data.val_path is empty (slides).
+  bool manifest_splits = false;
+  // Opens one split ("train" or "val"): `path` (files), or `count` samples drawn from `seed` (generated data, and
+  // regions of slides). Null when the split is empty (a manifest without val rows).
+  std::function<std::shared_ptr<Dataset>(const DataConfig& data, const std::string& path, const std::string& split,
+                                         int64_t count, uint64_t seed)>
       open;
 };
 const Registry<DatasetSourceEntry>& dataset_sources();

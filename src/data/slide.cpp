@@ -1,4 +1,4 @@
-#include "spvit/infer/slide.h"
+#include "spvit/data/slide.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -15,19 +15,19 @@
 #include <openslide.h>
 #endif
 
-namespace spvit::infer {
+namespace spvit::data {
 namespace {
 
-// Copies the in-image part of `src` (level coordinates origin x, y; size w × h) into a white w × h canvas.
-cv::Mat crop_on_white(const cv::Mat& image, int64_t x, int64_t y, int64_t w, int64_t h) {
-  cv::Mat out(static_cast<int>(h), static_cast<int>(w), CV_8UC3, cv::Scalar(255, 255, 255));
+// Copies the in-image part of `image` (level coordinates origin x, y; size w × h) into `rgb`, white elsewhere.
+void crop_on_white(const cv::Mat& image, int64_t x, int64_t y, int64_t w, int64_t h, uint8_t* rgb) {
+  cv::Mat out(static_cast<int>(h), static_cast<int>(w), CV_8UC3, rgb);
+  out.setTo(cv::Scalar(255, 255, 255));
   const int64_t x0 = std::max<int64_t>(x, 0), y0 = std::max<int64_t>(y, 0);
   const int64_t x1 = std::min<int64_t>(x + w, image.cols), y1 = std::min<int64_t>(y + h, image.rows);
   if (x1 > x0 && y1 > y0) {
     const cv::Rect src(static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0));
     image(src).copyTo(out(cv::Rect(static_cast<int>(x0 - x), static_cast<int>(y0 - y), src.width, src.height)));
   }
-  return out;
 }
 
 // Micrometres per pixel from a TIFF's first directory: XResolution / YResolution in pixels per ResolutionUnit
@@ -67,13 +67,14 @@ class OpenCvSlide : public Slide {
   OpenCvSlide(const std::string& path, cv::Mat rgb) : rgb_(std::move(rgb)) {
     path_ = path;
     levels_.push_back({rgb_.cols, rgb_.rows, 1.0});
+    bounds_ = {0, 0, rgb_.cols, rgb_.rows};
     set_mpp(tiff_tag_mpp(path), "TIFF XResolution");
   }
   std::string format() const override { return "opencv"; }
-  cv::Mat read_region(int lvl, int64_t x, int64_t y, int64_t w, int64_t h) const override {
+  void read_region_into(int lvl, int64_t x, int64_t y, int64_t w, int64_t h, uint8_t* rgb) const override {
     level(lvl);
     SPVIT_CHECK(w > 0 && h > 0, "empty region ", w, "x", h, " requested from '", path_, "'");
-    return crop_on_white(rgb_, x, y, w, h);
+    crop_on_white(rgb_, x, y, w, h, rgb);
   }
 
  private:
@@ -101,12 +102,20 @@ class OpenSlideSlide : public Slide {
     const double mpp_x = prop(OPENSLIDE_PROPERTY_NAME_MPP_X), mpp_y = prop(OPENSLIDE_PROPERTY_NAME_MPP_Y);
     set_mpp({mpp_x, mpp_y > 0 ? mpp_y : mpp_x}, "openslide.mpp-x");
     if (!(mpp_x_ > 0)) set_mpp(tiff_tag_mpp(path), "TIFF XResolution");  // generic TIFFs: OpenSlide gives none
+    bounds_ = {0, 0, levels_[0].width, levels_[0].height};
+    if (openslide_get_property_value(osr_, OPENSLIDE_PROPERTY_NAME_BOUNDS_WIDTH) != nullptr) {
+      const auto bx = static_cast<int64_t>(prop(OPENSLIDE_PROPERTY_NAME_BOUNDS_X));
+      const auto by = static_cast<int64_t>(prop(OPENSLIDE_PROPERTY_NAME_BOUNDS_Y));
+      const auto bw = static_cast<int64_t>(prop(OPENSLIDE_PROPERTY_NAME_BOUNDS_WIDTH));
+      const auto bh = static_cast<int64_t>(prop(OPENSLIDE_PROPERTY_NAME_BOUNDS_HEIGHT));
+      if (bw > 0 && bh > 0) bounds_ = {bx, by, bx + bw, by + bh};
+    }
     if (const char* e = openslide_get_error(osr_)) fail(e);
   }
   ~OpenSlideSlide() override { openslide_close(osr_); }
   std::string format() const override { return "openslide:" + vendor_; }
 
-  cv::Mat read_region(int lvl, int64_t x, int64_t y, int64_t w, int64_t h) const override {
+  void read_region_into(int lvl, int64_t x, int64_t y, int64_t w, int64_t h, uint8_t* rgb) const override {
     const auto& L = level(lvl);
     SPVIT_CHECK(w > 0 && h > 0 && w * h < (int64_t{1} << 31), "region ", w, "x", h, " requested from '", path_,
                 "' is empty or too large for one read");
@@ -118,7 +127,7 @@ class OpenSlideSlide : public Slide {
       SPVIT_THROW(DataError, "cannot read level ", lvl, " of slide '", path_, "' (region x=", x, " y=", y, " ", w, "x",
                   h, "): ", e);
     }
-    return argb_to_rgb(argb.data(), static_cast<int>(w), static_cast<int>(h));
+    argb_to_rgb(argb.data(), w, h, rgb);
   }
 
  private:
@@ -133,22 +142,24 @@ class OpenSlideSlide : public Slide {
 
 }  // namespace
 
-cv::Mat argb_to_rgb(const uint32_t* argb, int w, int h) {
-  cv::Mat out(h, w, CV_8UC3);
-  for (int r = 0; r < h; ++r) {
-    auto* dst = out.ptr<uint8_t>(r);
-    const uint32_t* src = argb + static_cast<size_t>(r) * static_cast<size_t>(w);
-    for (int c = 0; c < w; ++c) {
-      const uint32_t p = src[c];
-      const uint32_t a = p >> 24;
-      uint32_t rgb[3] = {(p >> 16) & 0xff, (p >> 8) & 0xff, p & 0xff};
-      for (int k = 0; k < 3; ++k) {
-        // Premultiplied: colour = c + (255 - a) for compositing over white; a == 0 gives white.
-        uint32_t v = a == 255 ? rgb[k] : rgb[k] + (255 - a);
-        dst[3 * c + k] = static_cast<uint8_t>(v > 255 ? 255 : v);
-      }
+void argb_to_rgb(const uint32_t* argb, int64_t w, int64_t h, uint8_t* rgb) {
+  const int64_t n = w * h;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t p = argb[i];
+    const uint32_t a = p >> 24;
+    const uint32_t c[3] = {(p >> 16) & 0xff, (p >> 8) & 0xff, p & 0xff};
+    for (int k = 0; k < 3; ++k) {
+      // Premultiplied: colour = c + (255 - a) for compositing over white; a == 0 gives white.
+      const uint32_t v = a == 255 ? c[k] : c[k] + (255 - a);
+      rgb[3 * i + k] = static_cast<uint8_t>(v > 255 ? 255 : v);
     }
   }
+}
+
+torch::Tensor Slide::read_region(int lvl, int64_t x, int64_t y, int64_t w, int64_t h) const {
+  SPVIT_CHECK(w > 0 && h > 0, "empty region ", w, "x", h, " requested from '", path_, "'");
+  auto out = torch::empty({h, w, 3}, torch::kUInt8);
+  read_region_into(lvl, x, y, w, h, out.data_ptr<uint8_t>());
   return out;
 }
 
@@ -206,11 +217,14 @@ void Slide::set_mpp(std::pair<double, double> mpp, const char* source) {
   mpp_source_ = source;
 }
 
+void Slide::no_resolution() const {
+  SPVIT_THROW(DataError, "slide '", path_, "' has no resolution (no openslide.mpp-x property, no TIFF XResolution "
+              "tag between 0.02 and 50 um/px): choose a level instead (data.level for training, --level for spvit "
+              "infer)");
+}
+
 int Slide::level_for_mpp(double mpp) const {
-  if (!(mpp_x_ > 0)) {
-    SPVIT_THROW(DataError, "slide '", path_, "' has no resolution (no openslide.mpp-x property, no TIFF XResolution "
-                "tag between 0.02 and 50 um/px): choose a level instead (spvit infer --level)");
-  }
+  if (!(mpp_x_ > 0)) no_resolution();
   int best = 0;
   for (int l = 0; l < level_count(); ++l) {
     if (mpp_x_ * levels_[l].downsample <= mpp * 1.1) best = l;
@@ -218,4 +232,17 @@ int Slide::level_for_mpp(double mpp) const {
   return best;
 }
 
-}  // namespace spvit::infer
+double Slide::downsample_for_mpp(double mpp) const {
+  if (!(mpp_x_ > 0)) no_resolution();
+  return mpp / mpp_x_;
+}
+
+int Slide::level_for_downsample(double downsample) const {
+  int best = 0;
+  for (int l = 0; l < level_count(); ++l) {
+    if (levels_[l].downsample <= downsample * (1 + 1e-6)) best = l;
+  }
+  return best;
+}
+
+}  // namespace spvit::data

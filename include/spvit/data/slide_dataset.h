@@ -1,0 +1,126 @@
+// Whole-slide image datasets (data.source: slides; docs/data.md, "Slide datasets"): slides in any OpenSlide format
+// with QuPath GeoJSON or ASAP XML annotations, sampled as regions of data.size² pixels at the training resolution.
+//
+// Resolution: data.mpp (level-0 pixels per sample pixel = data.mpp / the slide's mpp; read from the coarsest level at
+// least that fine and area-averaged, Slide::read_scaled) or, when data.mpp is 0, data.level.
+// Sampling: sample `index` of epoch `e` is a pure function of (seed, e, index) — validation samples of (seed, index)
+// only — computed from the tissue mask and the annotations alone, so a resumed run reaches any step without reading a
+// pixel of the samples before it. tissue: a point drawn uniformly over the slides' tissue (slides weighted by their
+// tissue area) becomes the sample's centre; a placement with less than data.min_tissue tissue is drawn again (up to
+// 32 times, else the best one). balanced: a class drawn uniformly among the classes the split's annotations have, a
+// point inside one of its annotations (chosen by area) the centre. A slide smaller than the sample sits in its
+// middle with glass (white, background) around it.
+// Labels: the annotations rasterised at the sample's resolution by the pixel-centre rule (annotations.h); pixels no
+// annotation covers are background (0) or, with data.unannotated = ignore, ClassMap::kIgnore.
+// .mrxs slides: annotations are relative to the scanned area (openslide.bounds-x/-y), as QuPath exports them, and
+// samples are drawn inside it.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spvit/core/config.h"
+#include "spvit/data/annotations.h"
+#include "spvit/data/dataset.h"
+#include "spvit/data/tissue.h"
+
+namespace spvit::data {
+
+struct SlideEntry {
+  std::string slide, annotation;  // paths; annotation "" when the manifest names none
+  std::string split;              // train, val or test; "" when the manifest has no split column
+};
+
+// The slides a data path names: a folder with slides/ and annotations/ (annotation = the file in annotations/ with
+// the slide's stem and extension .geojson, .json or .xml), or a CSV manifest with a header naming the columns slide,
+// annotation (optional) and split (optional: train, val or test; an empty cell is train), paths relative to the CSV's
+// folder. Throws DataError naming the file (no such folder, a CSV without a slide column, a bad split, a slide
+// without its annotation file).
+struct SlideManifest {
+  std::string path;
+  std::vector<SlideEntry> entries;
+  bool has_splits = false;  // a CSV with a split column
+
+  static SlideManifest read(const std::string& path);
+  // The entries of `split`: with a split column the rows of that split; otherwise every entry (the path is one split).
+  std::vector<SlideEntry> split(const std::string& name) const;
+};
+
+struct SlideDatasetOptions {
+  std::vector<SlideEntry> entries;
+  std::string source;           // the manifest (for messages)
+  double mpp = 0;               // target resolution; 0: `level`
+  int level = 0;
+  ClassMap classes;
+  bool ignore_unannotated = false;
+  GeoJsonOptions geojson;
+  TissueOptions tissue;
+  std::string cache_dir;        // tissue masks ("" = none)
+  double min_tissue = 0.25;
+  bool balanced = false;
+  bool fixed = false;           // validation: the same regions every epoch
+  int64_t size = 1024;          // sample side at the target resolution
+  int64_t count = 1;            // samples per epoch
+  uint64_t seed = 0;
+
+  // data.* of a configuration, for `split` ("train" or "val") of `path`. Validation read from data.path itself (no
+  // data.val_path) takes the manifest's val rows, and is empty when it has no split column.
+  static SlideDatasetOptions from_config(const DataConfig& data, const std::string& path, const std::string& split,
+                                         int64_t count, uint64_t seed);
+};
+
+// data.classes as a ClassMap: ids >= 1 or "ignore"; throws ConfigError naming the entry otherwise.
+ClassMap class_map_from_config(const DataConfig& data);
+
+// Where one sample lies: the slide and its top-left corner at the target resolution (target pixel (0, 0) is level-0
+// pixel (0, 0)).
+struct SlidePlacement {
+  int64_t slide = 0;
+  int64_t x = 0, y = 0;
+  double tissue = 0;  // fraction of the sample's area that is tissue
+};
+
+class SlideDataset : public Dataset {
+ public:
+  // Opens every slide and annotation file and detects (or loads from the cache) each slide's tissue; errors name the
+  // file (missing slide, annotation that does not parse, an unknown class name listing the known ones).
+  explicit SlideDataset(SlideDatasetOptions options);
+  ~SlideDataset() override;
+
+  int64_t size() const override { return options_.count; }
+  int spatial_dims() const override { return 2; }
+  int64_t channels() const override { return 3; }
+  int64_t num_classes() const override { return num_classes_; }
+  std::vector<int64_t> spatial_shape(int64_t) const override { return {options_.size, options_.size}; }
+  Sample read(int64_t index, const std::optional<Region>& region = std::nullopt) const override;
+  Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const override;
+  std::string describe() const override;
+
+  // Where sample `index` of `epoch` lies (no pixel is read).
+  SlidePlacement placement(int64_t index, int64_t epoch) const;
+  // Regions read so far (Sample reads), for tests of the resume path.
+  int64_t reads() const { return reads_.load(); }
+
+  struct SlideState;  // one opened slide: reader, annotations, tissue, target resolution
+  const SlideState& slide(int64_t i) const { return *slides_[static_cast<size_t>(i)]; }
+  int64_t slide_count() const { return static_cast<int64_t>(slides_.size()); }
+  // Level-0 pixels per sample pixel of slide `i`.
+  double downsample(int64_t i) const;
+  const std::string& slide_path(int64_t i) const;
+
+ private:
+  SlidePlacement tissue_placement(uint64_t key) const;
+  SlidePlacement balanced_placement(uint64_t key) const;
+  SlidePlacement place_around(int64_t slide, double cx, double cy) const;  // centre in target pixels
+
+  SlideDatasetOptions options_;
+  std::vector<std::unique_ptr<SlideState>> slides_;
+  std::vector<double> tissue_cdf_;        // cumulative tissue area (target pixels) over slides
+  std::vector<int64_t> balance_labels_;   // classes the balanced sampler draws from
+  int64_t num_classes_ = 2;
+  mutable std::atomic<int64_t> reads_{0};
+};
+
+}  // namespace spvit::data
