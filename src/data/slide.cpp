@@ -82,6 +82,22 @@ class OpenCvSlide : public Slide {
 };
 
 #if SPVIT_HAVE_OPENSLIDE
+// OpenSlide 3.4 reads generic TIFFs (deflate, LZW, uncompressed) through libtiff's TIFFReadRGBATile, which in libtiff
+// 4.5 (Debian bookworm) returns garbage — different on every read — for a level narrower or shorter than one tile.
+// Such levels are the coarsest of a pyramid (left out: a slide has coarser levels than it needs) or a whole image
+// smaller than a tile (read through OpenCV instead).
+bool smaller_than_a_tile(openslide_t* osr, const std::string& vendor, int32_t level) {
+  if (vendor != "generic-tiff") return false;
+  auto prop = [&](const char* what) {
+    const std::string name = "openslide.level[" + std::to_string(level) + "]." + what;
+    const char* v = openslide_get_property_value(osr, name.c_str());
+    return v ? std::atoll(v) : 0LL;
+  };
+  int64_t w = 0, h = 0;
+  openslide_get_level_dimensions(osr, level, &w, &h);
+  return w < prop("tile-width") || h < prop("tile-height");
+}
+
 class OpenSlideSlide : public Slide {
  public:
   OpenSlideSlide(const std::string& path, openslide_t* osr, std::string vendor) : osr_(osr), vendor_(std::move(vendor)) {
@@ -93,6 +109,7 @@ class OpenSlideSlide : public Slide {
       openslide_get_level_dimensions(osr_, l, &w, &h);
       const double ds = openslide_get_level_downsample(osr_, l);
       if (w <= 0 || h <= 0 || !(ds > 0)) fail("level " + std::to_string(l) + " has no valid dimensions");
+      if (l > 0 && smaller_than_a_tile(osr_, vendor_, l)) break;  // the coarsest levels only: they are left out
       levels_.push_back({w, h, ds});
     }
     auto prop = [&](const char* name) {
@@ -177,7 +194,8 @@ std::unique_ptr<Slide> Slide::open(const std::string& path) {
       openslide_close(osr);
       SPVIT_THROW(DataError, "cannot open slide '", path, "' with OpenSlide: ", why);
     }
-    return std::make_unique<OpenSlideSlide>(path, osr, vendor);
+    if (!smaller_than_a_tile(osr, vendor, 0)) return std::make_unique<OpenSlideSlide>(path, osr, vendor);
+    openslide_close(osr);  // an image smaller than one tile: OpenCV reads its first directory
   }
 #endif
   cv::Mat bgr;

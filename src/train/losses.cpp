@@ -1,14 +1,20 @@
 #include "spvit/train/losses.h"
 
+#include <algorithm>
+
 #include "spvit/core/error.h"
 #include "spvit/dist/collectives.h"
 
 namespace spvit::train {
 
-LossOptions LossOptions::from_config(const TrainConfig& train) {
+LossOptions LossOptions::from_config(const Config& c) {
   LossOptions o;
-  o.ce_weight = train.ce_weight;
-  o.dice_weight = train.dice_weight;
+  o.ce_weight = c.train.ce_weight;
+  o.dice_weight = c.train.dice_weight;
+  const auto& d = c.data;
+  const bool ignore_class = std::any_of(d.classes.begin(), d.classes.end(),
+                                        [](const auto& entry) { return entry.second == "ignore"; });
+  o.ignore_negative = d.source == "slides" && (d.unannotated == "ignore" || ignore_class);
   return o;
 }
 

@@ -63,6 +63,10 @@ SegmentationCounts count_segmentation(const torch::Tensor& logits, const torch::
   SPVIT_CHECK(pred.sizes() == target.sizes(), "metrics: prediction ", pred.sizes(), " vs target ", target.sizes());
   auto w = weight.defined() ? weight.to(torch::kFloat64).flatten() : torch::ones({target.numel()}, torch::kFloat64);
   auto p = pred.flatten().to(torch::kLong), t = target.flatten().to(torch::kLong);
+  if (t.lt(0).any().item<bool>()) {  // ignored pixels (negative labels, data.unannotated = ignore) count nowhere
+    w = w * t.ge(0).to(torch::kFloat64);
+    t = t.clamp_min(0);
+  }
   SegmentationCounts c;
   c.tp = torch::zeros({classes}, torch::kFloat64).index_add_(0, t, w * (p == t).to(torch::kFloat64));
   auto predicted = torch::zeros({classes}, torch::kFloat64).index_add_(0, p, w);

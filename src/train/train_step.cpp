@@ -51,7 +51,7 @@ TrainStep::BatchLoss TrainStep::band_loss(const data::Batch& batch) {
   const auto logits = forward_band(model_, images, bands, grid_.seq(), precision_, /*non_blocking=*/cuda);
   mark(StepPhase::Forward);
   // The loss (softmax, global Dice sums) in the parameters' precision, outside autocast.
-  auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), LossOptions::from_config(config_.train));
+  auto parts = segmentation_loss(logits, masks, pixels, grid_.seq(), LossOptions::from_config(config_));
   const double dice = parts.dice.item<double>();
   mark(StepPhase::Loss);
   return {parts.total, dice, static_cast<double>(bands.num_tokens() * images.size(0))};
@@ -70,7 +70,7 @@ TrainStep::BatchLoss TrainStep::tile_loss_of(const data::Batch& batch) {
     const auto tiles = forward_tokens(model_, ts, grid_.seq(), grid_.seq_size(), grid_.seq_index(), precision_);
     mark(StepPhase::Forward);
     auto parts = tile_loss(tiles, ts.target.to(dev).unsqueeze(0), ts.weight.to(dev).unsqueeze(0), ts.pixels,
-                           grid_.seq(), LossOptions::from_config(config_.train));
+                           grid_.seq(), LossOptions::from_config(config_));
     out.total = out.total.defined() ? out.total + parts.total / B : parts.total / B;
     out.dice += parts.dice.item<double>() / B;
     out.tokens += static_cast<double>(ts.layout->length());

@@ -118,7 +118,7 @@ TEST(Slide, PyramidTiffThroughOpenSlide) {
 // resolution names the way out.
 TEST(Slide, MicronsPerPixelFromTiffResolutionTags) {
   const auto dir = temp_dir("mpp");
-  auto [rgb, mask] = spvit::testing::synthetic_slide_image(300, 400);
+  auto [rgb, mask] = spvit::testing::synthetic_slide_image(600, 800);
   spvit::testing::write_pyramid_tiff(dir + "/tagged.tiff", rgb, 3, 128, /*pixels_per_cm=*/40000);  // 0.25 um/px
   auto tagged = Slide::open(dir + "/tagged.tiff");
   EXPECT_NEAR(tagged->mpp_x(), 0.25, 1e-6);
@@ -163,7 +163,7 @@ TEST(SyntheticSlides, PyramidAndAnnotationsRoundTrip) {
   auto slide = Slide::open(written.slide);
   EXPECT_EQ(slide->level(0).width, 800);
   EXPECT_EQ(slide->level(0).height, 600);
-  ASSERT_GE(slide->level_count(), 3);
+  ASSERT_EQ(slide->level_count(), 2) << "level 2 (200x150) is smaller than a 256² tile: left out (data/slide.cpp)";
   EXPECT_NEAR(slide->mpp_x(), 0.5, 1e-6);
   const auto generated = data::make_synthetic_pathology({2, {600, 800}, 1, 4})->read(0);
   const auto level0 = read_rgb(*slide, 0, 0, 0, 800, 600);
@@ -283,10 +283,10 @@ TEST(Writers, PyramidTiffReopensWithOpenSlideAndMatchesTheLabels) {
   TIFFClose(t);
 #if SPVIT_HAVE_OPENSLIDE
   auto slide = Slide::open(dir + "/mask.tiff");
-  ASSERT_EQ(slide->level_count(), 3);
+  // Level 2 (250x175) is smaller than one 256² tile, which OpenSlide 3.4 with libtiff 4.5 misreads: left out.
+  ASSERT_EQ(slide->level_count(), 2);
   EXPECT_EQ(slide->level(0).width, W);
   EXPECT_EQ(slide->level(1).width, 500);
-  EXPECT_EQ(slide->level(2).height, 175);
   EXPECT_EQ(cv::norm(channel0(read_rgb(*slide, 0, 0, 0, W, H)), labels, cv::NORM_INF), 0);
   cv::Mat sub(350, 500, CV_8U);
   for (int y = 0; y < 350; ++y)

@@ -224,7 +224,7 @@ TEST(Pipeline, GeneratedPyramidSlideEndToEnd) {
   auto mask_slide = Slide::open(o.out_dir + "/mask.tiff");
   ASSERT_EQ(mask_slide->level(0).width, lvl.cols);
   ASSERT_EQ(mask_slide->level(0).height, lvl.rows);
-  EXPECT_EQ(mask_slide->level_count(), 3);  // 750 -> 375 -> 188
+  EXPECT_EQ(mask_slide->level_count(), 2);  // 750 -> 375 (-> 188, smaller than a 256² tile: left out by the reader)
   cv::Mat back[3];
   cv::split(read_rgb(*mask_slide, 0, 0, 0, lvl.cols, lvl.rows), back);
   auto written = torch::from_blob(back[0].data, {lvl.rows, lvl.cols}, torch::kUInt8);

@@ -6,6 +6,10 @@
 #include <filesystem>
 
 #include "dist/mpi_test_grid.h"
+#include "spvit/build_info.h"
+#if SPVIT_HAVE_INFER
+#include "spvit/infer/synthetic_slides.h"
+#endif
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/config_check.h"
@@ -80,6 +84,30 @@ TEST(Trainer, SequenceParallelRunEqualsSingleProcessRun) { check_sequence_parall
 TEST(Trainer, CoordsSequenceParallelRunEqualsSingleProcessRun) {
   check_sequence_parallel_equals_single_process({"model.pos_encoding=coords"});
 }
+
+#if SPVIT_HAVE_INFER
+// Slide regions (data.source: slides) at a fractional downsample (1.5: each rank's band is area-averaged on its
+// own), with unannotated glass ignored: each rank reading only its band equals one process reading whole samples.
+TEST(Trainer, SlidesSequenceParallelRunEqualsSingleProcessRun) {
+  const auto& grid = testing::test_grid();
+  auto pid = torch::full({1}, static_cast<int64_t>(::getpid()), torch::kLong);
+  grid.world()->broadcast(pid, 0)->wait();
+  const std::string dir = std::filesystem::temp_directory_path().string() + "/spvit_slides_eq_" +
+                          std::to_string(pid.item<int64_t>());
+  if (grid.world_rank() == 0) {
+    for (uint64_t i = 0; i < 2; ++i) {
+      infer::SyntheticSlideOptions o;
+      o.width = 200 + 40 * static_cast<int64_t>(i), o.height = 160, o.mpp = 0.5, o.seed = i;
+      infer::write_synthetic_slide(dir, "slide_" + std::to_string(i), o);
+    }
+  }
+  grid.world()->barrier()->wait();
+  check_sequence_parallel_equals_single_process({"data.source=slides", "data.path=" + dir, "data.mpp=0.75",
+                                                 "data.classes={tissue: 1, gland: 2, nuclei: 3}",
+                                                 "data.unannotated=ignore", "data.val_samples=0", "data.tissue=none"});
+  if (grid.world_rank() == 0) std::filesystem::remove_all(dir);
+}
+#endif
 
 TEST(Trainer, ResumeContinuesBitExactly) {
   const auto& grid = testing::test_grid();

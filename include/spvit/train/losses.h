@@ -18,7 +18,9 @@ struct LossOptions {
   // all its pixels — as torch's cross_entropy(ignore_index) with mean reduction does for one sample.
   bool ignore_negative = false;
 
-  static LossOptions from_config(const TrainConfig& train);  // train.ce_weight, train.dice_weight
+  // train.ce_weight, train.dice_weight; ignore_negative when the data can mark pixels ignored (slides with
+  // data.unannotated = ignore or a class mapped to ignore).
+  static LossOptions from_config(const Config& config);
 };
 
 struct LossParts {
