@@ -32,8 +32,11 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--checkpoint", args->checkpoint, "checkpoint written by spvit train")->required();
   cmd->add_option("--input", args->input, "slide (any OpenSlide format) or PNG/JPEG/TIFF image")->required();
   cmd->add_option("--out", args->out, "output folder")->default_val(args->out);
-  auto* lvl = cmd->add_option("--level", args->level, "slide level to run on (default 0)");
-  cmd->add_option("--mpp", args->mpp, "run on the level closest to this many micrometres per pixel")->excludes(lvl);
+  auto* lvl = cmd->add_option("--level", args->level,
+                              "slide level to run on (default: the training resolution of a slide-trained model, "
+                              "else 0)");
+  cmd->add_option("--mpp", args->mpp, "run at this many micrometres per pixel (a level, or resampled from the next "
+                  "finer one)")->excludes(lvl);
   cmd->add_option("--tile", args->tile, "tile side in pixels (default: the trained image size)");
   cmd->add_option("--overlap", args->overlap, "overlap between neighbouring tiles (default: tile / 4)");
   cmd->add_option("--batch", args->batch, "tiles per model call")->default_val(args->batch);
@@ -61,6 +64,7 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
       o.level = args->level.value_or(-1);
       o.mpp = args->mpp.value_or(0.0);
       auto lm = infer::load_model(args->checkpoint, args->overrides, dist::node_local_rank());
+      if (!args->level && !args->mpp) infer::use_training_resolution(lm, *slide, o);
       o.tiler.tile = args->tile > 0 ? args->tile : infer::default_tile(lm);
       o.tiler.overlap = args->overlap >= 0 ? args->overlap : o.tiler.tile / 4;
       if (o.tiler.overlap >= o.tiler.tile) {
@@ -108,8 +112,10 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
       if (ctx.world_rank == 0) {
         const auto& s = result.stats;
         std::printf("%s", result.summary_json.c_str());
-        std::printf("level %d %lldx%lld: %lld tiles run, %lld skipped, %.2f s, %.3f Mpix/s of tissue; outputs in %s\n",
-                    result.level, static_cast<long long>(s.width), static_cast<long long>(s.height),
+        const std::string where = result.level >= 0 ? "level " + std::to_string(result.level)
+                                                    : "downsample " + std::to_string(result.downsample);
+        std::printf("%s %lldx%lld: %lld tiles run, %lld skipped, %.2f s, %.3f Mpix/s of tissue; outputs in %s\n",
+                    where.c_str(), static_cast<long long>(s.width), static_cast<long long>(s.height),
                     static_cast<long long>(s.tiles_run), static_cast<long long>(s.tiles_skipped), s.seconds,
                     s.seconds > 0 ? static_cast<double>(s.covered_pixels) / 1e6 / s.seconds : 0.0, o.out_dir.c_str());
       }

@@ -5,6 +5,7 @@
 
 #include "app_context.h"
 #include "spvit/build_info.h"
+#include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
 #include "spvit/core/timer.h"
 #include "spvit/data/formats.h"
@@ -26,6 +27,8 @@ struct SynthArgs {
   bool float_images = false;
   std::string format = "auto";  // auto (by --out: .h5 or a folder), h5, folder, slides
   double mpp = 0.5;             // slides: micrometres per level-0 pixel
+  int64_t feature_scale = 192;  // slides: glands on a 48-pixel grid, tissue blobs of 64 pixels, at any slide size
+  int64_t val = 0;              // slides: the last `val` slides are the manifest's val split
 };
 
 bool is_hdf5_path(const std::string& path) {
@@ -49,15 +52,23 @@ int run_synth_slides(const SynthArgs& args, int rank) {
   o.height = args.size[0];
   o.width = args.size.back();
   o.mpp = args.mpp;
+  o.feature_scale = args.feature_scale;
+  if (args.val < 0 || args.val > args.count) {
+    SPVIT_THROW(ConfigError, "--val ", args.val, " must be between 0 and --count ", args.count);
+  }
   int64_t polygons = 0;
+  std::string manifest = "slide,annotation,split\n";
   for (int64_t i = 0; i < args.count; ++i) {
     o.seed = args.seed * 1000003 + static_cast<uint64_t>(i);
     char name[32];
     std::snprintf(name, sizeof name, "slide_%03lld", static_cast<long long>(i));
     polygons += infer::write_synthetic_slide(args.out, name, o).polygons;
+    manifest += std::string("slides/") + name + ".tiff,annotations/" + name + ".geojson," +
+                (i >= args.count - args.val ? "val" : "train") + "\n";
   }
+  write_text_atomically(args.out + "/manifest.csv", manifest);
   std::printf("wrote %lld synthetic slide(s) of %lldx%lld (HxW) at %.3g um/px with %lld annotation polygon(s) to "
-              "'%s' (slides/, annotations/) in %.2f s\n",
+              "'%s' (slides/, annotations/, manifest.csv) in %.2f s\n",
               static_cast<long long>(args.count), static_cast<long long>(o.height), static_cast<long long>(o.width),
               o.mpp, static_cast<long long>(polygons), args.out.c_str(), watch.seconds());
   return 0;
@@ -117,6 +128,13 @@ void add_synth_command(CLI::App& app, AppContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--mpp", args->mpp, "slides: micrometres per level-0 pixel")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--val", args->val, "slides: the last N slides form the val split of <out>/manifest.csv")
+      ->capture_default_str();
+  cmd->add_option("--feature-scale", args->feature_scale,
+                  "slides: the image side the generator sizes its features for (glands on a side/4 grid); 0 = the "
+                  "slide's own side")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->callback([&ctx, args]() { ctx.run = [&ctx, args]() { return run_synth(*args, ctx.world_rank); }; });
 }

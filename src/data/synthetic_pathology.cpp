@@ -204,9 +204,9 @@ void render_band(const Pathology& p, const Region& region, int64_t r0, int64_t r
   }
 }
 
-void render_pathology(uint64_t seed, const std::vector<int64_t>& shape, int64_t index, const Region& region,
+void render_pathology(uint64_t seed, const std::vector<int64_t>& scale, int64_t index, const Region& region,
                       torch::Tensor& image, torch::Tensor& mask) {
-  const Pathology p = make_pathology_params(seed, index, shape);
+  const Pathology p = make_pathology_params(seed, index, scale);
   const int64_t rows = region.extent(0), w = region.extent(1);
   constexpr int64_t kBand = 64;
   float* img = image.data_ptr<float>();
@@ -225,12 +225,16 @@ std::vector<std::string> synthetic_pathology_classes() { return {"background", "
 
 std::shared_ptr<Dataset> make_synthetic_pathology(const SyntheticOptions& options) {
   check_synthetic_options(options, 2, "synthetic pathology", "images are 2-D");
+  SPVIT_CHECK(options.feature_scale >= 0, "synthetic pathology: feature_scale must be >= 0");
   const uint64_t seed = options.seed;
-  const std::vector<int64_t> shape = options.shape;
+  // The side that sets the feature sizes (the "L" above): the sample's own, or a fixed one.
+  const std::vector<int64_t> scale = options.feature_scale > 0
+                                         ? std::vector<int64_t>{options.feature_scale, options.feature_scale}
+                                         : options.shape;
   return std::make_shared<ProceduralDataset>(
-      "pathology", shape, options.count, 3, 4,
-      [seed, shape](int64_t index, const Region& region, torch::Tensor& image, torch::Tensor& mask) {
-        render_pathology(seed, shape, index, region, image, mask);
+      "pathology", options.shape, options.count, 3, 4,
+      [seed, scale](int64_t index, const Region& region, torch::Tensor& image, torch::Tensor& mask) {
+        render_pathology(seed, scale, index, region, image, mask);
       });
 }
 

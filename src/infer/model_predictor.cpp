@@ -4,6 +4,7 @@
 
 #include "spvit/core/device.h"
 #include "spvit/core/error.h"
+#include "spvit/core/logging.h"
 #include "spvit/data/sources.h"
 #include "spvit/data/synthetic.h"
 #include "spvit/patch/extract.h"
@@ -75,14 +76,48 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   lm.classes = loaded.classes;
   lm.model = loaded.model;
   lm.device = loaded.device;
-  const bool generated = !data::dataset_sources().at(lm.config.data.source).reads_files;
-  const bool pathology = generated && lm.config.data.kind == "pathology";
-  if (pathology && lm.classes == static_cast<int64_t>(data::synthetic_pathology_classes().size())) {
-    lm.class_names = data::synthetic_pathology_classes();
-  } else {
-    for (int64_t c = 0; c < lm.classes; ++c) lm.class_names.push_back(c == 0 ? "background" : "class_" + std::to_string(c));
-  }
+  lm.class_names = class_names_of(lm.config, lm.classes);
   return lm;
+}
+
+std::vector<std::string> class_names_of(const Config& config, int64_t classes) {
+  const auto& d = config.data;
+  const bool generated = !data::dataset_sources().at(d.source).reads_files;
+  if (generated && d.kind == "pathology" &&
+      classes == static_cast<int64_t>(data::synthetic_pathology_classes().size())) {
+    return data::synthetic_pathology_classes();
+  }
+  std::vector<std::string> names;
+  for (int64_t c = 0; c < classes; ++c) names.push_back(c == 0 ? "background" : "class_" + std::to_string(c));
+  if (d.source != "slides") return names;
+  std::vector<bool> named(static_cast<size_t>(classes), false);
+  for (const auto& [name, value] : d.classes) {  // data.classes in file order: the first name of an id wins
+    if (value == "ignore") continue;
+    const int64_t id = std::atoll(value.c_str());
+    if (id >= 1 && id < classes && !named[static_cast<size_t>(id)]) {
+      names[static_cast<size_t>(id)] = name;
+      named[static_cast<size_t>(id)] = true;
+    }
+  }
+  return names;
+}
+
+void use_training_resolution(const LoadedModel& lm, const data::Slide& slide, InferOptions& o) {
+  const auto& d = lm.config.data;
+  if (d.source != "slides") return;
+  if (d.mpp > 0) {
+    if (!(slide.mpp_x() > 0)) {
+      SPVIT_THROW(DataError, "the model was trained at ", d.mpp, " um/px, but slide '", slide.path(), "' has no "
+                  "resolution (no openslide.mpp-x, no TIFF resolution tags): give --level or --mpp");
+    }
+    o.mpp = d.mpp;
+    log::info("running at the training resolution {} um/px (the checkpoint's data.mpp; --mpp or --level to change)",
+              d.mpp);
+  } else {
+    o.level = static_cast<int>(d.level);
+    slide.level(o.level);  // a slide without that level: an error naming it
+    log::info("running on level {} (the checkpoint's data.level; --mpp or --level to change)", d.level);
+  }
 }
 
 int64_t default_tile(const LoadedModel& model) { return model.config.data.size; }

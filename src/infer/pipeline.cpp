@@ -57,7 +57,8 @@ void write_outputs(const Slide& slide, const TissueMask& tissue, const SlideLeve
                                {"contour_downsample", reduced->factor()}};
   }
   if (o.formats.count("png")) {
-    write_overlay_png(o.out_dir + "/overlay.png", to_mat(data::slide_thumbnail(slide, o.thumbnail_side)), reduced->image());
+    write_overlay_png(o.out_dir + "/overlay.png", to_mat(data::slide_thumbnail(slide, o.thumbnail_side)),
+                      reduced->image());
     j["outputs"]["png"] = {{"path", o.out_dir + "/overlay.png"}};
   }
   const double ds2 = L.downsample * L.downsample;
@@ -68,7 +69,8 @@ void write_outputs(const Slide& slide, const TissueMask& tissue, const SlideLeve
     if (slide.mpp_x() > 0) a["mm2"] = px * ds2 * slide.mpp_x() * slide.mpp_y() * 1e-6;
     j["areas"].push_back(a);
   }
-  j["slide"] = {{"path", slide.path()}, {"format", slide.format()}, {"level", result.level},
+  j["slide"] = {{"path", slide.path()}, {"format", slide.format()},
+                {"level", result.level >= 0 ? nlohmann::json(result.level) : nlohmann::json(nullptr)},
                 {"width", L.width}, {"height", L.height}, {"downsample", L.downsample}, {"mpp", slide.mpp_x()}};
   j["tiling"] = {{"tile", o.tiler.tile}, {"overlap", o.tiler.overlap}, {"batch", o.tiler.batch},
                  {"blend", o.tiler.blend}, {"ranks", o.tiler.world}};
@@ -88,12 +90,18 @@ InferResult run_inference(const Slide& slide, const TilePredictor& predict, cons
   InferResult result;
   const int64_t C = static_cast<int64_t>(o.class_names.size());
   SPVIT_CHECK(C >= 2, "inference needs at least 2 classes");
-  result.level = o.level >= 0 ? o.level : (o.mpp > 0 ? slide.level_for_mpp(o.mpp) : 0);
-  const auto& L = slide.level(result.level);
+  // A level by number, else the resolution asked for (read from the next finer level and area-averaged when no
+  // level has it, as training reads it), else level 0.
+  result.level = o.level >= 0 ? o.level : 0;
+  const SlideLevel L = o.level < 0 && o.mpp > 0
+                           ? level_at_downsample(slide, slide.downsample_for_mpp(o.mpp), &result.level)
+                           : slide.level(result.level);
+  result.downsample = L.downsample;
   const bool rank0 = o.tiler.rank == 0 && !o.tiler.follower;
-  log::info("slide '{}' ({}): {} level(s), running level {} ({}x{}, downsample {:.3g}), tile {} overlap {} batch {}",
-            slide.path(), slide.format(), slide.level_count(), result.level, L.width, L.height, L.downsample,
-            o.tiler.tile, o.tiler.overlap, o.tiler.batch);
+  log::info("slide '{}' ({}): {} level(s), running {} ({}x{}, downsample {:.4g}), tile {} overlap {} batch {}",
+            slide.path(), slide.format(), slide.level_count(),
+            result.level >= 0 ? "level " + std::to_string(result.level) : std::string("a resampled level"), L.width,
+            L.height, L.downsample, o.tiler.tile, o.tiler.overlap, o.tiler.batch);
 
   const auto tissue = TissueMask::detect(slide, o.tissue);
   log::info("tissue ({}): {:.1f}% of the slide", o.tissue.mode, 100.0 * tissue.tissue_fraction());
@@ -125,7 +133,7 @@ InferResult run_inference(const Slide& slide, const TilePredictor& predict, cons
       }
     });
   }
-  result.stats = run_tiled(slide, result.level, &tissue, predict, C, o.tiler,
+  result.stats = run_tiled(slide, L, &tissue, predict, C, o.tiler,
                            [&](int64_t y0, const cv::Mat& labels, const torch::Tensor&) {
                              record_write_error([&] {
                                if (tiff) tiff->append(labels);

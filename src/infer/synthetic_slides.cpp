@@ -20,7 +20,7 @@ SyntheticSlide write_synthetic_slide(const std::string& dir, const std::string& 
   out.annotations = dir + "/annotations/" + name + ".geojson";
 
   const std::vector<int64_t> shape{o.height, o.width};
-  const auto generator = data::make_synthetic_pathology({2, shape, 1, o.seed});
+  const auto generator = data::make_synthetic_pathology({2, shape, 1, o.seed, o.feature_scale});
   PyramidTiffWriter tiff(out.slide, o.width, o.height, o.mpp, PyramidTiffWriter::Kind::Rgb);
   ReducedLabels labels(o.width, o.height, o.max_vector_side);
   constexpr int64_t kBand = 256;

@@ -37,10 +37,9 @@ torch::Tensor blend_window(int64_t tile, int64_t overlap, const std::string& ble
   return torch::outer(w, w).to(torch::kFloat32);
 }
 
-TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, const TilePredictor& predict,
+TilerStats run_tiled(const Slide& slide, const SlideLevel& L, const TissueMask* tissue, const TilePredictor& predict,
                      int64_t classes, const TilerOptions& o, const RowSink& sink) {
   const auto start = std::chrono::steady_clock::now();
-  const auto& L = slide.level(level);
   const int64_t W = L.width, H = L.height, T = o.tile, C = classes;
   SPVIT_CHECK(o.batch >= 1, "batch must be >= 1, got ", o.batch);
   SPVIT_CHECK(C >= 1 && C <= 255, "classes must be in 1..255, got ", C);
@@ -99,7 +98,7 @@ TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, co
       const size_t nb = std::min(mine.size() - b0, static_cast<size_t>(o.batch));
       auto rgb = torch::empty({static_cast<int64_t>(nb), T, T, 3}, torch::kUInt8);
       for (size_t k = 0; k < nb; ++k) {
-        cv::Mat tile = read_rgb(slide, level, mine[b0 + k], oy, T, T);
+        cv::Mat tile = read_rgb_scaled(slide, ds, mine[b0 + k], oy, T, T);
         std::memcpy(rgb[static_cast<int64_t>(k)].data_ptr<uint8_t>(), tile.data, static_cast<size_t>(T * T * 3));
       }
       auto input = rgb.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255.0f).contiguous();

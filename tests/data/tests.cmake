@@ -21,8 +21,22 @@ if(TARGET spvit_data)
   if(TARGET spvit_infer)
     spvit_add_mpi_test(cli_synth_slides NP 1 COMMAND $<TARGET_FILE:spvit> synth --format slides --count 2 --size 300 400
                        --mpp 0.25 --out ${_synth_out}_slides)
-    set_tests_properties(cli_synth_slides PROPERTIES
+    set_tests_properties(cli_synth_slides PROPERTIES FIXTURES_SETUP synth_slides
                          PASS_REGULAR_EXPRESSION "wrote 2 synthetic slide\\(s\\) of 300x400 \\(HxW\\) at 0.25 um/px with [1-9][0-9]* annotation")
+    # `spvit data check` on them: a class data.classes does not name is a problem (exit 2) naming the known ones;
+    # a data.mpp the slides cannot give is another.
+    set(_check ${SPVIT_BIN} data check --config ${PROJECT_SOURCE_DIR}/configs/slides-cpu.yaml
+               --set data.path=${_synth_out}_slides --set train.out_dir=${_synth_out}_check)
+    spvit_add_failure_test(cli_data_check_unknown_class NP 1
+                           REGEX "use class '(gland|nuclei)', which data.classes does not name \\(known: tissue\\).*[1-9][0-9]* problem"
+                           COMMAND ${_check} --set "data.classes={tissue: 1}")
+    spvit_add_failure_test(cli_data_check_finer_mpp NP 1 REGEX "scanned at 0.25.* coarser than data.mpp = 0.1"
+                           COMMAND ${_check} --set data.mpp=0.1)
+    spvit_add_mpi_test(cli_data_check_ok NP 1 COMMAND ${_check})
+    set_tests_properties(cli_data_check_ok PROPERTIES
+                         PASS_REGULAR_EXPRESSION "2 train slide\\(s\\), 0 validation slide\\(s\\), [1-9][0-9]* polygon\\(s\\): 0 problem")
+    set_tests_properties(cli_data_check_unknown_class cli_data_check_finer_mpp cli_data_check_ok PROPERTIES
+                         FIXTURES_REQUIRED synth_slides)
   endif()
   spvit_add_failure_test(cli_synth_mri_folder NP 1 REGEX "need an HDF5 file \\(--out NAME.h5\\), not the folder 'vols'"
                          COMMAND $<TARGET_FILE:spvit> synth --kind mri --size 16 --out vols)

@@ -4,12 +4,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <cmath>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "infer_test_util.h"
 #include "spvit/core/config.h"
+#include "spvit/data/annotations.h"
+#include "spvit/data/tissue.h"
 #include "spvit/infer/slide.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
@@ -149,13 +152,76 @@ int check_dice(const std::string& mask_path, const std::string& truth_path, doub
   return mean >= min_dice ? 0 : 1;
 }
 
+// Mean foreground Dice of [0, K) labels `pred` against `truth` (uint8 [H, W] each; truth may hold 255 = ignored).
+double mean_foreground_dice(const cv::Mat& pred, const cv::Mat& truth, int classes, const std::string& what,
+                            const std::vector<std::string>& names) {
+  const cv::Mat counted = truth != 255;
+  double sum = 0;
+  int n = 0;
+  std::cout << what << ":";
+  for (int c = 1; c < classes; ++c) {
+    const cv::Mat p = (pred == c) & counted, g = truth == c;
+    const double inter = cv::countNonZero(p & g), denom = cv::countNonZero(p) + cv::countNonZero(g);
+    if (cv::countNonZero(g) == 0) continue;  // a class the slide does not have
+    const double dice = 2 * inter / denom;
+    std::cout << " " << names[static_cast<size_t>(c)] << " " << dice;
+    sum += dice, ++n;
+  }
+  const double mean = n ? sum / n : 0;
+  std::cout << "; mean foreground Dice " << mean << "\n";
+  return mean;
+}
+
+// The slide end-to-end check: `spvit infer`'s mask of a generated slide against its GeoJSON annotations rasterised
+// at the mask's resolution (pixel-centre rule, classes "name=id,..."), and against the colour-threshold baseline —
+// the tissue detector's Otsu mask labelled as the first class. Passes when the model's mean foreground Dice is at
+// least `min_dice` and at least `margin` above the baseline's.
+int check_slide_dice(const std::string& mask_path, const std::string& slide_path, const std::string& annotations,
+                     const std::string& class_list, double min_dice, double margin) {
+  auto mask = infer::Slide::open(mask_path);
+  auto slide = infer::Slide::open(slide_path);
+  const int64_t W = mask->level(0).width, H = mask->level(0).height;
+  data::ClassMap classes;
+  std::vector<std::string> names{"background"};
+  std::stringstream list(class_list);
+  for (std::string item; std::getline(list, item, ',');) {
+    const auto eq = item.find('=');
+    const int64_t id = std::stoll(item.substr(eq + 1));
+    classes.ids[item.substr(0, eq)] = id;
+    if (static_cast<int64_t>(names.size()) <= id) names.resize(static_cast<size_t>(id + 1));
+    names[static_cast<size_t>(id)] = item.substr(0, eq);
+  }
+  data::RasterGrid grid;
+  grid.downsample = static_cast<double>(slide->level(0).width) / static_cast<double>(W);
+  grid.width = W, grid.height = H;
+  auto set = std::make_shared<data::AnnotationSet>(data::read_annotations(annotations));
+  const auto labels = data::rasterize(data::AnnotationIndex(set), classes, grid).to(torch::kUInt8).contiguous();
+  const cv::Mat truth(static_cast<int>(H), static_cast<int>(W), CV_8U, labels.data_ptr<uint8_t>());
+  cv::Mat channels[3];
+  cv::split(infer::read_rgb(*mask, 0, 0, 0, W, H), channels);
+  const int K = static_cast<int>(names.size());
+  const double model = mean_foreground_dice(channels[0], truth, K, "model (" + mask_path + ")", names);
+  const auto tissue = data::TissueMask::detect(*slide, data::TissueOptions{});
+  cv::Mat otsu = infer::to_mat(tissue.mask()), baseline;
+  cv::resize(otsu, baseline, cv::Size(static_cast<int>(W), static_cast<int>(H)), 0, 0, cv::INTER_NEAREST);
+  const double base = mean_foreground_dice(baseline, truth, K, "Otsu tissue baseline (tissue = " + names[1] + ")",
+                                           names);
+  std::cout << "mean foreground Dice " << model << " (minimum " << min_dice << "), Otsu baseline " << base
+            << ", margin " << model - base << " (minimum " << margin << ")\n";
+  return model >= min_dice && model - base >= margin ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 5 && std::string(argv[1]) == "--dice") return check_dice(argv[2], argv[3], std::stod(argv[4]));
+  if (argc == 8 && std::string(argv[1]) == "--slide-dice") {
+    return check_slide_dice(argv[2], argv[3], argv[4], argv[5], std::stod(argv[6]), std::stod(argv[7]));
+  }
   if (argc == 4 && std::string(argv[1]) == "--bench") return write_bench_slide(std::stoll(argv[2]), argv[3]);
   if (argc != 2) {
-    std::cerr << "usage: spvit_infer_fixtures DIR | --bench SIDE SLIDE.tiff | --dice MASK.tiff TRUTH.png MIN\n";
+    std::cerr << "usage: spvit_infer_fixtures DIR | --bench SIDE SLIDE.tiff | --dice MASK.tiff TRUTH.png MIN | "
+                 "--slide-dice MASK.tiff SLIDE.tiff ANNOTATIONS name=id,... MIN MARGIN\n";
     return 1;
   }
   const std::string dir = argv[1];

@@ -45,7 +45,7 @@ Collected run_and_collect(const Slide& slide, const TissueMask* tissue, const Ti
   c.labels = cv::Mat(static_cast<int>(L.height), static_cast<int>(L.width), CV_8U, cv::Scalar(77));
   c.probs = torch::full({4, L.height, L.width}, -1.0f);
   o.probabilities = true;
-  auto s = run_tiled(slide, 0, tissue, predict, 4, o, [&](int64_t y0, const cv::Mat& rows, const torch::Tensor& p) {
+  auto s = run_tiled(slide, slide.level(0), tissue, predict, 4, o, [&](int64_t y0, const cv::Mat& rows, const torch::Tensor& p) {
     EXPECT_EQ(y0, c.next_row);
     c.next_row = y0 + rows.rows;
     c.max_chunk = std::max<int64_t>(c.max_chunk, rows.rows);
@@ -153,7 +153,7 @@ TEST(Tiler, ModelWithTheWrongOutputShapeIsAClearError) {
   o.tile = 32, o.overlap = 8;
   auto bad = [](const torch::Tensor& b) { return torch::zeros({b.size(0), 3, 32, 32}); };
   try {
-    run_tiled(*slide, 0, nullptr, bad, 4, o, [](int64_t, const cv::Mat&, const torch::Tensor&) {});
+    run_tiled(*slide, slide->level(0), nullptr, bad, 4, o, [](int64_t, const cv::Mat&, const torch::Tensor&) {});
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("expected ["), std::string::npos) << e.what();
@@ -184,7 +184,7 @@ TEST(TilerMpi, TilesSplitOverRanksReproduceTheUntiledResult) {
   };
   auto probs = torch::full({4, 250, 390}, -1.0f);
   int64_t rows = 0;
-  const auto stats = run_tiled(*slide, 0, nullptr, predict, 4, o, [&](int64_t y0, const cv::Mat& r, const torch::Tensor& p) {
+  const auto stats = run_tiled(*slide, slide->level(0), nullptr, predict, 4, o, [&](int64_t y0, const cv::Mat& r, const torch::Tensor& p) {
     probs.narrow(1, y0, r.rows).copy_(p);
     rows += r.rows;
   });

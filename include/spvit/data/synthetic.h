@@ -18,6 +18,9 @@ struct SyntheticOptions {
   std::vector<int64_t> shape = {256, 256};  // spatial shape of every sample: (H, W) or (D, H, W)
   int64_t count = 16;
   uint64_t seed = 0;
+  // Pathology: the side that sets the feature sizes (tissue blobs, glands); 0 = the sample's longer side. Whole
+  // slides fix it (spvit synth --format slides), so their glands have one physical size whatever the slide's size.
+  int64_t feature_scale = 0;
 };
 
 // Pathology-like H&E tiles: 2D, 3 channels (RGB), 4 classes:

@@ -6,6 +6,7 @@
 
 #include "spvit/core/config.h"
 #include "spvit/dist/communicator.h"
+#include "spvit/infer/pipeline.h"
 #include "spvit/infer/tiler.h"
 #include "spvit/model/segmenter.h"
 
@@ -29,6 +30,14 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
 
 // The tile size a model expects by default: the trained image size (data.size).
 int64_t default_tile(const LoadedModel& model);
+
+// For a model trained on slides (data.source: slides): run at its training resolution — data.mpp (the slide's level
+// of that resolution, or resampled) or data.level — instead of level 0. Other models leave `options` as they are.
+void use_training_resolution(const LoadedModel& model, const data::Slide& slide, InferOptions& options);
+
+// The class names of a checkpoint's model, index = class id: a slide-trained model's data.classes (the first name
+// of each id; ids no name maps to are class_<id>), synthetic pathology's names, else background, class_1, ...
+std::vector<std::string> class_names_of(const Config& config, int64_t classes);
 
 // Checks that `tile` suits the model (a multiple of the patch; with a learned grid position table, the trained
 // size) and returns the predictor, softmax over classes: unetr models run forward_uniform on each batch of tiles;

@@ -14,7 +14,7 @@ namespace spvit::infer {
 struct InferOptions {
   std::string out_dir = "infer";
   int level = -1;     // slide level to run on; -1: from mpp, else 0
-  double mpp = 0;     // micrometres per pixel wanted (0: unused)
+  double mpp = 0;     // micrometres per pixel wanted (0: unused): that level, or resampled from the next finer one
   TilerOptions tiler;
   TissueOptions tissue;
   std::set<std::string> formats{"tiff", "geojson", "png", "json"};
@@ -24,7 +24,8 @@ struct InferOptions {
 };
 
 struct InferResult {
-  int level = 0;
+  int level = 0;            // the slide level run on; -1 for a resampled level (InferOptions::mpp between levels)
+  double downsample = 1.0;  // level-0 pixels per output pixel
   TilerStats stats;
   std::string summary_json;  // what summary.json holds
   // Rank 0: the first output that could not be written ("" = all written). The caller agrees on it with every

@@ -62,9 +62,9 @@ std::vector<int64_t> tile_origins(int64_t length, int64_t tile, int64_t overlap)
 // The blending window [T, T] float32, > 0 everywhere.
 torch::Tensor blend_window(int64_t tile, int64_t overlap, const std::string& blend);
 
-// Runs `predict` over `level` of `slide` (tiles that touch `tissue`, or all when it is null) and streams the
-// labels to `sink`. `classes` is C.
-TilerStats run_tiled(const Slide& slide, int level, const TissueMask* tissue, const TilePredictor& predict,
-                     int64_t classes, const TilerOptions& options, const RowSink& sink);
+// Runs `predict` over the level `level` of `slide` — one of its levels, or any downsample (Slide::read_scaled) — on
+// the tiles that touch `tissue` (all when it is null) and streams the labels to `sink`. `classes` is C.
+TilerStats run_tiled(const Slide& slide, const SlideLevel& level, const TissueMask* tissue,
+                     const TilePredictor& predict, int64_t classes, const TilerOptions& options, const RowSink& sink);
 
 }  // namespace spvit::infer
