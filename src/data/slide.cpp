@@ -1,6 +1,7 @@
 #include "spvit/data/slide.h"
 
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -136,6 +137,34 @@ class OpenSlideSlide : public Slide {
     const auto& L = level(lvl);
     SPVIT_CHECK(w > 0 && h > 0 && w * h < (int64_t{1} << 31), "region ", w, "x", h, " requested from '", path_,
                 "' is empty or too large for one read");
+    if (L.downsample == std::round(L.downsample)) {
+      read_direct(lvl, x, y, w, h, rgb);
+      return;
+    }
+    // A level whose downsample is not an integer (4.0003 on many scans): OpenSlide takes level-0 coordinates and
+    // draws the level's tiles at the fractional offset x0 / downsample - x, interpolating by an amount that depends on
+    // where the read starts. Reading fixed blocks on the level's own grid and cropping them makes every read of a
+    // pixel the same, so a band or box read equals the same part of a whole read.
+    constexpr int64_t B = 512;
+    std::vector<uint8_t> block(static_cast<size_t>(B * B * 3));
+    for (int64_t by = floor_div(y, B); by * B < y + h; ++by) {
+      for (int64_t bx = floor_div(x, B); bx * B < x + w; ++bx) {
+        read_direct(lvl, bx * B, by * B, B, B, block.data());
+        const int64_t x0 = std::max(x, bx * B), x1 = std::min(x + w, (bx + 1) * B);
+        const int64_t y0 = std::max(y, by * B), y1 = std::min(y + h, (by + 1) * B);
+        for (int64_t r = y0; r < y1; ++r) {
+          std::memcpy(rgb + ((r - y) * w + (x0 - x)) * 3, block.data() + ((r - by * B) * B + (x0 - bx * B)) * 3,
+                      static_cast<size_t>((x1 - x0) * 3));
+        }
+      }
+    }
+  }
+
+ private:
+  static int64_t floor_div(int64_t v, int64_t d) { return v >= 0 ? v / d : -((-v + d - 1) / d); }
+  // One openslide_read_region of level coordinates (x, y), w × h, as RGB on white.
+  void read_direct(int lvl, int64_t x, int64_t y, int64_t w, int64_t h, uint8_t* rgb) const {
+    const auto& L = levels_[static_cast<size_t>(lvl)];
     std::vector<uint32_t> argb(static_cast<size_t>(w * h));
     const int64_t x0 = static_cast<int64_t>(std::llround(static_cast<double>(x) * L.downsample));
     const int64_t y0 = static_cast<int64_t>(std::llround(static_cast<double>(y) * L.downsample));
@@ -146,8 +175,6 @@ class OpenSlideSlide : public Slide {
     }
     argb_to_rgb(argb.data(), w, h, rgb);
   }
-
- private:
   [[noreturn]] void fail(const std::string& why) {
     openslide_close(osr_);
     SPVIT_THROW(DataError, "cannot open slide '", path_, "' with OpenSlide: ", why);
@@ -252,7 +279,13 @@ int Slide::level_for_mpp(double mpp) const {
 
 double Slide::downsample_for_mpp(double mpp) const {
   if (!(mpp_x_ > 0)) no_resolution();
-  return mpp / mpp_x_;
+  const double ds = mpp / mpp_x_;
+  // Scanners report 0.504 or 0.2527 um/px for "20x" and "40x": a resolution within 2% of a level's is that level
+  // (read as it is, not resampled by a factor like 1.008), and of level 0 when only a little finer.
+  for (const auto& level : levels_) {
+    if (std::abs(ds / level.downsample - 1.0) <= kMppTolerance) return level.downsample;
+  }
+  return ds;
 }
 
 int Slide::level_for_downsample(double downsample) const {

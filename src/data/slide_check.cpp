@@ -81,7 +81,9 @@ SlideCheck check_one(const DataConfig& d, const ClassMap& classes, const SlideEn
     const auto slide = Slide::open(e.slide);
     c.format = slide->format();
     c.levels = slide->level_count();
-    c.width = slide->level(0).width, c.height = slide->level(0).height;
+    // The scanned area (all of level 0 but for .mrxs): annotations are relative to its corner, as QuPath's are.
+    const auto& b = slide->bounds();
+    c.width = b[2] - b[0], c.height = b[3] - b[1];
     c.mpp = slide->mpp_x();
     c.mpp_source = slide->mpp_source();
     if (d.mpp > 0) {

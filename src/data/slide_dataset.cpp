@@ -116,7 +116,6 @@ SlideDataset::SlideDataset(SlideDatasetOptions options) : options_(std::move(opt
   int64_t max_id = 0;
   for (const auto& [name, id] : options_.classes.ids) max_id = std::max(max_id, id);
   num_classes_ = max_id + 1;
-  std::vector<int64_t> labels_seen;
   double cumulative = 0;
   for (const auto& e : options_.entries) {
     auto st = std::make_unique<SlideState>();
@@ -139,12 +138,16 @@ SlideDataset::SlideDataset(SlideDatasetOptions options) : options_(std::move(opt
     st->annotations = std::make_shared<AnnotationSet>(
         e.annotation.empty() ? AnnotationSet{} : read_annotations(e.annotation, options_.geojson));
     shift(*st->annotations, static_cast<double>(b[0]), static_cast<double>(b[1]));
-    for (auto& a : st->annotations->annotations) {
+    for (size_t i = 0; i < st->annotations->annotations.size(); ++i) {
+      auto& a = st->annotations->annotations[i];
       if (a.class_name.empty()) a.class_name = kUnclassified;
       const int64_t label = options_.classes.label_of(a.class_name, e.annotation);
-      if (label >= 1 && std::find(labels_seen.begin(), labels_seen.end(), label) == labels_seen.end()) {
-        labels_seen.push_back(label);
-      }
+      if (label < 1) continue;
+      auto it = std::find_if(balanced_.begin(), balanced_.end(), [&](const auto& c) { return c.label == label; });
+      if (it == balanced_.end()) it = balanced_.insert(balanced_.end(), BalancedClass{label, {}, {}});
+      const double area = std::max(1.0, (a.bounds[2] - a.bounds[0]) * (a.bounds[3] - a.bounds[1]));
+      it->annotations.emplace_back(static_cast<int64_t>(slides_.size()), static_cast<int64_t>(i));
+      it->cdf.push_back((it->cdf.empty() ? 0.0 : it->cdf.back()) + area);
     }
     st->index = std::make_unique<AnnotationIndex>(st->annotations);
     st->tissue = std::make_unique<TissueMask>(TissueMask::detect_cached(*st->slide, options_.tissue, options_.cache_dir));
@@ -168,9 +171,8 @@ SlideDataset::SlideDataset(SlideDatasetOptions options) : options_(std::move(opt
     SPVIT_THROW(DataError, "slide dataset '", options_.source, "': no tissue found in any slide (try data.tissue: "
                 "pale, or none)");
   }
-  std::sort(labels_seen.begin(), labels_seen.end());
-  balance_labels_ = labels_seen;
-  if (options_.balanced && balance_labels_.empty()) {
+  std::sort(balanced_.begin(), balanced_.end(), [](const auto& a, const auto& b) { return a.label < b.label; });
+  if (options_.balanced && balanced_.empty()) {
     SPVIT_THROW(DataError, "slide dataset '", options_.source, "': data.sampling = balanced, but no annotation has a "
                 "foreground class");
   }
@@ -229,27 +231,16 @@ SlidePlacement SlideDataset::tissue_placement(uint64_t key) const {
 
 SlidePlacement SlideDataset::balanced_placement(uint64_t key) const {
   HashStream rng(key);
-  const int64_t label = balance_labels_[static_cast<size_t>(rng.uniform() * static_cast<double>(balance_labels_.size()))];
-  // The annotations of that label over all slides, chosen by the area of their bounds.
-  std::vector<std::pair<int64_t, int64_t>> candidates;
-  std::vector<double> cdf;
-  double total = 0;
-  for (int64_t s = 0; s < slide_count(); ++s) {
-    const auto& set = *slide(s).annotations;
-    for (size_t a = 0; a < set.annotations.size(); ++a) {
-      const auto& ann = set.annotations[a];
-      if (options_.classes.label_of(ann.class_name, set.source) != label) continue;
-      total += std::max(1.0, (ann.bounds[2] - ann.bounds[0]) * (ann.bounds[3] - ann.bounds[1]));
-      candidates.emplace_back(s, static_cast<int64_t>(a));
-      cdf.push_back(total);
-    }
-  }
+  const auto& c = balanced_[std::min(balanced_.size() - 1, static_cast<size_t>(rng.uniform() * balanced_.size()))];
+  // One of that label's annotations over all slides, chosen by the area of its bounds.
   const auto pick = std::min<size_t>(
-      static_cast<size_t>(std::upper_bound(cdf.begin(), cdf.end(), rng.uniform() * total) - cdf.begin()),
-      candidates.size() - 1);
-  const auto [s, a] = candidates[pick];
+      static_cast<size_t>(std::upper_bound(c.cdf.begin(), c.cdf.end(), rng.uniform() * c.cdf.back()) - c.cdf.begin()),
+      c.annotations.size() - 1);
+  const auto [s, a] = c.annotations[pick];
   const SlideState& st = slide(s);
   const auto& ann = st.annotations->annotations[static_cast<size_t>(a)];
+  // A uniform point of the bounds inside the annotation (32 tries; a thin or hollow shape may need them all, and then
+  // the centre of its bounds is taken).
   double x = (ann.bounds[0] + ann.bounds[2]) / 2, y = (ann.bounds[1] + ann.bounds[3]) / 2;
   for (int t = 0; t < kPlacementTries; ++t) {
     const double px = rng.uniform(ann.bounds[0], ann.bounds[2]), py = rng.uniform(ann.bounds[1], ann.bounds[3]);

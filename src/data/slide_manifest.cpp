@@ -78,6 +78,7 @@ std::vector<SlideEntry> from_csv(const fs::path& csv, bool* has_splits) {
   if (!in) SPVIT_THROW(DataError, "cannot read slide manifest '", csv.string(), "'");
   std::string line;
   if (!std::getline(in, line)) SPVIT_THROW(DataError, "slide manifest '", csv.string(), "' is empty");
+  if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // the byte-order mark of Excel's "CSV UTF-8"
   const auto header = csv_fields(line);
   int slide_col = -1, annotation_col = -1, split_col = -1;
   for (size_t i = 0; i < header.size(); ++i) {
@@ -103,12 +104,14 @@ std::vector<SlideEntry> from_csv(const fs::path& csv, bool* has_splits) {
     SlideEntry e;
     e.slide = resolve(base, f[static_cast<size_t>(slide_col)]);
     if (annotation_col >= 0) e.annotation = resolve(base, f[static_cast<size_t>(annotation_col)]);
-    e.split = split_col >= 0 ? lower(f[static_cast<size_t>(split_col)]) : "";
-    if (e.split.empty() && split_col >= 0) e.split = "train";
-    if (e.split == "validation") e.split = "val";
-    if (e.split != "train" && e.split != "val" && e.split != "test") {
-      SPVIT_THROW(DataError, "slide manifest '", csv.string(), "' line ", line_no, ": split '", e.split,
-                  "' is not train, val or test");
+    if (split_col >= 0) {  // without a split column the manifest is one split ("")
+      e.split = lower(f[static_cast<size_t>(split_col)]);
+      if (e.split.empty()) e.split = "train";
+      if (e.split == "validation") e.split = "val";
+      if (e.split != "train" && e.split != "val" && e.split != "test") {
+        SPVIT_THROW(DataError, "slide manifest '", csv.string(), "' line ", line_no, ": split '", e.split,
+                    "' is not train, val or test");
+      }
     }
     if (e.slide.empty()) SPVIT_THROW(DataError, "slide manifest '", csv.string(), "' line ", line_no, " has no slide");
     out.push_back(std::move(e));

@@ -212,7 +212,11 @@ int64_t TissueMask::count(int64_t x0, int64_t y0, int64_t x1, int64_t y1, int64_
   const int64_t my0 = clampi(static_cast<int64_t>(std::floor(static_cast<double>(y0) / sy_)), h);
   const int64_t mx1 = clampi(static_cast<int64_t>(std::ceil(static_cast<double>(x1) / sx_)), w);
   const int64_t my1 = clampi(static_cast<int64_t>(std::ceil(static_cast<double>(y1) / sy_)), h);
-  if (cells) *cells = std::max<int64_t>(0, mx1 - mx0) * std::max<int64_t>(0, my1 - my0);
+  if (cells) {  // the whole box in mask cells, off-slide parts included (they hold no tissue)
+    const double cx = std::ceil(static_cast<double>(x1) / sx_) - std::floor(static_cast<double>(x0) / sx_);
+    const double cy = std::ceil(static_cast<double>(y1) / sy_) - std::floor(static_cast<double>(y0) / sy_);
+    *cells = static_cast<int64_t>(std::max(0.0, cx) * std::max(0.0, cy));
+  }
   if (mx1 <= mx0 || my1 <= my0) return 0;
   auto at = [&](int64_t y, int64_t x) { return integral_[static_cast<size_t>(y * (w + 1) + x)]; };
   return at(my1, mx1) - at(my0, mx1) - at(my1, mx0) + at(my0, mx0);

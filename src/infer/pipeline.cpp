@@ -51,8 +51,10 @@ void write_outputs(const Slide& slide, const TissueMask& tissue, const SlideLeve
     j["outputs"]["tiff"] = {{"path", o.out_dir + "/mask.tiff"}, {"levels", tiff->levels()}};
   }
   if (o.formats.count("geojson")) {
+    // In QuPath's frame: a slide with a scanned area (.mrxs) has its coordinates start at the area's corner.
+    const std::array<double, 2> origin{static_cast<double>(slide.bounds()[0]), static_cast<double>(slide.bounds()[1])};
     polygons = write_geojson(o.out_dir + "/polygons.geojson", reduced->image(),
-                             static_cast<double>(reduced->factor()) * L.downsample, o.class_names);
+                             static_cast<double>(reduced->factor()) * L.downsample, o.class_names, 1.0, origin);
     j["outputs"]["geojson"] = {{"path", o.out_dir + "/polygons.geojson"}, {"polygons", polygons},
                                {"contour_downsample", reduced->factor()}};
   }

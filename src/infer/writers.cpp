@@ -33,7 +33,7 @@ cv::Vec3b class_colour(int k) {  // RGB, the colours of spvit eval's overlays
 }
 
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
-                      const std::vector<std::string>& class_names, double epsilon) {
+                      const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin) {
   // Streamed to the file one polygon at a time: only one class's contours are in memory, never the document.
   int64_t polygons = 0;
   auto ring = [&](const std::vector<cv::Point>& contour) {
@@ -41,7 +41,7 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
     cv::approxPolyDP(contour, simple, epsilon, true);
     nlohmann::json r = nlohmann::json::array();
     if (simple.size() < 3) return r;
-    for (const auto& p : simple) r.push_back({p.x * scale, p.y * scale});
+    for (const auto& p : simple) r.push_back({p.x * scale - origin[0], p.y * scale - origin[1]});
     r.push_back(r.front());  // GeoJSON rings are closed
     return r;
   };

@@ -15,7 +15,8 @@ Datasets open_datasets(const Config& c) {
   out.train = source.open(d, d.path, "train", d.train_samples, c.seed);
   if (source.manifest_splits && d.val_path.empty()) {
     if (d.val_samples > 0) out.val = source.open(d, d.path, "val", d.val_samples, c.seed + 7919);
-  } else if (source.reads_files ? !d.val_path.empty() : d.val_samples > 0) {
+  } else if (source.reads_files ? !d.val_path.empty() && (!source.manifest_splits || d.val_samples > 0)
+                                 : d.val_samples > 0) {
     out.val = source.open(d, d.val_path, "val", d.val_samples, c.seed + 7919);
   }
   const auto& decoder = model::decoders().at(c.model.decoder);

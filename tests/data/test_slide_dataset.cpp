@@ -144,6 +144,12 @@ TEST(SlideManifest, FolderConventionAndCsvWithSplits) {
   EXPECT_EQ(csv.split("train")[0].slide, (fs::path(dir) / "slides/a.tiff").string());
   EXPECT_EQ(csv.split("val").size(), 1u);
   EXPECT_TRUE(csv.split("test").empty());
+  // No split column: one split, whatever it is opened for; a byte-order mark (Excel's "CSV UTF-8") is not a column.
+  write_text(dir + "/one.csv", "\xEF\xBB\xBFslide,annotation\nslides/a.tiff,annotations/a.geojson\n");
+  const auto one = SlideManifest::read(dir + "/one.csv");
+  EXPECT_FALSE(one.has_splits);
+  EXPECT_EQ(one.split("train").size(), 1u);
+  EXPECT_EQ(one.split("val").size(), 1u);
   write_text(dir + "/bad.csv", "image,annotation\nslides/a.tiff,x\n");
   EXPECT_NE(error_of<DataError>([&] { SlideManifest::read(dir + "/bad.csv"); }).find("has no 'slide' column"),
             std::string::npos);
@@ -303,6 +309,26 @@ TEST(Tissue, MaskIsCachedAndReusedAndAnUnwritableCacheIsOnlyAWarning) {
   EXPECT_FALSE(TissueMask::detect_cached(*slide, TissueOptions::preset("pale"), dir + "/cache").empty());
   write_text(dir + "/file", "x");
   EXPECT_FALSE(TissueMask::detect_cached(*slide, TissueOptions{}, dir + "/file/cache").empty());
+}
+
+// Levels whose downsample is not an integer (odd sizes: 601 -> 301 is 1.9967): OpenSlide interpolates at an offset
+// that depends on where a read starts, so reads go through fixed blocks of the level's grid — a band still equals
+// the same rows of the whole read. And a resolution within 2% of a level's is that level's.
+TEST(SlideRead, NonIntegerLevelDownsamplesAndNearbyResolutions) {
+  const auto dir = temp_dir("odd_levels");
+  auto [rgb, mask] = spvit::testing::synthetic_slide_image(901, 1201, 7);
+  spvit::testing::write_pyramid_tiff(dir + "/odd.tiff", rgb, 3, 128, 20000.0);
+  auto slide = Slide::open(dir + "/odd.tiff");
+  ASSERT_EQ(slide->level_count(), 3);
+  ASSERT_NE(slide->level(1).downsample, std::round(slide->level(1).downsample));
+  const auto whole = slide->read_region(1, 3, 5, 590, 440);
+  for (int64_t y0 : {int64_t{0}, int64_t{97}, int64_t{300}}) {
+    EXPECT_TRUE(torch::equal(slide->read_region(1, 3, 5 + y0, 590, 120), whole.slice(0, y0, y0 + 120))) << y0;
+  }
+  EXPECT_TRUE(torch::equal(slide->read_region(1, 203, 105, 77, 66), whole.slice(0, 100, 166).slice(1, 200, 277)));
+  EXPECT_DOUBLE_EQ(slide->downsample_for_mpp(0.505), 1.0) << "0.505 um/px on a 0.5 um/px scan is level 0";
+  EXPECT_DOUBLE_EQ(slide->downsample_for_mpp(1.0), slide->level(1).downsample) << "within 2% of level 1";
+  EXPECT_DOUBLE_EQ(slide->downsample_for_mpp(1.5), 3.0) << "between levels: resampled";
 }
 
 // Column bands (what a rotated sample's row band reads) of a slide written by the synthetic slide writer.

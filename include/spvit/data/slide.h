@@ -62,8 +62,10 @@ class Slide {
   // The level closest to `mpp` micrometres per pixel without being coarser than it by more than 10%; throws
   // DataError when the slide has no mpp, naming the way out (a level).
   int level_for_mpp(double mpp) const;
-  // Level-0 pixels per pixel at `mpp` micrometres per pixel (mpp / mpp_x); throws DataError like level_for_mpp.
+  // Level-0 pixels per pixel at `mpp` micrometres per pixel: mpp / mpp_x, or the downsample of a level within
+  // kMppTolerance of it (a "20x" scan may report 0.504 um/px). Throws DataError like level_for_mpp.
   double downsample_for_mpp(double mpp) const;
+  static constexpr double kMppTolerance = 0.02;
   // The coarsest level whose downsample is at most `downsample` (within 1e-6): where read_scaled reads from.
   int level_for_downsample(double downsample) const;
 

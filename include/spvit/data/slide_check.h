@@ -15,7 +15,7 @@ struct SlideCheck {
   // The slide (when it opens).
   std::string format;
   int levels = 0;
-  int64_t width = 0, height = 0;  // level 0
+  int64_t width = 0, height = 0;  // the scanned area at level 0 (Slide::bounds; all of level 0 but for .mrxs)
   double mpp = 0;
   std::string mpp_source;
   double downsample = 0;          // level-0 pixels per training pixel (0 when it cannot be had)

@@ -118,7 +118,12 @@ class SlideDataset : public Dataset {
   SlideDatasetOptions options_;
   std::vector<std::unique_ptr<SlideState>> slides_;
   std::vector<double> tissue_cdf_;        // cumulative tissue area (target pixels) over slides
-  std::vector<int64_t> balance_labels_;   // classes the balanced sampler draws from
+  struct BalancedClass {                  // what the balanced sampler draws from, per foreground label
+    int64_t label = 0;
+    std::vector<std::pair<int64_t, int64_t>> annotations;  // (slide, annotation)
+    std::vector<double> cdf;                               // cumulative bounds area
+  };
+  std::vector<BalancedClass> balanced_;
   int64_t num_classes_ = 2;
   mutable std::atomic<int64_t> reads_{0};
 };

@@ -52,7 +52,7 @@ class TissueMask {
 
   // Does the level-0 box [x0, x1) × [y0, y1) touch tissue?
   bool touches(int64_t x0, int64_t y0, int64_t x1, int64_t y1) const;
-  // The fraction of mask pixels under the level-0 box that are tissue (0 outside the slide).
+  // The fraction of the level-0 box (in mask cells, parts outside the slide included) that is tissue.
   double fraction(int64_t x0, int64_t y0, int64_t x1, int64_t y1) const;
   bool empty() const { return tissue_pixels_ == 0; }
   double tissue_fraction() const;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -77,9 +78,11 @@ cv::Vec3b class_colour(int k);
 
 // GeoJSON FeatureCollection: one MultiPolygon Feature per foreground class present, from the contours of `labels`
 // (OpenCV findContours with holes, simplified by approxPolyDP with `epsilon` pixels of `labels`), coordinates
-// multiplied by `scale` (level-0 pixels per pixel of `labels`). Returns the number of polygons.
+// multiplied by `scale` (level-0 pixels per pixel of `labels`) less `origin` (the scanned area's level-0 corner of a
+// slide with bounds, which QuPath's coordinates start from). Returns the number of polygons.
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
-                      const std::vector<std::string>& class_names, double epsilon = 1.0);
+                      const std::vector<std::string>& class_names, double epsilon = 1.0,
+                      std::array<double, 2> origin = {0, 0});
 
 // The thumbnail (RGB) with the labels (resized nearest to it) coloured over the foreground, as PNG.
 void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels);
