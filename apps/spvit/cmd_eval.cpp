@@ -1,6 +1,8 @@
 // `spvit eval --checkpoint C [--data PATH] [--out DIR]`: evaluates a trained model on its configuration's
-// validation data (or on PATH: an image folder or .h5 file) and writes metrics.json and prediction overlays.
+// validation data (or on PATH: an image folder or .h5 file) and writes metrics.json and prediction overlays. For a
+// slide dataset (its val regions) metrics.json also has each slide's metrics under "per_group".
 #include <cstdio>
+#include <map>
 
 #include "app_context.h"
 #include "spvit/core/atomic_file.h"
@@ -53,12 +55,19 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
       train::EvalOptions eo;
       eo.overlay_dir = args->out;
       eo.overlays = args->overlays;
+      std::map<std::string, train::SegmentationCounts> per_slide;  // slide datasets: the metrics of each slide
+      eo.per_group = &per_slide;
       const auto counts = train::evaluate(model, *dataset, config, grid, eo);
-      const std::string json = train::metrics_json(counts, dataset->size());
+      const std::string json = train::metrics_json(counts, dataset->size(), per_slide);
       dist::write_on_one_rank(grid.world(), ctx.world_rank == 0,
                               [&] { write_text_atomically(args->out + "/metrics.json", json); });
       if (ctx.world_rank == 0) {
         std::printf("%s", json.c_str());
+        for (const auto& [slide, c] : per_slide) {
+          std::printf("%s: mean foreground Dice %.4f, IoU per class", slide.c_str(), c.mean_dice());
+          for (double v : c.iou()) std::printf(" %.4f", v);
+          std::printf("\n");
+        }
         std::printf("mean foreground Dice %.4f; metrics: %s/metrics.json; overlays: %s/*_overlay.png\n",
                     counts.mean_dice(), args->out.c_str(), args->out.c_str());
       }

@@ -288,6 +288,10 @@ Sample SlideDataset::read_epoch(int64_t index, int64_t epoch, const std::optiona
   return s;
 }
 
+std::string SlideDataset::sample_group(int64_t index) const {
+  return fs::path(slide(placement(index, 0).slide).slide->path()).filename().string();
+}
+
 std::string SlideDataset::describe() const {
   std::ostringstream d;
   d << "slides '" << options_.source << "', " << slides_.size() << " slide" << (slides_.size() == 1 ? "" : "s")

@@ -169,15 +169,35 @@ SegmentationCounts evaluate(model::Segmenter& model, const data::Dataset& datase
   // An overlay that cannot be written (disk full) must not leave the other ranks waiting in a collective: the
   // writer records the error, evaluation goes on, and all ranks agree on it at the end.
   std::string write_error;
-  // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each take their part of the sample.
-  for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
-    if (model->decoder_entry().uniform_bands) {
-      evaluate_band(model, dataset, i, config, precision, grid, options, total, write_error);
-    } else {
-      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, total, write_error);
+  auto zero = [&] {
+    SegmentationCounts c;
+    c.tp = torch::zeros({dataset.num_classes()}, torch::kFloat64);
+    c.fp = c.tp.clone();
+    c.fn = c.tp.clone();
+    return c;
+  };
+  // The groups of all n samples, in first-seen order: the same list on every rank, for the all-reduces below.
+  std::vector<std::string> groups;
+  if (options.per_group) {
+    options.per_group->clear();
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string g = dataset.sample_group(i);
+      if (!g.empty() && !options.per_group->count(g)) groups.push_back(g), (*options.per_group)[g] = zero();
     }
   }
+  // Data group d evaluates samples d, d + N_d, ...; its sequence ranks each take their part of the sample.
+  for (int64_t i = grid.data_index(); i < n; i += grid.data_size()) {
+    SegmentationCounts one = zero();
+    if (model->decoder_entry().uniform_bands) {
+      evaluate_band(model, dataset, i, config, precision, grid, options, one, write_error);
+    } else {
+      evaluate_tiles(model, dataset, i, sampling, precision, grid, options, one, write_error);
+    }
+    total.add(one);
+    if (!groups.empty()) options.per_group->at(dataset.sample_group(i)).add(one);
+  }
   total.all_reduce(*grid.world());
+  for (const auto& g : groups) options.per_group->at(g).all_reduce(*grid.world());
   dist::agree_on_write_errors(grid.world(), write_error);
   model->train();
   return total;
@@ -198,13 +218,19 @@ Config config_for_evaluation(const std::string& checkpoint, const std::vector<st
   return parse_checked_config(yaml, all);
 }
 
-std::string metrics_json(const SegmentationCounts& counts, int64_t samples) {
-  nlohmann::json j;
+std::string metrics_json(const SegmentationCounts& counts, int64_t samples,
+                         const std::map<std::string, SegmentationCounts>& groups) {
+  auto metrics = [](const SegmentationCounts& c) {
+    nlohmann::json j;
+    j["dice_per_class"] = c.dice();
+    j["iou_per_class"] = c.iou();
+    j["mean_dice_foreground"] = c.mean_dice();
+    j["pixel_accuracy"] = c.pixel_accuracy();
+    return j;
+  };
+  nlohmann::json j = metrics(counts);
   j["samples"] = samples;
-  j["dice_per_class"] = counts.dice();
-  j["iou_per_class"] = counts.iou();
-  j["mean_dice_foreground"] = counts.mean_dice();
-  j["pixel_accuracy"] = counts.pixel_accuracy();
+  for (const auto& [name, c] : groups) j["per_group"][name] = metrics(c);
   return j.dump(2) + "\n";
 }
 

@@ -103,6 +103,21 @@ if(TARGET spvit_infer AND SPVIT_HAVE_OPENSLIDE)
   spvit_add_mpi_test(slides_e2e_train NP 2 TIMEOUT 600 COMMAND ${SPVIT_BIN} train ${_se_config})
   set_tests_properties(slides_e2e_train PROPERTIES FIXTURES_REQUIRED slides_e2e_data FIXTURES_SETUP slides_e2e_trained
                        LABELS "mpi;slow")
+  # `spvit eval` on the checkpoint's val regions (the held-out slide): overall and per-slide metrics.
+  spvit_add_mpi_test(slides_e2e_eval NP 2 COMMAND ${SPVIT_BIN} eval --checkpoint ${_se}/run/checkpoint.pt
+                     --out ${_se}/eval --overlays 1)
+  set_tests_properties(slides_e2e_eval PROPERTIES FIXTURES_REQUIRED slides_e2e_trained LABELS "mpi;slow"
+                       PASS_REGULAR_EXPRESSION "slide_032.tiff: mean foreground Dice 0\\.[0-9]+, IoU per class")
+  # Per-slide metrics with two validation slides shared by 2 data groups (a manifest naming the generated files).
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/slides_e2e_two_val.csv "slide,annotation,split\n"
+       "${_se}/data/slides/slide_000.tiff,${_se}/data/annotations/slide_000.geojson,train\n"
+       "${_se}/data/slides/slide_031.tiff,${_se}/data/annotations/slide_031.geojson,val\n"
+       "${_se}/data/slides/slide_032.tiff,${_se}/data/annotations/slide_032.geojson,val\n")
+  spvit_add_mpi_test(slides_e2e_eval_per_slide NP 2 COMMAND ${SPVIT_BIN} eval --checkpoint ${_se}/run/checkpoint.pt
+                     --out ${_se}/eval2 --overlays 0 --set grid.seq=1
+                     --set data.path=${CMAKE_CURRENT_BINARY_DIR}/slides_e2e_two_val.csv)
+  set_tests_properties(slides_e2e_eval_per_slide PROPERTIES FIXTURES_REQUIRED slides_e2e_trained LABELS "mpi;slow"
+                       PASS_REGULAR_EXPRESSION "slide_031.tiff: mean foreground Dice [^\n]*\nslide_032.tiff: mean foreground Dice")
   # No --level/--mpp: the checkpoint's data.mpp (0.5 um/px: level 0 of the generated slide); its class names.
   spvit_add_mpi_test(slides_e2e_infer NP 2 COMMAND ${SPVIT_BIN} infer --checkpoint ${_se}/run/checkpoint.pt
                      --input ${_se}/data/slides/slide_032.tiff --out ${_se}/infer --progress off)

@@ -66,6 +66,8 @@ class Dataset {
   virtual Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const {
     return read(index, region);
   }
+  // What sample `index` belongs to for per-group metrics (`spvit eval`: the slide of a slide region); "" = none.
+  virtual std::string sample_group(int64_t index) const { return {}; }
   // A short description for logs ("synthetic pathology, 16 x 256x256", "hdf5 'x.h5', 100 x 64x64x64").
   virtual std::string describe() const { return "dataset"; }
 };

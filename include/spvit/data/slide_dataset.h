@@ -97,6 +97,8 @@ class SlideDataset : public Dataset {
   Sample read(int64_t index, const std::optional<Region>& region = std::nullopt) const override;
   Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const override;
   std::string describe() const override;
+  // The slide file name of sample `index` (as placed in epoch 0: validation regions are fixed).
+  std::string sample_group(int64_t index) const override;
 
   // Where sample `index` of `epoch` lies (no pixel is read).
   SlidePlacement placement(int64_t index, int64_t epoch) const;
