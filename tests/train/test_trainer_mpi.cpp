@@ -42,15 +42,18 @@ std::map<std::string, torch::Tensor> parameters_of(const std::string& checkpoint
   return out;
 }
 
+// A temporary directory name every rank agrees on: `prefix` and rank 0's pid (broadcast).
+std::string shared_temp_dir(const dist::ProcessGrid& grid, const std::string& prefix) {
+  auto pid = torch::full({1}, static_cast<int64_t>(::getpid()), torch::kLong);
+  grid.world()->broadcast(pid, 0)->wait();
+  return std::filesystem::temp_directory_path().string() + "/" + prefix + std::to_string(pid.item<int64_t>());
+}
+
 // `extra`: configuration overrides of both runs (e.g. another positional encoding).
 void check_sequence_parallel_equals_single_process(const std::vector<std::string>& extra) {
   const auto& grid = testing::test_grid();
   ASSERT_EQ(grid.data_size(), 1) << "run this test with a 1xN grid";
-  // All ranks share rank 0's pid-based directory name through a broadcast.
-  auto pid = torch::full({1}, static_cast<int64_t>(::getpid()), torch::kLong);
-  grid.world()->broadcast(pid, 0)->wait();
-  const std::string base = std::filesystem::temp_directory_path().string() + "/spvit_eq_" +
-                           std::to_string(pid.item<int64_t>());
+  const std::string base = shared_temp_dir(grid, "spvit_eq_");
   auto config = tiny_config(base + "/sp", grid.seq_size(), extra);
   config.train.steps = 3;
   run_training(config, grid, {});
@@ -90,10 +93,7 @@ TEST(Trainer, CoordsSequenceParallelRunEqualsSingleProcessRun) {
 // own), with unannotated glass ignored: each rank reading only its band equals one process reading whole samples.
 TEST(Trainer, SlidesSequenceParallelRunEqualsSingleProcessRun) {
   const auto& grid = testing::test_grid();
-  auto pid = torch::full({1}, static_cast<int64_t>(::getpid()), torch::kLong);
-  grid.world()->broadcast(pid, 0)->wait();
-  const std::string dir = std::filesystem::temp_directory_path().string() + "/spvit_slides_eq_" +
-                          std::to_string(pid.item<int64_t>());
+  const std::string dir = shared_temp_dir(grid, "spvit_slides_eq_");
   if (grid.world_rank() == 0) {
     for (uint64_t i = 0; i < 2; ++i) {
       infer::SyntheticSlideOptions o;
@@ -111,10 +111,7 @@ TEST(Trainer, SlidesSequenceParallelRunEqualsSingleProcessRun) {
 
 TEST(Trainer, ResumeContinuesBitExactly) {
   const auto& grid = testing::test_grid();
-  auto pid = torch::full({1}, static_cast<int64_t>(::getpid()), torch::kLong);
-  grid.world()->broadcast(pid, 0)->wait();
-  const std::string base = std::filesystem::temp_directory_path().string() + "/spvit_resume_" +
-                           std::to_string(pid.item<int64_t>());
+  const std::string base = shared_temp_dir(grid, "spvit_resume_");
   // Batches of 2 from 6 samples: 3 batches per epoch, so 4 steps cross an epoch boundary after the resume point.
   run_training(tiny_config(base + "/straight", grid.seq_size()), grid, {});
   TrainOptions first_half;
