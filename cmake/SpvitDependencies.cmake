@@ -1,4 +1,4 @@
-# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, nlohmann-json, HDF5, pugixml. Optional (SPVIT_WITH_<X>): CUDA
+# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, nlohmann-json, HDF5, pugixml, GEOS. Optional (SPVIT_WITH_<X>): CUDA
 # (from LibTorch), NCCL, OpenCV, OpenSlide, libtiff.
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
@@ -8,6 +8,7 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(pugixml REQUIRED)  # ASAP XML annotations
+find_package(GEOS 3.10 REQUIRED)  # repairing invalid annotation polygons (MakeValid "structure" method)
 find_package(Threads REQUIRED)
 
 # PyTorch 2.x wheels ship their own, newer {fmt} in torch/include. Those headers would shadow the system {fmt} that

@@ -12,6 +12,7 @@ packages=(
   libtiff-dev                       # spvit infer: the pyramidal label mask
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libpugixml-dev                    # ASAP XML slide annotations
+  libgeos-dev                       # repairing invalid annotation polygons
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -34,9 +34,14 @@ void print_slide(const data::SlideCheck& c, const DataConfig& d) {
   std::string per_class;
   for (const auto& [name, n] : c.class_counts) per_class += (per_class.empty() ? "" : ", ") + name + " " + std::to_string(n);
   if (!per_class.empty()) std::printf(" (%s)", per_class.c_str());
-  std::printf("; skipped %lld line(s), %lld point(s), %lld detection(s), %lld empty\n",
+  std::printf("; skipped %lld line(s), %lld point(s), %lld detection(s), %lld empty",
               static_cast<long long>(c.skipped_lines), static_cast<long long>(c.skipped_points),
               static_cast<long long>(c.skipped_detections), static_cast<long long>(c.skipped_empty));
+  if (c.repaired > 0) {
+    std::printf("; %lld invalid polygon(s) repaired (%lld left without area)", static_cast<long long>(c.repaired),
+                static_cast<long long>(c.skipped_invalid));
+  }
+  std::printf("\n");
   if (!c.label_fractions.empty()) {
     std::printf("    pixels:");
     for (size_t k = 0; k + 1 < c.label_fractions.size(); ++k) {

@@ -1,5 +1,5 @@
 // `spvit synth`: writes a synthetic dataset (pathology-like 2D or MRI-like 3D) to an HDF5 file or an image folder,
-// or (--format slides) pyramidal whole-slide TIFFs with QuPath GeoJSON annotations, so that training, evaluation and
+// or (--format slides) pyramidal whole-slide TIFFs with QuPath GeoJSON and ASAP XML annotations, so that training, evaluation and
 // other tools can be tried on files without real data.
 #include <cstdio>
 
@@ -39,7 +39,8 @@ bool is_hdf5_path(const std::string& path) {
   return false;
 }
 
-// --format slides: <out>/slides/slide_NNN.tiff + <out>/annotations/slide_NNN.geojson, one slide per --count.
+// --format slides: <out>/slides/slide_NNN.tiff + <out>/annotations/slide_NNN.geojson and .xml, one slide per --count;
+// manifest.csv names the GeoJSON files, manifest-asap.csv the ASAP XML files.
 int run_synth_slides(const SynthArgs& args, int rank) {
   if (args.kind != "pathology") SPVIT_THROW(ConfigError, "--format slides writes pathology slides, not --kind ", args.kind);
   if (args.size.empty() || args.size.size() > 2) {
@@ -57,18 +58,20 @@ int run_synth_slides(const SynthArgs& args, int rank) {
     SPVIT_THROW(ConfigError, "--val ", args.val, " must be between 0 and --count ", args.count);
   }
   int64_t polygons = 0;
-  std::string manifest = "slide,annotation,split\n";
+  std::string manifest = "slide,annotation,split\n", manifest_asap = manifest;
   for (int64_t i = 0; i < args.count; ++i) {
     o.seed = args.seed * 1000003 + static_cast<uint64_t>(i);
     char name[32];
     std::snprintf(name, sizeof name, "slide_%03lld", static_cast<long long>(i));
     polygons += infer::write_synthetic_slide(args.out, name, o).polygons;
-    manifest += std::string("slides/") + name + ".tiff,annotations/" + name + ".geojson," +
-                (i >= args.count - args.val ? "val" : "train") + "\n";
+    const std::string split = i >= args.count - args.val ? "val" : "train";
+    manifest += std::string("slides/") + name + ".tiff,annotations/" + name + ".geojson," + split + "\n";
+    manifest_asap += std::string("slides/") + name + ".tiff,annotations/" + name + ".xml," + split + "\n";
   }
   write_text_atomically(args.out + "/manifest.csv", manifest);
+  write_text_atomically(args.out + "/manifest-asap.csv", manifest_asap);
   std::printf("wrote %lld synthetic slide(s) of %lldx%lld (HxW) at %.3g um/px with %lld annotation polygon(s) to "
-              "'%s' (slides/, annotations/, manifest.csv) in %.2f s\n",
+              "'%s' (slides/, annotations/ as GeoJSON and ASAP XML, manifest.csv, manifest-asap.csv) in %.2f s\n",
               static_cast<long long>(args.count), static_cast<long long>(o.height), static_cast<long long>(o.width),
               o.mpp, static_cast<long long>(polygons), args.out.c_str(), watch.seconds());
   return 0;

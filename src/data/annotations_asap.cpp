@@ -67,10 +67,12 @@ AnnotationSet parse_asap_xml(const std::string& text, const std::string& source)
     }
     Annotation a;
     a.class_name = node.attribute("PartOfGroup").as_string("None");
+    a.source_index = index - 1;
     a.parts.push_back(std::move(part));
     a.update_bounds();
     set.annotations.push_back(std::move(a));
   }
+  repair_invalid_polygons(set);
   return set;
 }
 

@@ -146,13 +146,16 @@ AnnotationSet parse_qupath_geojson(const std::string& text, const std::string& s
   for (size_t i = 0; i < features.size(); ++i) {
     try {
       if (!features[i].is_object()) throw GeometryProblem{"a feature must be a JSON object"};
+      const size_t before = set.annotations.size();
       add_feature(features[i], set, options);
+      if (set.annotations.size() > before) set.annotations.back().source_index = static_cast<int64_t>(i);
     } catch (const GeometryProblem& p) {
       SPVIT_THROW(DataError, "annotations '", source, "', feature ", i, ": ", p.what);
     } catch (const Json::exception& e) {
       SPVIT_THROW(DataError, "annotations '", source, "', feature ", i, ": ", e.what());
     }
   }
+  repair_invalid_polygons(set);
   return set;
 }
 

@@ -23,6 +23,7 @@ void check_annotations(const DataConfig& d, const ClassMap& classes, SlideCheck&
   c.annotations = static_cast<int64_t>(set->annotations.size());
   c.skipped_lines = set->skipped_lines, c.skipped_points = set->skipped_points;
   c.skipped_detections = set->skipped_detections, c.skipped_empty = set->skipped_empty;
+  c.repaired = set->repaired, c.skipped_invalid = set->skipped_invalid;
   if (c.annotations == 0) c.problems.push_back("annotations '" + c.annotation + "' hold no polygon");
   std::vector<std::string> unknown;
   for (auto& a : set->annotations) {

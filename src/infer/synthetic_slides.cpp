@@ -18,6 +18,7 @@ SyntheticSlide write_synthetic_slide(const std::string& dir, const std::string& 
   SyntheticSlide out;
   out.slide = dir + "/slides/" + name + ".tiff";
   out.annotations = dir + "/annotations/" + name + ".geojson";
+  out.asap = dir + "/annotations/" + name + ".xml";
 
   const std::vector<int64_t> shape{o.height, o.width};
   const auto generator = data::make_synthetic_pathology({2, shape, 1, o.seed, o.feature_scale});
@@ -34,8 +35,9 @@ SyntheticSlide write_synthetic_slide(const std::string& dir, const std::string& 
     labels.append(y0, cv::Mat(rows, cols, CV_8U, ids.data_ptr<uint8_t>()));
   }
   tiff.finish();
-  out.polygons = write_geojson(out.annotations, labels.image(), static_cast<double>(labels.factor()),
-                               data::synthetic_pathology_classes());
+  const auto scale = static_cast<double>(labels.factor());
+  out.polygons = write_geojson(out.annotations, labels.image(), scale, data::synthetic_pathology_classes());
+  out.asap_annotations = write_asap_xml(out.asap, labels.image(), scale, data::synthetic_pathology_classes());
   return out;
 }
 

@@ -1,4 +1,5 @@
 // GeoJSON, PNG overlay and the reduced label image (see writers.h). OpenCV + nlohmann-json only.
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -6,6 +7,7 @@
 
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
+#include "spvit/data/polygon_geometry.h"
 #include "spvit/infer/writers.h"
 #include "spvit/train/class_colours.h"
 
@@ -32,60 +34,138 @@ cv::Vec3b class_colour(int k) {  // RGB, the colours of spvit eval's overlays
   return {c[0], c[1], c[2]};
 }
 
-int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
-                      const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin) {
-  // Streamed to the file one polygon at a time: only one class's contours are in memory, never the document.
-  int64_t polygons = 0;
+namespace {
+
+// The regions of class `c` in `labels` as valid polygons in output coordinates: OpenCV contours with their holes,
+// simplified by approxPolyDP (which can make a ring cross itself, so GEOS makes them valid again), times `scale`
+// less `origin`.
+std::vector<data::PolygonPart> class_polygons(const cv::Mat& labels, int c, double scale, double epsilon,
+                                              std::array<double, 2> origin, data::PolygonGeometry& geometry) {
+  std::vector<data::PolygonPart> parts;
+  cv::Mat binary = labels == c;
+  if (cv::countNonZero(binary) == 0) return parts;
+  std::vector<std::vector<cv::Point>> contours;
+  std::vector<cv::Vec4i> hierarchy;
+  cv::findContours(binary, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_SIMPLE);
   auto ring = [&](const std::vector<cv::Point>& contour) {
     std::vector<cv::Point> simple;
     cv::approxPolyDP(contour, simple, epsilon, true);
-    nlohmann::json r = nlohmann::json::array();
+    data::Ring r;
     if (simple.size() < 3) return r;
     for (const auto& p : simple) r.push_back({p.x * scale - origin[0], p.y * scale - origin[1]});
-    r.push_back(r.front());  // GeoJSON rings are closed
     return r;
   };
+  for (size_t i = 0; i < contours.size(); ++i) {
+    if (hierarchy[i][3] >= 0) continue;  // a hole: taken with its outer ring
+    data::PolygonPart part;
+    part.exterior = ring(contours[i]);
+    if (part.exterior.empty()) continue;
+    for (int h = hierarchy[i][2]; h >= 0; h = hierarchy[static_cast<size_t>(h)][0]) {
+      auto hole = ring(contours[static_cast<size_t>(h)]);
+      if (!hole.empty()) part.holes.push_back(std::move(hole));
+    }
+    parts.push_back(std::move(part));
+  }
+  geometry.make_valid(parts);
+  return parts;
+}
+
+nlohmann::json closed_ring(const data::Ring& ring) {
+  nlohmann::json r = nlohmann::json::array();
+  for (const auto& v : ring) r.push_back({v[0], v[1]});
+  r.push_back(r.front());  // GeoJSON rings are closed
+  return r;
+}
+
+// `text` with XML's special characters escaped (attribute values).
+std::string xml_escaped(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    switch (ch) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += ch;
+    }
+  }
+  return out;
+}
+
+std::string hex_colour(const cv::Vec3b& c) {
+  char text[8];
+  std::snprintf(text, sizeof(text), "#%02x%02x%02x", c[0], c[1], c[2]);
+  return text;
+}
+
+}  // namespace
+
+int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
+                      const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin) {
+  // Streamed to the file one polygon at a time: only one class's polygons are in memory, never the document.
+  int64_t polygons = 0;
+  data::PolygonGeometry geometry;
   write_file_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp);
     out << "{\"type\": \"FeatureCollection\", \"features\": [";
     bool first_feature = true;
     for (size_t c = 1; c < class_names.size(); ++c) {
-      cv::Mat binary = labels == static_cast<int>(c);
-      if (cv::countNonZero(binary) == 0) continue;
-      std::vector<std::vector<cv::Point>> contours;
-      std::vector<cv::Vec4i> hierarchy;
-      cv::findContours(binary, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_SIMPLE);
-      bool first_polygon = true;
-      for (size_t i = 0; i < contours.size(); ++i) {
-        if (hierarchy[i][3] >= 0) continue;  // a hole: written with its outer ring
-        auto outer = ring(contours[i]);
-        if (outer.empty()) continue;
-        nlohmann::json polygon = nlohmann::json::array({outer});
-        for (int h = hierarchy[i][2]; h >= 0; h = hierarchy[static_cast<size_t>(h)][0]) {
-          auto hole = ring(contours[static_cast<size_t>(h)]);
-          if (!hole.empty()) polygon.push_back(hole);
-        }
-        if (first_polygon) {
-          const auto col = class_colour(static_cast<int>(c));
-          const nlohmann::json props{
-              {"objectType", "annotation"},
-              {"class_id", c},
-              {"name", class_names[c]},
-              {"classification", {{"name", class_names[c]}, {"color", {col[0], col[1], col[2]}}}}};
-          out << (first_feature ? "\n" : ",\n") << "{\"type\": \"Feature\", \"properties\": " << props.dump()
-              << ", \"geometry\": {\"type\": \"MultiPolygon\", \"coordinates\": [";
-          first_feature = false;
-        }
-        out << (first_polygon ? "" : ",") << polygon.dump();
-        first_polygon = false;
+      const auto parts = class_polygons(labels, static_cast<int>(c), scale, epsilon, origin, geometry);
+      if (parts.empty()) continue;
+      const auto col = class_colour(static_cast<int>(c));
+      const nlohmann::json props{
+          {"objectType", "annotation"},
+          {"class_id", c},
+          {"name", class_names[c]},
+          {"classification", {{"name", class_names[c]}, {"color", {col[0], col[1], col[2]}}}}};
+      out << (first_feature ? "\n" : ",\n") << "{\"type\": \"Feature\", \"properties\": " << props.dump()
+          << ", \"geometry\": {\"type\": \"MultiPolygon\", \"coordinates\": [";
+      first_feature = false;
+      for (size_t k = 0; k < parts.size(); ++k) {
+        nlohmann::json polygon = nlohmann::json::array({closed_ring(parts[k].exterior)});
+        for (const auto& hole : parts[k].holes) polygon.push_back(closed_ring(hole));
+        out << (k ? "," : "") << polygon.dump();
         ++polygons;
       }
-      if (!first_polygon) out << "]}}";
+      out << "]}}";
     }
     out << "\n]}\n";
     check_stream_written(out, path);
   });
   return polygons;
+}
+
+int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double scale,
+                       const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin) {
+  int64_t annotations = 0;
+  data::PolygonGeometry geometry;
+  write_file_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp);
+    out.precision(17);
+    out << "<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n\t<Annotations>\n";
+    for (size_t c = 1; c < class_names.size(); ++c) {
+      const std::string group = xml_escaped(class_names[c]), colour = hex_colour(class_colour(static_cast<int>(c)));
+      for (const auto& part : class_polygons(labels, static_cast<int>(c), scale, epsilon, origin, geometry)) {
+        for (const auto& ring : geometry.hole_free(part)) {
+          out << "\t\t<Annotation Name=\"Annotation " << annotations++ << "\" Type=\"Polygon\" PartOfGroup=\"" << group
+              << "\" Color=\"" << colour << "\">\n\t\t\t<Coordinates>\n";
+          for (size_t k = 0; k < ring.size(); ++k) {
+            out << "\t\t\t\t<Coordinate Order=\"" << k << "\" X=\"" << ring[k][0] << "\" Y=\"" << ring[k][1]
+                << "\" />\n";
+          }
+          out << "\t\t\t</Coordinates>\n\t\t</Annotation>\n";
+        }
+      }
+    }
+    out << "\t</Annotations>\n\t<AnnotationGroups>\n";
+    for (size_t c = 1; c < class_names.size(); ++c) {
+      out << "\t\t<Group Name=\"" << xml_escaped(class_names[c]) << "\" PartOfGroup=\"None\" Color=\""
+          << hex_colour(class_colour(static_cast<int>(c))) << "\">\n\t\t\t<Attributes />\n\t\t</Group>\n";
+    }
+    out << "\t</AnnotationGroups>\n</ASAP_Annotations>\n";
+    check_stream_written(out, path);
+  });
+  return annotations;
 }
 
 void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels) {

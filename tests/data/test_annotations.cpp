@@ -6,6 +6,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/data/annotations.h"
+#include "spvit/data/polygon_geometry.h"
 
 namespace spvit::data {
 namespace {
@@ -295,6 +296,106 @@ TEST(Rasterize, OverlapsResolveByPriorityThenFileOrderAndMultiPolygonPartsStayFi
   labels = rasterize(index, classes, g);
   EXPECT_EQ(labels[1][5].item<int64_t>(), 2) << "Stroma listed first in class_priority wins";
   EXPECT_EQ(labels[1][8].item<int64_t>(), 1);
+}
+
+// Hand-drawn invalid polygons are repaired into what the annotator meant (GEOS MakeValid, "structure" method), then
+// rasterised by the pixel-centre rule: compared pixel by pixel with the intended shapes, rasterised by brute force.
+TEST(AnnotationRepair, InvalidPolygonsBecomeTheAreaTheAnnotatorDrew) {
+  // Vertices off the lines through pixel centres, so that no centre lies exactly on an edge of either description.
+  const std::string json = R"({"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"classification": {"name": "Tumor"}},
+     "geometry": {"type": "Polygon", "coordinates": [[[2, 2], [12, 9], [12, 2], [2, 9], [2, 2]]]}},
+    {"type": "Feature", "properties": {"classification": {"name": "Stroma"}},
+     "geometry": {"type": "Polygon", "coordinates": [[[20, 4], [30, 4], [30, 14], [23, 14], [23, 0], [27, 0],
+                                                     [27, 9], [20, 9], [20, 4]]]}},
+    {"type": "Feature", "properties": {"classification": {"name": "Tumor"}},
+     "geometry": {"type": "Polygon", "coordinates": [[[2, 16], [12, 16], [12, 26], [2, 26], [2, 16]],
+                                                     [[7, 19], [17, 19], [17, 23], [7, 23], [7, 19]]]}},
+    {"type": "Feature", "properties": {"classification": {"name": "Stroma"}},
+     "geometry": {"type": "Polygon", "coordinates": [[[20, 20], [25, 20], [30, 20], [20, 20]]]}},
+    {"type": "Feature", "properties": {"classification": {"name": "Stroma"}},
+     "geometry": {"type": "Polygon", "coordinates": [[[20, 22], [30, 22], [30, 28], [20, 28], [20, 22]]]}}
+  ]})";
+  const auto set = parse(json);
+  EXPECT_EQ(set->repaired, 4) << "bow-tie, self-overlapping lasso, hole past its shell, collinear ring";
+  EXPECT_EQ(set->skipped_invalid, 1) << "the collinear ring has no area";
+  ASSERT_EQ(set->annotations.size(), 4u);
+  EXPECT_EQ(set->annotations[3].source_index, 4) << "annotations remember their feature index";
+  ASSERT_EQ(set->annotations[3].parts.size(), 1u);
+  EXPECT_EQ(set->annotations[3].parts[0].exterior.size(), 4u) << "a valid polygon is left as it was";
+
+  // The intended shapes, each a union of simple polygons (minus a rectangle for the overhanging hole).
+  const Ring tri_left{{2, 2}, {7, 5.5}, {2, 9}}, tri_right{{7, 5.5}, {12, 9}, {12, 2}};
+  const Ring ell{{20, 4}, {30, 4}, {30, 14}, {23, 14}, {23, 9}, {20, 9}}, loop{{23, 0}, {27, 0}, {27, 9}, {23, 9}};
+  const Ring shell{{2, 16}, {12, 16}, {12, 26}, {2, 26}}, hole{{7, 19}, {17, 19}, {17, 23}, {7, 23}};
+  const Ring valid{{20, 22}, {30, 22}, {30, 28}, {20, 28}};
+  auto in = [](const Ring& r, double x, double y) { return reference_inside(PolygonPart{r, {}}, x, y); };
+  RasterGrid g;
+  g.height = 30;
+  g.width = 32;
+  auto want = torch::zeros({g.height, g.width}, torch::kLong);
+  for (int64_t i = 0; i < g.height; ++i) {
+    for (int64_t j = 0; j < g.width; ++j) {
+      const double x = g.centre_x(j), y = g.centre_y(i);
+      if (in(tri_left, x, y) || in(tri_right, x, y)) want[i][j] = 1;
+      if (in(ell, x, y) || in(loop, x, y)) want[i][j] = 2;  // parity alone would leave their overlap empty
+      if (in(shell, x, y) && !in(hole, x, y)) want[i][j] = 1;  // parity alone would fill the hole's overhang
+      if (in(valid, x, y)) want[i][j] = 2;
+    }
+  }
+  const auto got = rasterize(AnnotationIndex(set), two_classes(), g);
+  EXPECT_TRUE(torch::equal(got, want)) << got.ne(want).sum().item<int64_t>() << " pixels differ";
+  EXPECT_EQ(got[7][25].item<int64_t>(), 2) << "the lasso's self-overlap stays filled";
+  EXPECT_EQ(got[21][14].item<int64_t>(), 0) << "the hole's overhang past the shell stays empty";
+
+  // ASAP files are repaired the same way.
+  const auto asap = parse_asap_xml(R"(<ASAP_Annotations><Annotations>
+    <Annotation Name="a" Type="Polygon" PartOfGroup="Tumor"><Coordinates>
+      <Coordinate Order="0" X="2" Y="2"/><Coordinate Order="1" X="12" Y="9"/>
+      <Coordinate Order="2" X="12" Y="2"/><Coordinate Order="3" X="2" Y="9"/>
+    </Coordinates></Annotation></Annotations></ASAP_Annotations>)", "bowtie.xml");
+  EXPECT_EQ(asap.repaired, 1);
+  ASSERT_EQ(asap.annotations.size(), 1u);
+  EXPECT_EQ(asap.annotations[0].parts.size(), 2u) << "the bow-tie becomes its two triangles";
+}
+
+// Pieces without holes (for ASAP XML) cover exactly the pixel centres of the polygon they were cut from.
+TEST(PolygonGeometry, HoleFreePiecesCoverThePolygonsPixelsExactly) {
+  std::mt19937_64 rng(11);
+  PolygonGeometry geometry;
+  for (int k = 0; k < 6; ++k) {
+    std::vector<PolygonPart> parts{PolygonPart{star(rng, 60, 60, 50, 9 + k), {}}};
+    for (int h = 0; h <= k % 3; ++h) {  // one to three holes, inside the star's inner radius
+      parts[0].holes.push_back(star(rng, 45.3 + 14.1 * h, 52.7 + 6.2 * h, 6, 5));
+    }
+    geometry.make_valid(parts);  // random holes may overlap: the valid form is what a reader would hold
+    for (const auto& part : parts) {
+      const auto pieces = geometry.hole_free(part);
+      if (!part.holes.empty()) EXPECT_GT(pieces.size(), 1u);
+      auto whole = std::make_shared<AnnotationSet>(), cut = std::make_shared<AnnotationSet>();
+      whole->annotations.push_back(annotation_of("Tumor", {part}));
+      for (const auto& ring : pieces) cut->annotations.push_back(annotation_of("Tumor", {PolygonPart{ring, {}}}));
+      for (const double ds : {1.0, 0.5, 2.0}) {
+        RasterGrid g;
+        g.downsample = ds;
+        g.height = g.width = static_cast<int64_t>(std::ceil(130 / ds));
+        const auto want = rasterize(AnnotationIndex(whole), two_classes(), g);
+        const auto got = rasterize(AnnotationIndex(cut), two_classes(), g);
+        ASSERT_TRUE(torch::equal(got, want)) << "star " << k << ", downsample " << ds << ": "
+                                             << got.ne(want).sum().item<int64_t>() << " pixels differ";
+        // No pixel is covered twice: the pieces' areas add up to the polygon's.
+        int64_t twice = 0;
+        auto count = torch::zeros({g.height, g.width}, torch::kLong);
+        for (const auto& ring : pieces) {
+          auto one = std::make_shared<AnnotationSet>();
+          one->annotations.push_back(annotation_of("Tumor", {PolygonPart{ring, {}}}));
+          count += rasterize(AnnotationIndex(one), two_classes(), g);
+        }
+        twice = count.gt(1).sum().item<int64_t>();
+        EXPECT_EQ(twice, 0);
+      }
+    }
+  }
 }
 
 TEST(AnnotationIndex, ARegionVisitsOnlyTheAnnotationsItMeets) {

@@ -1,6 +1,10 @@
 // Slide reading (OpenSlide and OpenCV), tissue detection, and the writers (pyramidal TIFF reopened with OpenSlide,
 // GeoJSON parsed back).
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <unistd.h>
 
 #include <filesystem>
@@ -151,6 +155,27 @@ TEST(Slide, MicronsPerPixelFromTiffResolutionTags) {
 
 // `spvit synth --format slides`: the slide reopens with its resolution, level 1 is the 2x2 mean of level 0, level 0 is
 // the generator's image, and the GeoJSON annotations, rasterised back at level 0, reproduce the generator's classes.
+// Distance from (x, y) to the nearest edge of any ring of `set`.
+double distance_to_nearest_edge(const data::AnnotationSet& set, double x, double y) {
+  double best = std::numeric_limits<double>::max();
+  auto ring = [&](const data::Ring& r) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      const auto& a = r[i];
+      const auto& b = r[(i + 1) % r.size()];
+      const double dx = b[0] - a[0], dy = b[1] - a[1], len2 = dx * dx + dy * dy;
+      const double t = len2 > 0 ? std::clamp(((x - a[0]) * dx + (y - a[1]) * dy) / len2, 0.0, 1.0) : 0.0;
+      best = std::min(best, std::hypot(a[0] + t * dx - x, a[1] + t * dy - y));
+    }
+  };
+  for (const auto& an : set.annotations) {
+    for (const auto& part : an.parts) {
+      ring(part.exterior);
+      for (const auto& hole : part.holes) ring(hole);
+    }
+  }
+  return best;
+}
+
 TEST(SyntheticSlides, PyramidAndAnnotationsRoundTrip) {
   const auto dir = temp_dir("synth_slides");
   SyntheticSlideOptions o;
@@ -185,6 +210,22 @@ TEST(SyntheticSlides, PyramidAndAnnotationsRoundTrip) {
   EXPECT_GT(agree, 0.95) << "pixel agreement of the vectorised annotations with the generator's mask";
   std::printf("synthetic slide: %lld polygons, %.4f of the pixels agree with the generator's classes\n",
               static_cast<long long>(written.polygons), agree);
+  EXPECT_EQ(set->repaired, 0) << "the writer's polygons are valid (GEOS) although approxPolyDP can make them cross";
+
+  // The ASAP XML holds the same regions (holes cut away): the same label of every pixel.
+  auto asap = std::make_shared<data::AnnotationSet>(data::read_asap_xml(written.asap));
+  EXPECT_EQ(asap->repaired, 0);
+  EXPECT_EQ(static_cast<int64_t>(asap->annotations.size()), written.asap_annotations);
+  EXPECT_GT(written.asap_annotations, written.polygons) << "some polygons have holes and were cut";
+  const auto asap_labels = data::rasterize(data::AnnotationIndex(asap), classes, grid);
+  // Where a cut crosses an edge, GEOS rounds the new vertex, so a pixel centre lying exactly on that edge may be
+  // decided either way: every pixel labelled differently must be such a tie (its centre within 1e-9 of an edge).
+  const auto differ = torch::nonzero(asap_labels.ne(labels));
+  EXPECT_LT(differ.size(0), 100);
+  for (int64_t k = 0; k < differ.size(0); ++k) {
+    const double x = grid.centre_x(differ[k][1].item<int64_t>()), y = grid.centre_y(differ[k][0].item<int64_t>());
+    EXPECT_LT(distance_to_nearest_edge(*set, x, y), 1e-9) << "pixel centre (" << x << ", " << y << ")";
+  }
 }
 
 TEST(Tissue, OtsuOnSaturationFindsTheTissueOfASyntheticSlide) {

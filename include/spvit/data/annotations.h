@@ -34,6 +34,7 @@ struct Annotation {
   std::string class_name;          // QuPath: properties.classification.name ("" when unclassified)
   std::vector<PolygonPart> parts;  // one for a Polygon, several for a MultiPolygon / GeometryCollection (united)
   std::array<double, 4> bounds{};  // x0, y0, x1, y1 of all exterior vertices
+  int64_t source_index = 0;        // its feature (GeoJSON) or annotation (ASAP) index in the file, for messages
 
   void update_bounds();  // after the parts change
 };
@@ -44,6 +45,8 @@ struct AnnotationSet {
   // What was left out, so that `spvit data check` can report it: line and point geometries (no area), QuPath
   // detections (cells) unless included, features without geometry or with only degenerate rings.
   int64_t skipped_lines = 0, skipped_points = 0, skipped_detections = 0, skipped_empty = 0;
+  // Invalid polygons (repair_invalid_polygons): annotations repaired, and those left without area (skipped).
+  int64_t repaired = 0, skipped_invalid = 0;
 };
 
 struct GeoJsonOptions {
@@ -63,6 +66,16 @@ AnnotationSet parse_qupath_geojson(const std::string& text, const std::string& s
 // (XML that does not parse) or the annotation (a coordinate that is not a number, an unknown type).
 AnnotationSet read_asap_xml(const std::string& path);
 AnnotationSet parse_asap_xml(const std::string& text, const std::string& source);
+
+// Makes every invalid polygon part valid (GEOS isValid / MakeValid, "structure" method: the area the exterior rings
+// enclose, united where a ring overlaps itself, minus the holes, including where a hole reaches past its shell);
+// annotations left without area are removed. Both parsers call it, so every AnnotationSet holds valid polygons: a
+// repaired file gets one warning naming it, the count and the first problem (annotation index and GEOS's reason).
+struct RepairReport {
+  int64_t repaired = 0, dropped = 0;
+  std::string first_problem;
+};
+RepairReport repair_invalid_polygons(AnnotationSet& set);
 
 // By extension: .geojson / .json (QuPath), .xml (ASAP); anything else is a DataError.
 AnnotationSet read_annotations(const std::string& path, const GeoJsonOptions& options = {});

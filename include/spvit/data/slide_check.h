@@ -24,6 +24,7 @@ struct SlideCheck {
   int64_t annotations = 0, polygons = 0;        // annotations (features), and the polygons they hold
   std::map<std::string, int64_t> class_counts;  // annotations per class name
   int64_t skipped_lines = 0, skipped_points = 0, skipped_detections = 0, skipped_empty = 0;
+  int64_t repaired = 0, skipped_invalid = 0;    // invalid polygons made valid, and those left without area
   int64_t outside = 0;                          // annotations whose bounds leave the slide
   std::vector<double> label_fractions;          // of the slide area per label 0..K-1, then ignored (last)
   std::vector<std::string> label_names;         // of labels 0..K-1 (background, then data.classes' first names)

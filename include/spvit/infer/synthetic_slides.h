@@ -2,7 +2,7 @@
 // real slides: the synthetic pathology generator's tissue written as a pyramidal RGB TIFF (OpenSlide's generic-tiff
 // layout, resolution tags set), and its class regions vectorised into a QuPath GeoJSON FeatureCollection (one
 // MultiPolygon per class, holes kept, level-0 pixel coordinates, class names from
-// data::synthetic_pathology_classes()).
+// data::synthetic_pathology_classes()), and the same regions as ASAP XML (holes cut away, writers.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,11 +18,13 @@ struct SyntheticSlideOptions {
 };
 
 struct SyntheticSlide {
-  std::string slide, annotations;  // paths written
+  std::string slide, annotations;  // paths written: the slide and its QuPath GeoJSON
+  std::string asap;                // the ASAP XML
   int64_t polygons = 0;            // polygons in the GeoJSON
+  int64_t asap_annotations = 0;    // polygons in the ASAP XML (more: those with holes are cut into pieces)
 };
 
-// Writes <dir>/slides/<name>.tiff and <dir>/annotations/<name>.geojson (both atomically), generating the slide
+// Writes <dir>/slides/<name>.tiff, <dir>/annotations/<name>.geojson and <name>.xml (all atomically), generating the slide
 // 256 rows at a time (memory stays at a few bands whatever the size).
 SyntheticSlide write_synthetic_slide(const std::string& dir, const std::string& name,
                                      const SyntheticSlideOptions& options);

@@ -77,12 +77,21 @@ class ReducedLabels {
 cv::Vec3b class_colour(int k);
 
 // GeoJSON FeatureCollection: one MultiPolygon Feature per foreground class present, from the contours of `labels`
-// (OpenCV findContours with holes, simplified by approxPolyDP with `epsilon` pixels of `labels`), coordinates
+// (OpenCV findContours with holes, simplified by approxPolyDP with `epsilon` pixels of `labels`, then made valid by
+// GEOS: the simplification can make a ring cross itself, which QuPath would reject), coordinates
 // multiplied by `scale` (level-0 pixels per pixel of `labels`) less `origin` (the scanned area's level-0 corner of a
 // slide with bounds, which QuPath's coordinates start from). Returns the number of polygons.
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
                       const std::vector<std::string>& class_names, double epsilon = 1.0,
                       std::array<double, 2> origin = {0, 0});
+
+// ASAP XML (ASAP_Annotations): the same class regions as write_geojson, as Polygon annotations whose PartOfGroup is
+// the class name, plus one AnnotationGroup per class with its colour. ASAP polygons have no holes, so a polygon with
+// holes is written as pieces without holes covering the same pixel centres (data::PolygonGeometry::hole_free).
+// Returns the number of annotations.
+int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double scale,
+                       const std::vector<std::string>& class_names, double epsilon = 1.0,
+                       std::array<double, 2> origin = {0, 0});
 
 // The thumbnail (RGB) with the labels (resized nearest to it) coloured over the foreground, as PNG.
 void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels);
