@@ -19,16 +19,8 @@ namespace {
 #if SPVIT_HAVE_INFER
 std::string file_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
-void print_slide(const data::SlideCheck& c, const DataConfig& d) {
-  std::printf("[%s] %s: ", c.split.c_str(), file_name(c.slide).c_str());
-  if (c.levels > 0) {
-    std::printf("%s, %d level(s), %lldx%lld", c.format.c_str(), c.levels, static_cast<long long>(c.width),
-                static_cast<long long>(c.height));
-    if (c.mpp > 0) std::printf(", %.4g um/px (%s)", c.mpp, c.mpp_source.c_str());
-    else std::printf(", no resolution");
-    if (c.downsample > 0) std::printf(", read at downsample %.4g", c.downsample);
-    if (c.tissue_fraction >= 0) std::printf(", tissue %.1f%%", 100.0 * c.tissue_fraction);
-  }
+// The vector annotations' counts: per class, what was skipped and what was repaired.
+void print_vector_annotations(const data::SlideCheck& c) {
   std::printf("\n    %s: %lld annotation(s), %lld polygon(s)", file_name(c.annotation).c_str(),
               static_cast<long long>(c.annotations), static_cast<long long>(c.polygons));
   std::string per_class;
@@ -42,6 +34,27 @@ void print_slide(const data::SlideCheck& c, const DataConfig& d) {
                 static_cast<long long>(c.skipped_invalid));
   }
   std::printf("\n");
+}
+
+void print_slide(const data::SlideCheck& c, const DataConfig& d) {
+  std::printf("[%s] %s: ", c.split.c_str(), file_name(c.slide).c_str());
+  if (c.levels > 0) {
+    std::printf("%s, %d level(s), %lldx%lld", c.format.c_str(), c.levels, static_cast<long long>(c.width),
+                static_cast<long long>(c.height));
+    if (c.mpp > 0) std::printf(", %.4g um/px (%s)", c.mpp, c.mpp_source.c_str());
+    else std::printf(", no resolution");
+    if (c.downsample > 0) std::printf(", read at downsample %.4g", c.downsample);
+    if (c.tissue_fraction >= 0) std::printf(", tissue %.1f%%", 100.0 * c.tissue_fraction);
+  }
+  if (c.mask_width > 0) {
+    std::string values;
+    for (const auto& [name, n] : c.class_counts) values += (values.empty() ? "" : ", ") + name;
+    std::printf("\n    %s: label mask %lldx%lld at downsample %.4g, values %s\n", file_name(c.annotation).c_str(),
+                static_cast<long long>(c.mask_width), static_cast<long long>(c.mask_height), c.mask_downsample,
+                values.empty() ? "(none)" : values.c_str());
+  } else {
+    print_vector_annotations(c);
+  }
   if (!c.label_fractions.empty()) {
     std::printf("    pixels:");
     for (size_t k = 0; k + 1 < c.label_fractions.size(); ++k) {

@@ -18,7 +18,7 @@ endif()
 # OpenSlide where installed (without it only plain PNG/JPEG/TIFF images open, as one level).
 if(SPVIT_HAVE_INFER)
   target_sources(spvit_data PRIVATE data/slide.cpp data/slide_scaled.cpp data/tissue.cpp data/slide_manifest.cpp
-                                    data/slide_dataset.cpp data/slide_check.cpp)
+                                    data/slide_dataset.cpp data/slide_check.cpp data/label_mask.cpp)
   target_link_libraries(spvit_data PRIVATE TIFF::TIFF)
   if(SPVIT_HAVE_OPENSLIDE)
     target_link_libraries(spvit_data PRIVATE OpenSlide::OpenSlide)

@@ -5,6 +5,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/data/annotations.h"
+#include "spvit/data/label_mask.h"
 #include "spvit/data/slide_dataset.h"
 
 namespace spvit::data {
@@ -12,9 +13,57 @@ namespace {
 
 constexpr int64_t kFractionSide = 512;  // class fractions are counted on a raster of this larger side
 
+// Label fractions 0..K-1 (then ignored, last) and the names of labels 0..K-1 of `labels` (int64, -1 = ignored).
+void count_labels(const DataConfig& d, const ClassMap& classes, const torch::Tensor& labels, SlideCheck& c) {
+  int64_t max_id = 0;
+  for (const auto& [n, id] : classes.ids) max_id = std::max(max_id, id);
+  const auto counts = torch::bincount(labels.flatten().add(1), {}, max_id + 2).to(torch::kFloat64);  // -1 -> 0
+  const double total = static_cast<double>(std::max<int64_t>(1, labels.numel()));
+  for (int64_t k = 0; k <= max_id; ++k) c.label_fractions.push_back(counts[k + 1].item<double>() / total);
+  c.label_names.assign(static_cast<size_t>(max_id + 1), "");
+  c.label_names[0] = "background";
+  for (const auto& [name, value] : d.classes) {  // file order: the first name of an id
+    const auto id = classes.ids.at(name);
+    if (id >= 1 && c.label_names[static_cast<size_t>(id)].empty()) c.label_names[static_cast<size_t>(id)] = name;
+  }
+  for (int64_t k = 1; k <= max_id; ++k) {
+    if (c.label_names[static_cast<size_t>(k)].empty()) c.label_names[static_cast<size_t>(k)] = "label " + std::to_string(k);
+  }
+  c.label_fractions.push_back(counts[0].item<double>() / total);
+}
+
+// A label mask: its size against the slide, the values it holds (on its overview) and whether data.classes names
+// them, the class fractions.
+void check_label_mask(const DataConfig& d, const ClassMap& classes, SlideCheck& c, int64_t level0_width,
+                      int64_t level0_height) {
+  const LabelMask mask(c.annotation, level0_width, level0_height, d.mask_downsample);  // DataError: caller
+  c.mask_width = mask.width(), c.mask_height = mask.height(), c.mask_downsample = mask.downsample();
+  const auto [values, ds] = mask.overview(kFractionSide);
+  const auto histogram = torch::bincount(values.flatten().to(torch::kLong), {}, 256);
+  const auto table = LabelMask::value_labels(classes, d.unannotated == "ignore" ? ClassMap::kIgnore : 0);
+  std::string unknown;
+  for (int v = 0; v < 256; ++v) {
+    if (histogram[v].item<int64_t>() == 0) continue;
+    ++c.class_counts[std::to_string(v)];
+    if (table[static_cast<size_t>(v)] == LabelMask::kNoClass) unknown += (unknown.empty() ? "" : ", ") + std::to_string(v);
+  }
+  if (!unknown.empty()) {
+    c.problems.push_back("label mask '" + c.annotation + "' holds value(s) " + unknown + ", which data.classes does "
+                         "not name (mask values are class names: data.classes: {\"1\": 1, ...}; an averaged mask "
+                         "pyramid also shows in-between values here, which training never reads)");
+    return;
+  }
+  const auto lookup = torch::tensor(std::vector<int64_t>(table.begin(), table.end()), torch::kLong);
+  count_labels(d, classes, lookup.index({values.to(torch::kLong)}), c);
+}
+
 void check_annotations(const DataConfig& d, const ClassMap& classes, SlideCheck& c) {
   if (c.annotation.empty()) {
     c.problems.push_back("slide '" + c.slide + "' has no annotation file in the manifest");
+    return;
+  }
+  if (is_label_mask_path(c.annotation)) {
+    if (c.levels > 0) check_label_mask(d, classes, c, c.level0_width, c.level0_height);
     return;
   }
   GeoJsonOptions geojson;
@@ -57,21 +106,7 @@ void check_annotations(const DataConfig& d, const ClassMap& classes, SlideCheck&
   grid.width = std::max<int64_t>(1, static_cast<int64_t>(c.width / grid.downsample));
   grid.height = std::max<int64_t>(1, static_cast<int64_t>(c.height / grid.downsample));
   const auto labels = rasterize(AnnotationIndex(set), classes, grid, d.unannotated == "ignore" ? ClassMap::kIgnore : 0);
-  int64_t max_id = 0;
-  for (const auto& [n, id] : classes.ids) max_id = std::max(max_id, id);
-  const auto counts = torch::bincount(labels.flatten().add(1), {}, max_id + 2).to(torch::kFloat64);  // -1 -> 0
-  const double total = static_cast<double>(labels.numel());
-  for (int64_t k = 0; k <= max_id; ++k) c.label_fractions.push_back(counts[k + 1].item<double>() / total);
-  c.label_names.assign(static_cast<size_t>(max_id + 1), "");
-  c.label_names[0] = "background";
-  for (const auto& [name, value] : d.classes) {  // file order: the first name of an id
-    const auto id = classes.ids.at(name);
-    if (id >= 1 && c.label_names[static_cast<size_t>(id)].empty()) c.label_names[static_cast<size_t>(id)] = name;
-  }
-  for (int64_t k = 1; k <= max_id; ++k) {
-    if (c.label_names[static_cast<size_t>(k)].empty()) c.label_names[static_cast<size_t>(k)] = "label " + std::to_string(k);
-  }
-  c.label_fractions.push_back(counts[0].item<double>() / total);
+  count_labels(d, classes, labels, c);
 }
 
 SlideCheck check_one(const DataConfig& d, const ClassMap& classes, const SlideEntry& e, const std::string& split,
@@ -85,6 +120,7 @@ SlideCheck check_one(const DataConfig& d, const ClassMap& classes, const SlideEn
     // The scanned area (all of level 0 but for .mrxs): annotations are relative to its corner, as QuPath's are.
     const auto& b = slide->bounds();
     c.width = b[2] - b[0], c.height = b[3] - b[1];
+    c.level0_width = slide->level(0).width, c.level0_height = slide->level(0).height;
     c.mpp = slide->mpp_x();
     c.mpp_source = slide->mpp_source();
     if (d.mpp > 0) {

@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <tuple>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/data/hash.h"
+#include "spvit/data/label_mask.h"
 
 namespace fs = std::filesystem;
 
@@ -18,6 +22,10 @@ struct SlideDataset::SlideState {
   std::shared_ptr<AnnotationSet> annotations;  // level-0 coordinates (shifted by the scanned area's origin)
   std::unique_ptr<AnnotationIndex> index;
   std::unique_ptr<TissueMask> tissue;
+  std::unique_ptr<LabelMask> mask;          // the labels, when the annotation file is a label mask
+  torch::Tensor mask_overview;              // balanced sampling from a label mask: its values at a coarse scale,
+  double overview_ds = 1;                   // level-0 pixels per overview pixel,
+  std::map<int64_t, std::vector<int64_t>> label_pixels;  // and the overview pixels of each foreground label
   double ds = 1;                            // level-0 pixels per target pixel
   int64_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;   // the scanned area in target pixels
   std::vector<int64_t> tissue_rows;         // cumulative tissue pixels per mask row (uniform tissue points)
@@ -91,6 +99,7 @@ SlideDatasetOptions SlideDatasetOptions::from_config(const DataConfig& d, const 
   o.classes = class_map_from_config(d);
   o.ignore_unannotated = d.unannotated == "ignore";
   o.geojson.include_detections = d.include_detections;
+  o.mask_downsample = d.mask_downsample;
   if (d.tissue == "none") {
     o.tissue.mode = "none";
   } else {
@@ -135,19 +144,27 @@ SlideDataset::SlideDataset(SlideDatasetOptions options) : options_(std::move(opt
     st->y0 = static_cast<int64_t>(std::ceil(static_cast<double>(b[1]) / st->ds));
     st->x1 = std::max(st->x0 + 1, static_cast<int64_t>(std::floor(static_cast<double>(b[2]) / st->ds)));
     st->y1 = std::max(st->y0 + 1, static_cast<int64_t>(std::floor(static_cast<double>(b[3]) / st->ds)));
+    auto add_balanced = [&](int64_t label, int64_t annotation, double area) {
+      auto it = std::find_if(balanced_.begin(), balanced_.end(), [&](const auto& c) { return c.label == label; });
+      if (it == balanced_.end()) it = balanced_.insert(balanced_.end(), BalancedClass{label, {}, {}});
+      it->annotations.emplace_back(static_cast<int64_t>(slides_.size()), annotation);
+      it->cdf.push_back((it->cdf.empty() ? 0.0 : it->cdf.back()) + area);
+    };
+    const bool label_mask = !e.annotation.empty() && is_label_mask_path(e.annotation);
     st->annotations = std::make_shared<AnnotationSet>(
-        e.annotation.empty() ? AnnotationSet{} : read_annotations(e.annotation, options_.geojson));
+        e.annotation.empty() || label_mask ? AnnotationSet{} : read_annotations(e.annotation, options_.geojson));
+    if (label_mask) {
+      const auto& l0 = st->slide->level(0);
+      st->mask = std::make_unique<LabelMask>(e.annotation, l0.width, l0.height, options_.mask_downsample);
+      if (options_.balanced) index_mask_classes(*st, [&](int64_t label, double area) { add_balanced(label, -1, area); });
+    }
     shift(*st->annotations, static_cast<double>(b[0]), static_cast<double>(b[1]));
     for (size_t i = 0; i < st->annotations->annotations.size(); ++i) {
       auto& a = st->annotations->annotations[i];
       if (a.class_name.empty()) a.class_name = kUnclassified;
       const int64_t label = options_.classes.label_of(a.class_name, e.annotation);
       if (label < 1) continue;
-      auto it = std::find_if(balanced_.begin(), balanced_.end(), [&](const auto& c) { return c.label == label; });
-      if (it == balanced_.end()) it = balanced_.insert(balanced_.end(), BalancedClass{label, {}, {}});
-      const double area = std::max(1.0, (a.bounds[2] - a.bounds[0]) * (a.bounds[3] - a.bounds[1]));
-      it->annotations.emplace_back(static_cast<int64_t>(slides_.size()), static_cast<int64_t>(i));
-      it->cdf.push_back((it->cdf.empty() ? 0.0 : it->cdf.back()) + area);
+      add_balanced(label, static_cast<int64_t>(i), std::max(1.0, (a.bounds[2] - a.bounds[0]) * (a.bounds[3] - a.bounds[1])));
     }
     st->index = std::make_unique<AnnotationIndex>(st->annotations);
     st->tissue = std::make_unique<TissueMask>(TissueMask::detect_cached(*st->slide, options_.tissue, options_.cache_dir));
@@ -175,6 +192,19 @@ SlideDataset::SlideDataset(SlideDatasetOptions options) : options_(std::move(opt
   if (options_.balanced && balanced_.empty()) {
     SPVIT_THROW(DataError, "slide dataset '", options_.source, "': data.sampling = balanced, but no annotation has a "
                 "foreground class");
+  }
+}
+
+void SlideDataset::index_mask_classes(SlideState& st, const std::function<void(int64_t, double)>& add) const {
+  std::tie(st.mask_overview, st.overview_ds) = st.mask->overview();
+  const auto table = LabelMask::value_labels(options_.classes, 0);
+  const auto* v = st.mask_overview.data_ptr<uint8_t>();
+  for (int64_t k = 0, n = st.mask_overview.numel(); k < n; ++k) {
+    const int64_t label = table[v[k]];  // values without a class (an averaged pyramid's borders) are passed over
+    if (label >= 1) st.label_pixels[label].push_back(k);
+  }
+  for (const auto& [label, pixels] : st.label_pixels) {
+    add(label, static_cast<double>(pixels.size()) * st.overview_ds * st.overview_ds);
   }
 }
 
@@ -238,6 +268,14 @@ SlidePlacement SlideDataset::balanced_placement(uint64_t key) const {
       c.annotations.size() - 1);
   const auto [s, a] = c.annotations[pick];
   const SlideState& st = slide(s);
+  if (a < 0) {  // the slide's label mask: a uniform point of one of its overview pixels of the label
+    const auto& pixels = st.label_pixels.at(c.label);
+    const auto k = pixels[std::min(pixels.size() - 1, static_cast<size_t>(rng.uniform() * static_cast<double>(pixels.size())))];
+    const int64_t w = st.mask_overview.size(1);
+    const double x = (static_cast<double>(k % w) + rng.uniform()) * st.overview_ds;
+    const double y = (static_cast<double>(k / w) + rng.uniform()) * st.overview_ds;
+    return place_around(s, x / st.ds, y / st.ds);
+  }
   const auto& ann = st.annotations->annotations[static_cast<size_t>(a)];
   // A uniform point of the bounds inside the annotation (32 tries; a thin or hollow shape may need them all, and then
   // the centre of its bounds is taken).
@@ -281,7 +319,9 @@ Sample SlideDataset::read_epoch(int64_t index, int64_t epoch, const std::optiona
   grid.downsample = st.ds;
   grid.height = h;
   grid.width = w;
-  s.mask = rasterize(*st.index, options_.classes, grid, options_.ignore_unannotated ? ClassMap::kIgnore : 0);
+  const int64_t background = options_.ignore_unannotated ? ClassMap::kIgnore : 0;
+  s.mask = st.mask ? st.mask->labels(grid, options_.classes, background)
+                   : rasterize(*st.index, options_.classes, grid, background);
   s.region = r;
   s.full_shape = shape;
   s.id = st.name + "@" + std::to_string(p.x) + "," + std::to_string(p.y);

@@ -57,7 +57,7 @@ std::vector<SlideEntry> from_folder(const fs::path& root) {
   std::vector<SlideEntry> out;
   for (const auto& f : files) {
     SlideEntry entry{f.string(), "", ""};
-    for (const char* ext : {".geojson", ".json", ".xml"}) {
+    for (const char* ext : {".geojson", ".json", ".xml", ".png", ".tif", ".tiff"}) {
       const fs::path a = annotations / (f.stem().string() + ext);
       if (fs::is_regular_file(a, ec)) {
         entry.annotation = a.string();
@@ -66,7 +66,8 @@ std::vector<SlideEntry> from_folder(const fs::path& root) {
     }
     if (entry.annotation.empty()) {
       SPVIT_THROW(DataError, "slide '", f.string(), "' has no annotation file: expected ",
-                  (annotations / (f.stem().string() + ".geojson")).string(), " (or .json, .xml)");
+                  (annotations / (f.stem().string() + ".geojson")).string(),
+                  " (or .json, .xml; a label mask: .png, .tif, .tiff)");
     }
     out.push_back(std::move(entry));
   }

@@ -7,14 +7,17 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <opencv2/imgcodecs.hpp>
 
 #include "infer/infer_test_util.h"
 #include "test_support.h"
 #include "spvit/core/error.h"
+#include "spvit/data/label_mask.h"
 #include "spvit/data/loader.h"
 #include "spvit/data/slide_dataset.h"
 #include "spvit/infer/synthetic_slides.h"
+#include "spvit/infer/writers.h"
 
 namespace fs = std::filesystem;
 using namespace spvit;
@@ -269,6 +272,112 @@ TEST(SlideDataset, ResolutionFromMppAndErrorsThatNameTheWayOut) {
             std::string::npos);
   o.entries[0].slide = dir + "/slides/none.svs";
   EXPECT_NE(error_of<DataError>([&] { SlideDataset{o}; }).find("none.svs' does not exist"), std::string::npos);
+}
+
+// A random label image: blocks of 4 × 4 pixels, each one of `values`.
+cv::Mat random_labels(int rows, int cols, const std::vector<int>& values, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  cv::Mat m(rows, cols, CV_8U);
+  for (int y = 0; y < rows; y += 4) {
+    for (int x = 0; x < cols; x += 4) {
+      const int v = values[rng() % values.size()];
+      m(cv::Rect(x, y, std::min(4, cols - x), std::min(4, rows - y))).setTo(v);
+    }
+  }
+  return m;
+}
+
+// Writes `labels` as a pyramidal tiled grey TIFF (what OpenSlide reads) with spvit's own label writer.
+void write_label_tiff(const std::string& path, const cv::Mat& labels) {
+  fs::create_directories(fs::path(path).parent_path());
+  infer::PyramidTiffWriter w(path, labels.cols, labels.rows);
+  w.append(labels);
+  w.finish();
+}
+
+TEST(LabelMask, EachPixelTakesTheMaskValueUnderItsCentreFromPngAndPyramidalTiff) {
+  const auto dir = temp_dir("label_mask");
+  const int64_t W = 1024, H = 768;  // the slide's level 0; the mask is at downsample 2
+  const cv::Mat values = random_labels(H / 2, W / 2, {0, 1, 2, 7}, 5);
+  cv::imwrite(dir + "/m.png", values);
+  write_label_tiff(dir + "/m.tiff", values);
+  ClassMap classes;
+  classes.ids = {{"1", 1}, {"2", 2}, {"7", ClassMap::kIgnore}};
+  for (const auto* file : {"/m.png", "/m.tiff"}) {
+    const LabelMask mask(dir + file, W, H);
+    EXPECT_DOUBLE_EQ(mask.downsample(), 2.0) << file << ": from the sizes";
+    for (const double ds : {1.0, 3.0, 0.75}) {
+      RasterGrid g;
+      g.x0 = -20.5, g.y0 = 7.25, g.downsample = ds;  // starts off the mask on the left
+      g.height = static_cast<int64_t>(300 / ds), g.width = static_cast<int64_t>(420 / ds);
+      const auto got = mask.labels(g, classes, 0);
+      auto want = torch::zeros({g.height, g.width}, torch::kLong);
+      for (int64_t i = 0; i < g.height; ++i) {
+        for (int64_t j = 0; j < g.width; ++j) {
+          const auto mx = static_cast<int64_t>(std::floor(g.centre_x(j) / 2)), my = static_cast<int64_t>(std::floor(g.centre_y(i) / 2));
+          if (mx < 0 || my < 0 || mx >= W / 2 || my >= H / 2) continue;  // off the mask: background
+          const int v = values.at<uint8_t>(static_cast<int>(my), static_cast<int>(mx));
+          want[i][j] = v == 7 ? ClassMap::kIgnore : v;
+        }
+      }
+      EXPECT_TRUE(torch::equal(got, want)) << file << " at downsample " << ds << ": "
+                                           << got.ne(want).sum().item<int64_t>() << " pixels differ";
+    }
+  }
+  // Bad input: each error names the mask and the problem.
+  EXPECT_NE(error_of<DataError>([&] { LabelMask(dir + "/m.png", W, H, 3); }).find("wrong size for "
+            "data.mask_downsample = 3: mask 512x384 (WxH) and the slide's level 0 1024x768"), std::string::npos);
+  EXPECT_NE(error_of<DataError>([&] { LabelMask(dir + "/m.png", W, H + 100); }).find("does not cover its slide at "
+            "any one downsample"), std::string::npos);
+  EXPECT_NE(error_of<DataError>([&] { LabelMask(dir + "/none.png", W, H); }).find("none.png' does not exist"),
+            std::string::npos);
+  classes.ids.erase("7");
+  RasterGrid g;
+  g.height = 100, g.width = 100, g.downsample = 4;
+  EXPECT_NE(error_of<DataError>([&] { LabelMask(dir + "/m.png", W, H).labels(g, classes, 0); })
+                .find("has value 7 at mask pixel"), std::string::npos);
+  cv::Mat colour(H / 2, W / 2, CV_8UC3, cv::Scalar(0, 0, 0));
+  colour(cv::Rect(3, 3, 4, 4)).setTo(cv::Scalar(0, 0, 255));
+  cv::imwrite(dir + "/colour.png", colour);
+  EXPECT_NE(error_of<DataError>([&] { LabelMask(dir + "/colour.png", W, H); }).find("has colour pixels"),
+            std::string::npos);
+  cv::imwrite(dir + "/deep.png", cv::Mat(H / 2, W / 2, CV_16U, cv::Scalar(1)));
+  EXPECT_NE(error_of<DataError>([&] { LabelMask(dir + "/deep.png", W, H); }).find("16-bit pixels"),
+            std::string::npos);
+}
+
+// A label mask drawn from the same rectangles as a GeoJSON gives the same samples, and balanced sampling finds the
+// small class in it.
+TEST(SlideDataset, LabelMaskDatasetsEqualTheirVectorTwinAndSampleBalanced) {
+  const auto vector_dir = temp_dir("mask_twin_vector"), mask_dir = temp_dir("mask_twin_mask");
+  for (const auto& d : {vector_dir, mask_dir}) tissue_slide(d + "/slides/s.tiff", 512, 512, 0);
+  write_text(vector_dir + "/annotations/s.geojson",
+             rectangles_geojson({{0, 0, 512, 256, "2"}, {300, 300, 316, 316, "1"}, {40, 40, 80, 80, "1"}}));
+  cv::Mat labels(256, 256, CV_8U, cv::Scalar(0));  // the same at downsample 2 (even corners: centres agree)
+  labels(cv::Rect(0, 0, 256, 128)).setTo(2);
+  labels(cv::Rect(150, 150, 8, 8)).setTo(1);
+  labels(cv::Rect(20, 20, 20, 20)).setTo(1);
+  fs::create_directories(mask_dir + "/annotations");
+  cv::imwrite(mask_dir + "/annotations/s.png", labels);
+  auto options = [&](const std::string& dir) {
+    auto o = options_for(dir, 64, 40);
+    o.classes.ids = {{"1", 1}, {"2", 2}};
+    return o;
+  };
+  const SlideDataset from_vectors(options(vector_dir)), from_mask(options(mask_dir));
+  for (int64_t i = 0; i < 40; ++i) {
+    ASSERT_EQ(from_mask.placement(i, 0).x, from_vectors.placement(i, 0).x);
+    ASSERT_TRUE(torch::equal(from_mask.read(i).mask, from_vectors.read(i).mask)) << "sample " << i;
+  }
+  auto o = options(mask_dir);
+  o.balanced = true;
+  o.size = 8;
+  o.count = 400;
+  const SlideDataset balanced(o);
+  int small_class = 0;
+  for (int64_t i = 0; i < 400; ++i) small_class += balanced.read(i, Region{{4, 4}, {5, 5}}).mask.item<int64_t>() == 1;
+  EXPECT_GT(small_class, 150) << "of 400 (class 1 is half the draws)";
+  EXPECT_LT(small_class, 250);
 }
 
 TEST(Tissue, PalePresetsKeepPaleTissueThatTheStandardOneMisses) {

@@ -35,7 +35,12 @@ if(TARGET spvit_data)
     spvit_add_mpi_test(cli_data_check_ok NP 1 COMMAND ${_check})
     set_tests_properties(cli_data_check_ok PROPERTIES
                          PASS_REGULAR_EXPRESSION "2 train slide\\(s\\), 0 validation slide\\(s\\), [1-9][0-9]* polygon\\(s\\): 0 problem")
-    set_tests_properties(cli_data_check_unknown_class cli_data_check_finer_mpp cli_data_check_ok PROPERTIES
+    # The same slides with their ASAP XML annotations (manifest-asap.csv): valid polygons, none repaired.
+    spvit_add_mpi_test(cli_data_check_asap NP 1 COMMAND ${_check} --set data.path=${_synth_out}_slides/manifest-asap.csv)
+    set_tests_properties(cli_data_check_asap PROPERTIES PASS_REGULAR_EXPRESSION
+                         "slide_000.xml: [1-9][0-9]* annotation.*2 train slide\\(s\\), 0 validation slide\\(s\\), [1-9][0-9]* polygon\\(s\\): 0 problem"
+                         FAIL_REGULAR_EXPRESSION "repaired")
+    set_tests_properties(cli_data_check_unknown_class cli_data_check_finer_mpp cli_data_check_ok cli_data_check_asap PROPERTIES
                          FIXTURES_REQUIRED synth_slides)
   endif()
   spvit_add_failure_test(cli_synth_mri_folder NP 1 REGEX "need an HDF5 file \\(--out NAME.h5\\), not the folder 'vols'"

@@ -124,6 +124,7 @@ struct DataConfig {
   // training resolution drawn from tissue.
   double mpp = 0;                    // training resolution in micrometres per pixel (0: data.level's)
   int64_t level = 0;                 // pyramid level to train on when data.mpp is 0
+  double mask_downsample = 0;        // level-0 pixels per label-mask pixel (0: from the mask's and slide's sizes)
   NamedValues classes;               // annotation class name -> label id (>= 1) or "ignore"
   std::vector<std::string> class_priority;  // overlaps: the first listed wins (unlisted: the later in the file)
   std::string unannotated = "background";   // pixels no annotation covers: background (0) or ignore
@@ -149,6 +150,8 @@ struct DataConfig {
     v.field("stain_jitter", stain_jitter, Range<double>{0.0, 1.0}, "H&E stain (HED) jitter strength, RGB images");
     v.field("mpp", mpp, Range<double>{0.0, 1e4}, "slides: training resolution in um/px (0: data.level)");
     v.field("level", level, Range<int64_t>{0, 64}, "slides: pyramid level when data.mpp is 0");
+    v.field("mask_downsample", mask_downsample, Range<double>{0.0, 1e6},
+            "slides: level-0 pixels per label-mask pixel (0: from the sizes)");
     v.mapping("classes", classes, "slides: annotation class name -> label id >= 1, or ignore");
     v.list("class_priority", class_priority, "slides: class names, the first wins where annotations overlap");
     v.choice("unannotated", unannotated, {"background", "ignore"});

@@ -16,11 +16,16 @@ struct SlideCheck {
   std::string format;
   int levels = 0;
   int64_t width = 0, height = 0;  // the scanned area at level 0 (Slide::bounds; all of level 0 but for .mrxs)
+  int64_t level0_width = 0, level0_height = 0;  // all of level 0
   double mpp = 0;
   std::string mpp_source;
   double downsample = 0;          // level-0 pixels per training pixel (0 when it cannot be had)
   double tissue_fraction = -1;    // of the slide area (-1: not detected)
   // The annotations (when they parse).
+  // A label mask: its size and level-0 pixels per mask pixel (0 when the annotations are vector files); class_counts
+  // then counts the values it holds (1 each).
+  int64_t mask_width = 0, mask_height = 0;
+  double mask_downsample = 0;
   int64_t annotations = 0, polygons = 0;        // annotations (features), and the polygons they hold
   std::map<std::string, int64_t> class_counts;  // annotations per class name
   int64_t skipped_lines = 0, skipped_points = 0, skipped_detections = 0, skipped_empty = 0;

@@ -1,5 +1,5 @@
 // Whole-slide image datasets (data.source: slides; docs/data.md, "Slide datasets"): slides in any OpenSlide format
-// with QuPath GeoJSON or ASAP XML annotations, sampled as regions of data.size² pixels at the training resolution.
+// with QuPath GeoJSON or ASAP XML annotations or label masks, sampled as regions of data.size² pixels at the training resolution.
 //
 // Resolution: data.mpp (level-0 pixels per sample pixel = data.mpp / the slide's mpp; read from the coarsest level at
 // least that fine and area-averaged, Slide::read_scaled) or, when data.mpp is 0, data.level.
@@ -11,12 +11,15 @@
 // point inside one of its annotations (chosen by area) the centre. A slide smaller than the sample sits in its
 // middle with glass (white, background) around it.
 // Labels: the annotations rasterised at the sample's resolution by the pixel-centre rule (annotations.h); pixels no
-// annotation covers are background (0) or, with data.unannotated = ignore, ClassMap::kIgnore.
+// annotation covers are background (0) or, with data.unannotated = ignore, ClassMap::kIgnore. A slide whose
+// annotation file is a label mask (.png, .tif, .tiff; label_mask.h) takes its labels from the mask instead (nearest,
+// value v = class "v"; 0 = unannotated); balanced sampling then draws centres from the mask's pixels of each class.
 // .mrxs slides: annotations are relative to the scanned area (openslide.bounds-x/-y), as QuPath exports them, and
 // samples are drawn inside it.
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,7 +37,7 @@ struct SlideEntry {
 };
 
 // The slides a data path names: a folder with slides/ and annotations/ (annotation = the file in annotations/ with
-// the slide's stem and extension .geojson, .json or .xml), or a CSV manifest with a header naming the columns slide,
+// the slide's stem and extension .geojson, .json or .xml, or a label mask .png, .tif, .tiff), or a CSV manifest with a header naming the columns slide,
 // annotation (optional) and split (optional: train, val or test; an empty cell is train), paths relative to the CSV's
 // folder. Throws DataError naming the file (no such folder, a CSV without a slide column, a bad split, a slide
 // without its annotation file).
@@ -56,6 +59,7 @@ struct SlideDatasetOptions {
   ClassMap classes;
   bool ignore_unannotated = false;
   GeoJsonOptions geojson;
+  double mask_downsample = 0;   // label masks: level-0 pixels per mask pixel (0: from the sizes)
   TissueOptions tissue;
   std::string cache_dir;        // tissue masks ("" = none)
   double min_tissue = 0.25;
@@ -116,6 +120,8 @@ class SlideDataset : public Dataset {
   SlidePlacement tissue_placement(uint64_t key) const;
   SlidePlacement balanced_placement(uint64_t key) const;
   SlidePlacement place_around(int64_t slide, double cx, double cy) const;  // centre in target pixels
+  // Balanced sampling from a label mask: indexes the overview pixels of each label, `add`(label, level-0 area).
+  void index_mask_classes(SlideState& st, const std::function<void(int64_t, double)>& add) const;
 
   SlideDatasetOptions options_;
   std::vector<std::unique_ptr<SlideState>> slides_;
