@@ -71,6 +71,7 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
         SPVIT_THROW(ConfigError, "--overlap ", o.tiler.overlap, " must be smaller than the tile ", o.tiler.tile);
       }
       o.class_names = lm.class_names;
+      o.class_colours = lm.class_colours;
       if (args->seq < 1 || ctx.world_size % args->seq != 0) {
         SPVIT_THROW(ConfigError, "--seq ", args->seq, " must divide the number of ranks ", ctx.world_size);
       }

@@ -68,6 +68,9 @@ AnnotationSet parse_asap_xml(const std::string& text, const std::string& source)
     Annotation a;
     a.class_name = node.attribute("PartOfGroup").as_string("None");
     a.source_index = index - 1;
+    // ASAP's colour, "#rrggbb" (any case); anything else is no colour rather than an error: it only paints outputs.
+    std::array<uint8_t, 3> rgb{};
+    if (parse_colour(node.attribute("Color").as_string(""), rgb)) a.colour = colour_text(rgb);
     a.parts.push_back(std::move(part));
     a.update_bounds();
     set.annotations.push_back(std::move(a));

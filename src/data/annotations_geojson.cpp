@@ -1,5 +1,7 @@
 // QuPath GeoJSON -> AnnotationSet (annotations.h), and the class-name -> label map.
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "spvit/core/error.h"
@@ -85,6 +87,28 @@ std::string class_of(const Json& properties) {
   return "";
 }
 
+// QuPath's class colour: classification.color as [r, g, b] (QuPath 0.2+), or a packed (A)RGB integer ("" if none).
+std::string colour_of(const Json& properties) {
+  if (!properties.is_object()) return "";
+  const auto c = properties.find("classification");
+  if (c == properties.end() || !c->is_object()) return "";
+  const auto colour = c->find("color");
+  if (colour != c->end() && colour->is_array() && colour->size() == 3) {
+    std::array<uint8_t, 3> rgb{};
+    for (size_t k = 0; k < 3; ++k) {
+      if (!(*colour)[k].is_number()) return "";
+      rgb[k] = static_cast<uint8_t>(std::clamp((*colour)[k].get<double>(), 0.0, 255.0));
+    }
+    return colour_text(rgb);
+  }
+  const auto packed = c->find("colorRGB");
+  if (packed != c->end() && packed->is_number_integer()) {
+    const auto v = static_cast<uint32_t>(packed->get<int64_t>());
+    return colour_text({static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)});
+  }
+  return "";
+}
+
 bool is_detection(const Json& properties) {
   if (!properties.is_object()) return false;
   const auto t = properties.find("objectType");
@@ -100,6 +124,7 @@ void add_feature(const Json& feature, AnnotationSet& set, const GeoJsonOptions& 
   }
   Annotation a;
   a.class_name = class_of(properties);
+  a.colour = colour_of(properties);
   std::vector<PolygonPart> parts;
   collect_parts(feature.contains("geometry") ? feature.at("geometry") : none, parts, set);
   for (auto& p : parts) {
@@ -161,6 +186,21 @@ AnnotationSet parse_qupath_geojson(const std::string& text, const std::string& s
 
 AnnotationSet read_qupath_geojson(const std::string& path, const GeoJsonOptions& options) {
   return parse_qupath_geojson(detail::read_annotation_text(path), path, options);
+}
+
+std::string colour_text(const std::array<uint8_t, 3>& rgb) {
+  char text[8];
+  std::snprintf(text, sizeof(text), "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+  return text;
+}
+
+bool parse_colour(const std::string& text, std::array<uint8_t, 3>& rgb) {
+  const bool hex = text.size() == 7 && text[0] == '#' &&
+                   std::all_of(text.begin() + 1, text.end(), [](unsigned char c) { return std::isxdigit(c) != 0; });
+  if (!hex) return false;
+  const auto v = std::stoul(text.substr(1), nullptr, 16);
+  rgb = {static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
+  return true;
 }
 
 int64_t ClassMap::label_of(const std::string& name, const std::string& source) const {

@@ -151,11 +151,15 @@ Sample apply_augmentation_to_region(const Sample& preimage_sample, const Augment
                 to_string(source), " of the original, but the sample holds ", to_string(preimage_sample.region));
   }
   Sample s = crop(preimage_sample, source);
-  SPVIT_CHECK(s.image.scalar_type() == torch::kFloat32 && s.mask.scalar_type() == torch::kLong,
-              "augmentation expects float32 images and int64 masks, got ", s.image.scalar_type(), " and ",
-              s.mask.scalar_type());
+  const auto image_type = s.image.scalar_type(), mask_type = s.mask.scalar_type();
+  SPVIT_CHECK((image_type == torch::kFloat32 || image_type == torch::kUInt8) &&
+                  (mask_type == torch::kLong || mask_type == torch::kShort),
+              "augmentation expects float32 or uint8 images and int64 or int16 masks, got ", image_type, " and ",
+              mask_type);
   const int k = effective_rot90(draw, full_shape);
   const bool jitter = draw.brightness != 0.0 || draw.contrast != 1.0;
+  // Colour changes work in float; an 8-bit image only moved around stays 8-bit.
+  if (jitter || draw.stains_jittered()) s.image = model_image(s.image);
   if (draw.stains_jittered()) s.image = jitter_stains(s.image, draw.stain_scale, draw.stain_shift);  // per pixel
   if (k == 0 && !draw.flip_y && !draw.flip_x && !(nd == 3 && draw.flip_z) && !jitter) {  // identity
     s.image = s.image.contiguous();
@@ -166,10 +170,13 @@ Sample apply_augmentation_to_region(const Sample& preimage_sample, const Augment
   if (jitter != 0.0 || draw.contrast != 1.0) {
     const float c = static_cast<float>(draw.contrast), b = static_cast<float>(0.5 + draw.brightness);
     s.image = remap<float>(s.image, nd, draw, k, [c, b](float v) { return std::min(std::max((v - 0.5f) * c + b, 0.f), 1.f); });
+  } else if (s.image.scalar_type() == torch::kUInt8) {
+    s.image = remap<uint8_t>(s.image, nd, draw, k, [](uint8_t v) { return v; });
   } else {
     s.image = remap<float>(s.image, nd, draw, k, [](float v) { return v; });
   }
-  s.mask = remap<int64_t>(s.mask, nd, draw, k, [](int64_t v) { return v; });
+  s.mask = mask_type == torch::kShort ? remap<int16_t>(s.mask, nd, draw, k, [](int16_t v) { return v; })
+                                      : remap<int64_t>(s.mask, nd, draw, k, [](int64_t v) { return v; });
   s.region = target;
   s.full_shape = full_shape;
   return s;

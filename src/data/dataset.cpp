@@ -69,6 +69,14 @@ Region band_region(const std::vector<int64_t>& shape, int dim, int64_t begin, in
   return r;
 }
 
+torch::Tensor model_image(const torch::Tensor& image) {
+  return image.scalar_type() == torch::kUInt8 ? image.to(torch::kFloat32).div_(255.0) : image;
+}
+
+torch::Tensor model_mask(const torch::Tensor& mask) {
+  return mask.scalar_type() == torch::kLong ? mask : mask.to(torch::kLong);
+}
+
 Sample crop(const Sample& sample, const Region& region) {
   if (!contains(sample.region, region)) {
     SPVIT_THROW(DataError, "cannot crop ", to_string(region), " from sample '", sample.id, "' holding ",

@@ -121,6 +121,9 @@ class EpochView : public Dataset {
   Sample read(int64_t index, const std::optional<Region>& region) const override {
     return d_.read_epoch(index, epoch_, region);
   }
+  std::optional<Sample> read_scaled(int64_t index, const ScaledRegion& region) const override {
+    return d_.read_scaled_epoch(index, epoch_, region);
+  }
   std::string describe() const override { return d_.describe(); }
 
  private:

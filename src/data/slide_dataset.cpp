@@ -12,6 +12,7 @@
 #include "spvit/core/logging.h"
 #include "spvit/data/hash.h"
 #include "spvit/data/label_mask.h"
+#include "spvit/patch/patcher.h"
 
 namespace fs = std::filesystem;
 
@@ -110,6 +111,9 @@ SlideDatasetOptions SlideDatasetOptions::from_config(const DataConfig& d, const 
   o.balanced = d.sampling == "balanced";
   o.fixed = split != "train";
   o.size = d.size;
+  if (patch::patchers().at(d.patcher.kind).adaptive) {
+    while (o.align * 2 <= d.size / 4) o.align *= 2;
+  }
   o.count = count;
   o.seed = seed;
   return o;
@@ -163,6 +167,9 @@ SlideDataset::SlideDataset(SlideDatasetOptions options) : options_(std::move(opt
       auto& a = st->annotations->annotations[i];
       if (a.class_name.empty()) a.class_name = kUnclassified;
       const int64_t label = options_.classes.label_of(a.class_name, e.annotation);
+      const bool known = std::any_of(class_colours_.begin(), class_colours_.end(),
+                                     [&](const auto& c) { return c.first == a.class_name; });
+      if (!a.colour.empty() && !known) class_colours_.emplace_back(a.class_name, a.colour);
       if (label < 1) continue;
       add_balanced(label, static_cast<int64_t>(i), std::max(1.0, (a.bounds[2] - a.bounds[0]) * (a.bounds[3] - a.bounds[1])));
     }
@@ -221,10 +228,12 @@ SlidePlacement SlideDataset::place_around(int64_t s, double cx, double cy) const
     const auto v = static_cast<int64_t>(std::llround(c - static_cast<double>(S) / 2));
     return std::min(std::max(v, lo), hi - S);
   };
+  const int64_t a = options_.align;
+  auto snap = [a](int64_t v) { return v >= 0 ? v / a * a : -((-v + a - 1) / a) * a; };  // down to a multiple of a
   SlidePlacement p;
   p.slide = s;
-  p.x = axis(cx, st.x0, st.x1);
-  p.y = axis(cy, st.y0, st.y1);
+  p.x = snap(axis(cx, st.x0, st.x1));
+  p.y = snap(axis(cy, st.y0, st.y1));
   auto l0 = [&](int64_t v) { return static_cast<int64_t>(std::floor(static_cast<double>(v) * st.ds)); };
   p.tissue = st.tissue->fraction(l0(p.x), l0(p.y), l0(p.x + S), l0(p.y + S));
   return p;
@@ -312,7 +321,7 @@ Sample SlideDataset::read_epoch(int64_t index, int64_t epoch, const std::optiona
   ++reads_;
   const int64_t y = p.y + r.begin[0], x = p.x + r.begin[1], h = r.extent(0), w = r.extent(1);
   Sample s;
-  s.image = st.slide->read_scaled(st.ds, x, y, w, h).to(torch::kFloat32).div_(255.0);
+  s.image = st.slide->read_scaled(st.ds, x, y, w, h);  // uint8 until the model needs it (model_image)
   RasterGrid grid;
   grid.x0 = static_cast<double>(x) * st.ds;
   grid.y0 = static_cast<double>(y) * st.ds;
@@ -320,10 +329,39 @@ Sample SlideDataset::read_epoch(int64_t index, int64_t epoch, const std::optiona
   grid.height = h;
   grid.width = w;
   const int64_t background = options_.ignore_unannotated ? ClassMap::kIgnore : 0;
-  s.mask = st.mask ? st.mask->labels(grid, options_.classes, background)
-                   : rasterize(*st.index, options_.classes, grid, background);
+  s.mask = (st.mask ? st.mask->labels(grid, options_.classes, background)
+                    : rasterize(*st.index, options_.classes, grid, background))
+               .to(torch::kShort);  // labels -1..255
   s.region = r;
   s.full_shape = shape;
+  s.id = st.name + "@" + std::to_string(p.x) + "," + std::to_string(p.y);
+  return s;
+}
+
+std::optional<Sample> SlideDataset::read_scaled_epoch(int64_t index, int64_t epoch, const ScaledRegion& r) const {
+  const SlidePlacement p = placement(index, epoch);
+  const int64_t k = r.scale;
+  SPVIT_CHECK(k >= 1 && r.x % k == 0 && r.y % k == 0 && r.width > 0 && r.height > 0, "slide dataset: bad scaled region ",
+              r.x, ",", r.y, " ", r.width, "x", r.height, " at scale ", k);
+  if (p.x % k != 0 || p.y % k != 0) return std::nullopt;
+  const SlideState& st = slide(p.slide);
+  ++scaled_reads_;
+  const int64_t x = (p.x + r.x) / k, y = (p.y + r.y) / k;  // in output pixels
+  Sample s;
+  s.image = st.slide->read_scaled(st.ds * static_cast<double>(k), x, y, r.width, r.height);
+  // Labels at the blocks' pixels (x + j·k + ⌊k/2⌋): a grid of pitch k·ds whose centres are those pixels' centres.
+  RasterGrid grid;
+  grid.downsample = st.ds * static_cast<double>(k);
+  grid.x0 = (static_cast<double>(p.x + r.x + k / 2) + 0.5) * st.ds - grid.downsample / 2;
+  grid.y0 = (static_cast<double>(p.y + r.y + k / 2) + 0.5) * st.ds - grid.downsample / 2;
+  grid.height = r.height;
+  grid.width = r.width;
+  const int64_t background = options_.ignore_unannotated ? ClassMap::kIgnore : 0;
+  s.mask = (st.mask ? st.mask->labels(grid, options_.classes, background)
+                    : rasterize(*st.index, options_.classes, grid, background))
+               .to(torch::kShort);
+  s.full_shape = {options_.size / k, options_.size / k};
+  s.region = Region{{r.y / k, r.x / k}, {r.y / k + r.height, r.x / k + r.width}};
   s.id = st.name + "@" + std::to_string(p.x) + "," + std::to_string(p.y);
   return s;
 }

@@ -1,6 +1,7 @@
 #include "spvit/data/token_sampling.h"
 
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 #include "spvit/core/error.h"
@@ -19,6 +20,23 @@ Sample read_augmented(const Dataset& dataset, int64_t index, const AugmentDraw& 
   const auto full = dataset.spatial_shape(index);
   return apply_augmentation_to_region(dataset.read(index, preimage(region, draw, full)), draw, region,
                                             full);
+}
+
+// The augmented sample's square box [x, x + side)² (2D, coordinate order) at `scale` (Dataset::read_scaled of its
+// preimage, then the draw applied to the tile: flips and turns of the whole sample flip and turn each box's content),
+// image and mask [side/scale, side/scale(, C)]; nullopt where the dataset has no scaled reads.
+std::optional<Sample> read_scaled_augmented(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                                            int64_t x, int64_t y, int64_t side, int64_t scale) {
+  const auto full = dataset.spatial_shape(index);
+  const Region source = preimage(Region{{y, x}, {y + side, x + side}}, draw, full);
+  ScaledRegion r;
+  r.x = source.begin[1], r.y = source.begin[0], r.width = r.height = side / scale, r.scale = scale;
+  auto tile = dataset.read_scaled(index, r);
+  if (!tile) return std::nullopt;
+  const std::vector<int64_t> shape{r.height, r.width};
+  tile->region = full_region(shape);
+  tile->full_shape = shape;
+  return apply_augmentation_to_region(*tile, draw, full_region(shape), shape);
 }
 
 // The patcher for one sample: the configured one with the draw's threshold scale applied.
@@ -47,7 +65,7 @@ torch::Tensor shrunk_sample(const Dataset& dataset, int64_t index, const Augment
   const int64_t rows = std::max<int64_t>(1, kBandElements / row_elements / f) * f;
   for (int64_t r0 = 0; r0 < full[0]; r0 += rows) {
     const int64_t n = std::min(rows, full[0] - r0);
-    auto band = read_augmented(dataset, index, draw, band_region(full, 0, r0, n + r0)).image;
+    auto band = model_image(read_augmented(dataset, index, draw, band_region(full, 0, r0, n + r0)).image);
     std::vector<int64_t> blocks{n / f, f};
     std::vector<int64_t> axes{1};
     for (int k = 1; k < d; ++k) {
@@ -104,6 +122,7 @@ patch::PatchLayout plan_layout(const Dataset& dataset, int64_t index, const Augm
   const int64_t f = sampling.score_downsample;
   if (f == 1) {
     auto sample = read_augmented(dataset, index, draw, full_region(full));
+    sample.image = model_image(sample.image);
     auto layout = sample_patcher(o, draw)->plan(sample.image, static_cast<uint64_t>(index));
     if (whole) *whole = std::move(sample);
     return layout;
@@ -111,7 +130,13 @@ patch::PatchLayout plan_layout(const Dataset& dataset, int64_t index, const Augm
   auto shrunk = sampling.patcher;
   shrunk.patch = o.patch / f;
   shrunk.min_side = std::max<int64_t>(1, patch::resolve_min_side(o.patch, o.min_side) / f);
-  auto small = sample_patcher(shrunk, draw)->plan(shrunk_sample(dataset, index, draw, f), static_cast<uint64_t>(index));
+  // A multi-resolution source gives the shrunk sample from its pyramid (S²/f² pixels read, not S²).
+  std::optional<Sample> pyramid;
+  if (full.size() == 2 && full[0] == full[1] && full[0] % f == 0) {
+    pyramid = read_scaled_augmented(dataset, index, draw, 0, 0, full[0], f);
+  }
+  const auto image = pyramid ? model_image(pyramid->image) : shrunk_sample(dataset, index, draw, f);
+  auto small = sample_patcher(shrunk, draw)->plan(image, static_cast<uint64_t>(index));
   return scaled_layout(std::move(small), f, full, o.patch);
 }
 
@@ -164,10 +189,58 @@ std::pair<torch::Tensor, torch::Tensor> tile_targets(const torch::Tensor& mask_c
   return {target, w};
 }
 
+namespace {
+
+// Tokens and targets of [begin, end) read leaf by leaf at each leaf's own scale (read_scaled_augmented): a leaf of
+// side s >= P is one P×P read at scale s/P (its area average, as extract takes it; its labels at the blocks' pixels,
+// as tile_targets takes them); a smaller one is read at full resolution and enlarged by extract_range. false where
+// the dataset has no scaled reads or the layout has padding (root side != sample side).
+bool read_leaf_tokens(const Dataset& dataset, int64_t index, const AugmentDraw& draw, const patch::PatchLayout& layout,
+                      TokenSample& ts) {
+  const auto full = dataset.spatial_shape(index);
+  if (layout.spatial_dims != 2 || full[0] != layout.root_side || full[1] != layout.root_side) return false;
+  const int64_t P = layout.patch, n = ts.end - ts.begin, C = dataset.channels();
+  auto tokens = torch::zeros({n, C * P * P}, torch::kFloat32);
+  auto target = torch::zeros({n, P, P}, torch::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = ts.begin + i, s = layout.side[static_cast<size_t>(t)];
+    if (s == 0) continue;  // an empty slot: zero token, zero weight
+    const int64_t x = layout.x[static_cast<size_t>(t)], y = layout.y[static_cast<size_t>(t)];
+    const int64_t scale = std::max<int64_t>(1, s / P);
+    auto tile = read_scaled_augmented(dataset, index, draw, x, y, s, scale);
+    if (!tile) {
+      if (i == 0) return false;  // no scaled reads: the caller reads the box
+      SPVIT_THROW(DataError, "sample ", index, ": a scaled read failed after the first leaf");
+    }
+    const auto image = model_image(tile->image), mask = model_mask(tile->mask);
+    if (s >= P) {
+      tokens[i].copy_(image.permute({2, 0, 1}).reshape({-1}));
+      target[i].copy_(mask);
+    } else {
+      tokens[i].copy_(patch::extract_range(image, {x, y}, layout, t, t + 1)[0]);
+      target[i].copy_(tile_targets(mask, {x, y}, layout, t, t + 1).first[0]);
+    }
+  }
+  ts.tokens = tokens;
+  ts.target = target;
+  // The weights depend on the layout only (the mask given is never looked at beyond its first pixel).
+  ts.weight = tile_targets(torch::zeros({1, 1}, torch::kLong), ts.lo, layout, ts.begin, ts.end).second;
+  return true;
+}
+
+}  // namespace
+
 Sample read_token_sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
-                               const LayoutSampling& sampling, bool keep_box) {
+                         const LayoutSampling& sampling, bool keep_box) {
   Sample whole;
   auto layout = std::make_shared<const patch::PatchLayout>(plan_layout(dataset, index, draw, sampling, &whole));
+  return read_layout_tokens(dataset, index, draw, std::move(layout), sampling, keep_box, &whole);
+}
+
+Sample read_layout_tokens(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                          std::shared_ptr<const patch::PatchLayout> layout, const LayoutSampling& sampling,
+                          bool keep_box, Sample* planned) {
+  Sample whole = planned ? std::move(*planned) : Sample{};
   const auto segments = patch::sequence_segments(*layout, sampling.seq_size);
   const auto& segment = segments.at(static_cast<size_t>(sampling.seq_rank));
   auto ts = std::make_shared<TokenSample>();
@@ -183,10 +256,16 @@ Sample read_token_sample(const Dataset& dataset, int64_t index, const AugmentDra
   out.region = tensor_region(segment.lo, segment.hi);
   out.id = "sample_" + std::to_string(index);
   const int64_t n = segment.end - segment.begin;
-  if (segment.box_volume() > 0) {
+  const bool adaptive = patch::patchers().at(sampling.patcher.kind).adaptive;
+  if (segment.box_volume() > 0 && adaptive && !keep_box && !whole.image.defined() &&
+      read_leaf_tokens(dataset, index, draw, *layout, *ts)) {
+    // Read leaf by leaf from a pyramid: this rank never holds its box at full resolution.
+  } else if (segment.box_volume() > 0) {
     // The box of this rank's leaves: a view of the whole sample when it was read for planning, else read now.
     Sample box = whole.image.defined() ? crop(whole, out.region)
                                               : read_augmented(dataset, index, draw, out.region);
+    box.image = model_image(box.image);
+    box.mask = model_mask(box.mask);
     ts->tokens = patch::extract_range(box.image, segment.lo, *layout, segment.begin, segment.end);
     std::tie(ts->target, ts->weight) = tile_targets(box.mask, segment.lo, *layout, segment.begin, segment.end);
     out.id = box.id;

@@ -7,6 +7,7 @@
 #include "spvit/core/logging.h"
 #include "spvit/data/sources.h"
 #include "spvit/data/synthetic.h"
+#include "spvit/train/class_colours.h"
 #include "spvit/patch/extract.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/evaluation.h"
@@ -77,6 +78,7 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   lm.model = loaded.model;
   lm.device = loaded.device;
   lm.class_names = class_names_of(lm.config, lm.classes);
+  lm.class_colours = train::class_colour_table(lm.config.data, lm.classes);
   return lm;
 }
 

@@ -54,20 +54,22 @@ void write_outputs(const Slide& slide, const TissueMask& tissue, const SlideLeve
     // In QuPath's frame: a slide with a scanned area (.mrxs) has its coordinates start at the area's corner.
     const std::array<double, 2> origin{static_cast<double>(slide.bounds()[0]), static_cast<double>(slide.bounds()[1])};
     polygons = write_geojson(o.out_dir + "/polygons.geojson", reduced->image(),
-                             static_cast<double>(reduced->factor()) * L.downsample, o.class_names, 1.0, origin);
+                             static_cast<double>(reduced->factor()) * L.downsample, o.class_names, 1.0, origin,
+                             o.class_colours);
     j["outputs"]["geojson"] = {{"path", o.out_dir + "/polygons.geojson"}, {"polygons", polygons},
                                {"contour_downsample", reduced->factor()}};
   }
   if (o.formats.count("png")) {
     write_overlay_png(o.out_dir + "/overlay.png", to_mat(data::slide_thumbnail(slide, o.thumbnail_side)),
-                      reduced->image());
+                      reduced->image(), o.class_colours);
     j["outputs"]["png"] = {{"path", o.out_dir + "/overlay.png"}};
   }
   const double ds2 = L.downsample * L.downsample;
   for (int64_t c = 0; c < C; ++c) {
     const double px = static_cast<double>(s.class_pixels[static_cast<size_t>(c)]);
-    nlohmann::json a{{"class_id", c}, {"name", o.class_names[static_cast<size_t>(c)]}, {"pixels", px},
-                     {"level0_pixels", px * ds2}};
+    const auto colour = class_colour(static_cast<int>(c), o.class_colours);
+    nlohmann::json a{{"class_id", c}, {"name", o.class_names[static_cast<size_t>(c)]},
+                     {"color", {colour[0], colour[1], colour[2]}}, {"pixels", px}, {"level0_pixels", px * ds2}};
     if (slide.mpp_x() > 0) a["mm2"] = px * ds2 * slide.mpp_x() * slide.mpp_y() * 1e-6;
     j["areas"].push_back(a);
   }

@@ -29,8 +29,9 @@ void ReducedLabels::append(int64_t y0, const cv::Mat& rows) {
   }
 }
 
-cv::Vec3b class_colour(int k) {  // RGB, the colours of spvit eval's overlays
-  const auto& c = train::class_colour_rgb(k);
+cv::Vec3b class_colour(int k, const ClassColours& colours) {  // RGB
+  const auto& c = k >= 0 && static_cast<size_t>(k) < colours.size() ? colours[static_cast<size_t>(k)]
+                                                                     : train::class_colour_rgb(k);
   return {c[0], c[1], c[2]};
 }
 
@@ -92,16 +93,13 @@ std::string xml_escaped(const std::string& text) {
   return out;
 }
 
-std::string hex_colour(const cv::Vec3b& c) {
-  char text[8];
-  std::snprintf(text, sizeof(text), "#%02x%02x%02x", c[0], c[1], c[2]);
-  return text;
-}
+std::string hex_colour(const cv::Vec3b& c) { return data::colour_text({c[0], c[1], c[2]}); }
 
 }  // namespace
 
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
-                      const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin) {
+                      const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin,
+                      const ClassColours& colours) {
   // Streamed to the file one polygon at a time: only one class's polygons are in memory, never the document.
   int64_t polygons = 0;
   data::PolygonGeometry geometry;
@@ -112,7 +110,7 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
     for (size_t c = 1; c < class_names.size(); ++c) {
       const auto parts = class_polygons(labels, static_cast<int>(c), scale, epsilon, origin, geometry);
       if (parts.empty()) continue;
-      const auto col = class_colour(static_cast<int>(c));
+      const auto col = class_colour(static_cast<int>(c), colours);
       const nlohmann::json props{
           {"objectType", "annotation"},
           {"class_id", c},
@@ -136,7 +134,8 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
 }
 
 int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double scale,
-                       const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin) {
+                       const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin,
+                       const ClassColours& colours) {
   int64_t annotations = 0;
   data::PolygonGeometry geometry;
   write_file_atomically(path, [&](const std::string& tmp) {
@@ -144,7 +143,8 @@ int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double sc
     out.precision(17);
     out << "<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n\t<Annotations>\n";
     for (size_t c = 1; c < class_names.size(); ++c) {
-      const std::string group = xml_escaped(class_names[c]), colour = hex_colour(class_colour(static_cast<int>(c)));
+      const std::string group = xml_escaped(class_names[c]);
+      const std::string colour = hex_colour(class_colour(static_cast<int>(c), colours));
       for (const auto& part : class_polygons(labels, static_cast<int>(c), scale, epsilon, origin, geometry)) {
         for (const auto& ring : geometry.hole_free(part)) {
           out << "\t\t<Annotation Name=\"Annotation " << annotations++ << "\" Type=\"Polygon\" PartOfGroup=\"" << group
@@ -160,7 +160,7 @@ int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double sc
     out << "\t</Annotations>\n\t<AnnotationGroups>\n";
     for (size_t c = 1; c < class_names.size(); ++c) {
       out << "\t\t<Group Name=\"" << xml_escaped(class_names[c]) << "\" PartOfGroup=\"None\" Color=\""
-          << hex_colour(class_colour(static_cast<int>(c))) << "\">\n\t\t\t<Attributes />\n\t\t</Group>\n";
+          << hex_colour(class_colour(static_cast<int>(c), colours)) << "\">\n\t\t\t<Attributes />\n\t\t</Group>\n";
     }
     out << "\t</AnnotationGroups>\n</ASAP_Annotations>\n";
     check_stream_written(out, path);
@@ -168,7 +168,8 @@ int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double sc
   return annotations;
 }
 
-void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels) {
+void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels,
+                       const ClassColours& colours) {
   cv::Mat lab;
   cv::resize(labels, lab, thumbnail_rgb.size(), 0, 0, cv::INTER_NEAREST);
   cv::Mat out = thumbnail_rgb.clone();
@@ -177,7 +178,7 @@ void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, co
     const auto* l = lab.ptr<uint8_t>(y);
     for (int x = 0; x < out.cols; ++x) {
       if (l[x] == 0) continue;
-      const auto c = class_colour(l[x]);
+      const auto c = class_colour(l[x], colours);
       for (int k = 0; k < 3; ++k) o[x][k] = static_cast<uint8_t>(0.45 * o[x][k] + 0.55 * c[k]);
     }
   }

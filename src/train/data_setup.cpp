@@ -80,10 +80,13 @@ std::pair<torch::Tensor, torch::Tensor> stack_batch(const std::vector<data::Samp
   std::vector<int64_t> image_shape{static_cast<int64_t>(samples.size())}, mask_shape = image_shape;
   for (auto d : order) image_shape.push_back(first.image.size(d));
   for (auto side : first.mask.sizes()) mask_shape.push_back(side);
-  auto images = torch::empty(image_shape, first.image.options().pinned_memory(pinned));
-  auto masks = torch::empty(mask_shape, first.mask.options().pinned_memory(pinned));
+  // The model's types (float32 in [0, 1], int64), converted while copying: 8-bit samples (slides) stay 8-bit until here.
+  auto images = torch::empty(image_shape, torch::TensorOptions(torch::kFloat32).pinned_memory(pinned));
+  auto masks = torch::empty(mask_shape, torch::TensorOptions(torch::kLong).pinned_memory(pinned));
   for (size_t b = 0; b < samples.size(); ++b) {
-    images[static_cast<int64_t>(b)].copy_(samples[b].image.permute(order));
+    auto image = images[static_cast<int64_t>(b)];
+    image.copy_(samples[b].image.permute(order));
+    if (samples[b].image.scalar_type() == torch::kUInt8) image.div_(255.0);
     masks[static_cast<int64_t>(b)].copy_(samples[b].mask);
   }
   return {images, masks};

@@ -18,7 +18,7 @@ const std::set<std::string> kFreeKeys{
     "train.eval_every",   "train.checkpoint_every", "train.checkpoint_every_minutes", "train.keep_checkpoints",
     "train.max_bad_steps", "train.progress",    "dist.timeout_s",        "data.workers",
     "data.prefetch",      "data.val_path",      "data.val_samples",      "model.checkpointing",
-    "model.decoder_chunk_rows", "model.attention_backend"};
+    "model.decoder_chunk_rows", "model.attention_backend", "data.class_colors"};
 
 void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
   if (node.IsMap()) {

@@ -15,6 +15,7 @@
 #include "spvit/core/timer.h"
 #include "spvit/dist/output_agreement.h"
 #include "spvit/train/checkpoint.h"
+#include "spvit/train/class_colours.h"
 #include "spvit/train/data_setup.h"
 #include "spvit/train/evaluation.h"
 #include "spvit/train/optim/optim.h"
@@ -30,6 +31,9 @@ class Trainer {
  public:
   Trainer(const Config& config, const dist::ProcessGrid& grid) : config_(config), grid_(grid) {
     data_ = open_datasets(config);
+    // Checkpoints store config_: with the annotations' class colours in it, `spvit infer` draws them the same.
+    adopt_annotation_colours(config_.data, *data_.train);
+    class_colour_table(config_.data, data_.train->num_classes());  // a bad data.class_colors entry: ConfigError now
     parts_ = make_training_parts(config_, grid_, data_.train->num_classes());
     loader_ = make_loader(data_.train, config, grid, /*training=*/true);
     std::filesystem::create_directories(config.train.out_dir);

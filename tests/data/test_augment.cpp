@@ -158,6 +158,41 @@ TEST(Augment, StainJitterInverseAnalyticAndRegionConsistent) {
   }
 }
 
+// 8-bit samples (slides) stay 8-bit through flips and turns and become the float image the float path gives when a
+// colour change needs float; int16 masks move like int64 ones.
+TEST(Augment, EightBitImagesAndInt16MasksGiveWhatTheFloatPathGives) {
+  Sample eight;
+  eight.full_shape = {12, 10};
+  eight.region = full_region(eight.full_shape);
+  eight.image = torch::randint(0, 256, {12, 10, 3}, torch::kUInt8);
+  eight.mask = torch::randint(-1, 4, {12, 10}, torch::kShort);
+  eight.id = "eight";
+  Sample wide = eight;
+  wide.image = model_image(eight.image);
+  wide.mask = model_mask(eight.mask);
+  EXPECT_EQ(wide.image.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(wide.mask.scalar_type(), torch::kLong);
+  AugmentOptions moves;
+  moves.color_jitter = 0;
+  AugmentOptions colours;
+  colours.color_jitter = 0.2;
+  colours.stain_jitter = 0.1;
+  int moved = 0;
+  for (int64_t i = 0; i < 16; ++i) {
+    for (const auto& o : {moves, colours}) {
+      const auto draw = draw_augmentation(o, 7, 1, i);
+      const auto a = apply_augmentation(eight, draw), b = apply_augmentation(wide, draw);
+      const bool colour = draw.brightness != 0.0 || draw.contrast != 1.0 || draw.stains_jittered();
+      EXPECT_EQ(a.image.scalar_type(), colour ? torch::kFloat32 : torch::kUInt8) << "draw " << i;
+      EXPECT_EQ(a.mask.scalar_type(), torch::kShort);
+      EXPECT_TRUE(torch::equal(model_image(a.image), b.image)) << "draw " << i;
+      EXPECT_TRUE(torch::equal(model_mask(a.mask), b.mask)) << "draw " << i;
+      moved += !colour && (draw.rot90 != 0 || draw.flip_x || draw.flip_y);
+    }
+  }
+  EXPECT_GT(moved, 4) << "8-bit images were flipped or turned";
+}
+
 TEST(Augment, PreimageProperty3D) {
   const auto vol = make_synthetic_mri(SyntheticOptions{3, {10, 16, 16}, 1, 2});
   check_preimage_property(*vol, {Region{{0, 0, 0}, {5, 16, 16}}, Region{{5, 0, 0}, {10, 16, 16}},

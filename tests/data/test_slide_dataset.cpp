@@ -16,8 +16,10 @@
 #include "spvit/data/label_mask.h"
 #include "spvit/data/loader.h"
 #include "spvit/data/slide_dataset.h"
+#include "spvit/data/token_sampling.h"
 #include "spvit/infer/synthetic_slides.h"
 #include "spvit/infer/writers.h"
+#include "spvit/train/class_colours.h"
 
 namespace fs = std::filesystem;
 using namespace spvit;
@@ -202,6 +204,8 @@ TEST(SlideDataset, LabelsFollowTheAnnotationsAndUnannotatedPixelsCanBeIgnored) {
   o.ignore_unannotated = true;
   const SlideDataset ds(o);
   const auto s = ds.read(0);
+  EXPECT_EQ(s.image.scalar_type(), torch::kUInt8) << "8-bit until the model needs it";
+  EXPECT_EQ(s.mask.scalar_type(), torch::kShort);
   const auto p = ds.placement(0, 0);
   EXPECT_EQ(p.x, -64) << "a slide smaller than the sample sits in its middle";
   auto at = [&](int64_t x0, int64_t y0) { return s.mask[y0 / 2 - p.y][x0 / 2 - p.x].item<int64_t>(); };  // level 0
@@ -378,6 +382,138 @@ TEST(SlideDataset, LabelMaskDatasetsEqualTheirVectorTwinAndSampleBalanced) {
   for (int64_t i = 0; i < 400; ++i) small_class += balanced.read(i, Region{{4, 4}, {5, 5}}).mask.item<int64_t>() == 1;
   EXPECT_GT(small_class, 150) << "of 400 (class 1 is half the draws)";
   EXPECT_LT(small_class, 250);
+}
+
+// Checkpoints remember the annotations' class colours: training copies them into data.class_colors (which the
+// checkpoint's YAML keeps), `spvit infer` draws each class id in them.
+TEST(ClassColours, AnnotationColoursReachTheConfigurationAndTheOutputs) {
+  const auto dir = temp_dir("colours");
+  tissue_slide(dir + "/slides/s.tiff", 256, 256, 0);
+  write_text(dir + "/annotations/s.geojson", R"({"type":"FeatureCollection","features":[
+    {"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[99,0],[99,99],[0,99],[0,0]]]},
+     "properties":{"classification":{"name":"Tumor","color":[200,0,10]}}},
+    {"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[100,0],[199,0],[199,99],[100,99],[100,0]]]},
+     "properties":{"classification":{"name":"Stroma","colorRGB":-16744256}}}]})");
+  auto o = options_for(dir, 64, 2);
+  o.classes.ids = {{"Tumor", 1}, {"Stroma", 2}};
+  const SlideDataset ds(o);
+  const std::vector<std::pair<std::string, std::string>> expected{{"Tumor", "#c8000a"}, {"Stroma", "#0080c0"}};
+  EXPECT_EQ(ds.class_colours(), expected) << "QuPath's color array and packed colorRGB";
+
+  Config config;
+  config.data.source = "slides";
+  config.data.classes = {{"Tumor", "1"}, {"Stroma", "2"}, {"Dust", "ignore"}};
+  config.data.class_colors = {{"Stroma", "#ffffff"}};  // the user's choice is kept
+  train::adopt_annotation_colours(config.data, ds);
+  const auto restored = parse_config(to_yaml(config));  // what a checkpoint stores and infer reads back
+  const auto table = train::class_colour_table(restored.data, 4);
+  ASSERT_EQ(table.size(), 4u);
+  EXPECT_EQ(table[0], train::class_colour_rgb(0));
+  EXPECT_EQ(table[1], (std::array<uint8_t, 3>{200, 0, 10}));
+  EXPECT_EQ(table[2], (std::array<uint8_t, 3>{255, 255, 255}));
+  EXPECT_EQ(table[3], train::class_colour_rgb(3)) << "an id without a coloured name keeps the palette's";
+
+  auto bad = config.data;
+  bad.class_colors = {{"Tumor", "#12345"}};
+  EXPECT_NE(error_of<ConfigError>([&] { train::class_colour_table(bad, 3); }).find("'data.class_colors.Tumor' = "
+            "'#12345' is not a colour"), std::string::npos);
+  bad.class_colors = {{"Necrosis", "#123456"}};
+  EXPECT_NE(error_of<ConfigError>([&] { train::class_colour_table(bad, 3); }).find("names 'Necrosis', which "
+            "'data.classes' does not"), std::string::npos);
+
+  // The outputs: GeoJSON classification colours and ASAP group colours.
+  cv::Mat labels(64, 64, CV_8U, cv::Scalar(0));
+  labels(cv::Rect(8, 8, 20, 20)).setTo(1);
+  labels(cv::Rect(36, 36, 20, 20)).setTo(2);
+  const std::vector<std::string> names{"background", "Tumor", "Stroma"};
+  infer::write_geojson(dir + "/p.geojson", labels, 1.0, names, 1.0, {0, 0}, table);
+  const auto written = read_qupath_geojson(dir + "/p.geojson");
+  ASSERT_EQ(written.annotations.size(), 2u);
+  EXPECT_EQ(written.annotations[0].colour, "#c8000a");
+  EXPECT_EQ(written.annotations[1].colour, "#ffffff");
+  infer::write_asap_xml(dir + "/p.xml", labels, 1.0, names, 1.0, {0, 0}, table);
+  const auto asap = read_asap_xml(dir + "/p.xml");
+  ASSERT_EQ(asap.annotations.size(), 2u);
+  EXPECT_EQ(asap.annotations[0].colour, "#c8000a");
+}
+
+// A dataset without scaled reads: the same samples, read only at full resolution (what every non-slide dataset does).
+class FullResolutionOnly : public Dataset {
+ public:
+  explicit FullResolutionOnly(const Dataset& d) : d_(d) {}
+  int64_t size() const override { return d_.size(); }
+  int spatial_dims() const override { return d_.spatial_dims(); }
+  int64_t channels() const override { return d_.channels(); }
+  int64_t num_classes() const override { return d_.num_classes(); }
+  std::vector<int64_t> spatial_shape(int64_t i) const override { return d_.spatial_shape(i); }
+  Sample read(int64_t i, const std::optional<Region>& r) const override { return d_.read(i, r); }
+
+ private:
+  const Dataset& d_;
+};
+
+// Adaptive layouts on slides: planned from a pyramid level (no full-resolution read at all) and read leaf by leaf,
+// each leaf at its own scale; the tokens equal those extracted from the full-resolution box up to the 8-bit rounding
+// of the pyramid's means (half a grey level per rounding), the targets and weights exactly, on 1 and 2 sequence ranks.
+TEST(SlideDataset, AdaptiveLayoutsArePlannedFromThePyramidAndReadLeafByLeaf) {
+  const auto dir = temp_dir("adaptive_slide");
+  tissue_slide(dir + "/slides/s.tiff", 1024, 1024, 0);
+  write_text(dir + "/annotations/s.geojson",
+             rectangles_geojson({{0, 0, 1024, 600, "Stroma"}, {300.5, 200.25, 517, 433, "Tumor"},
+                                 {40, 700, 90, 777.5, "Tumor"}}));
+  auto o = options_for(dir, 512, 3);
+  o.align = 128;  // what from_config gives a 512² adaptive sample
+  o.min_tissue = 0;
+  const SlideDataset ds(o);
+  const FullResolutionOnly full_resolution(ds);
+  LayoutSampling sampling;
+  sampling.patcher.kind = "adaptive";
+  sampling.patcher.patch = 8;
+  sampling.patcher.length = 2048;  // leaves of 4 to 128 pixels
+  sampling.patcher.min_side = 4;
+  sampling.patcher.scorer = "variance";
+  sampling.score_downsample = 4;
+  int64_t small = 0, large = 0;
+  for (int64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(ds.placement(i, 0).x % 128, 0);
+    const int64_t reads = ds.reads();
+    auto layout = std::make_shared<const patch::PatchLayout>(plan_layout(ds, i, AugmentDraw{}, sampling));
+    EXPECT_EQ(ds.reads(), reads) << "planning read nothing at full resolution";
+    for (int64_t k = 0; k < layout->length(); ++k) {
+      small += layout->side[static_cast<size_t>(k)] > 0 && layout->side[static_cast<size_t>(k)] < 8;
+      large += layout->side[static_cast<size_t>(k)] > 8;
+    }
+    std::vector<torch::Tensor> rank_tokens;
+    for (int ranks : {1, 2}) {
+      for (int rank = 0; rank < ranks; ++rank) {
+        sampling.seq_size = ranks;
+        sampling.seq_rank = rank;
+        const int64_t scaled = ds.scaled_reads(), before = ds.reads();
+        const auto leafwise = read_layout_tokens(ds, i, AugmentDraw{}, layout, sampling);
+        EXPECT_EQ(ds.reads(), before) << "leaf by leaf: nothing read at full resolution";
+        EXPECT_GT(ds.scaled_reads(), scaled);
+        const auto boxed = read_layout_tokens(full_resolution, i, AugmentDraw{}, layout, sampling);
+        const auto& a = token_sample(leafwise);
+        const auto& b = token_sample(boxed);
+        ASSERT_EQ(a.tokens.sizes(), b.tokens.sizes());
+        // Half a grey level per rounding: levels 1 and 2 (each made from the one above) and the read's own mean.
+        EXPECT_LE((a.tokens - b.tokens).abs().max().item<float>(), 1.5f / 255 + 1e-6f)
+            << "sample " << i << ", rank " << rank << " of " << ranks << ": beyond the pyramid's rounding";
+        // Cells of weight 0 (empty slots, padding) count nowhere; the box path fills them with whatever it clamps to.
+        const auto counted = a.weight.gt(0);
+        EXPECT_TRUE(torch::equal(a.target.masked_select(counted), b.target.masked_select(counted)))
+            << a.target.ne(b.target).logical_and(counted).sum().item<int64_t>() << " labels differ";
+        EXPECT_TRUE(torch::equal(a.weight, b.weight));
+        if (ranks == 2) rank_tokens.push_back(a.tokens);
+        else rank_tokens.insert(rank_tokens.begin(), a.tokens);
+      }
+    }
+    EXPECT_TRUE(torch::equal(torch::cat({rank_tokens[1], rank_tokens[2]}), rank_tokens[0])) << "2 ranks' tokens = 1 rank's";
+    sampling.seq_size = 1;
+    sampling.seq_rank = 0;
+  }
+  EXPECT_GT(small, 0) << "leaves smaller than P (enlarged) were tested";
+  EXPECT_GT(large, 0) << "leaves larger than P (read from the pyramid) were tested";
 }
 
 TEST(Tissue, PalePresetsKeepPaleTissueThatTheStandardOneMisses) {

@@ -118,11 +118,14 @@ if(TARGET spvit_infer AND SPVIT_HAVE_OPENSLIDE)
                      --set data.path=${CMAKE_CURRENT_BINARY_DIR}/slides_e2e_two_val.csv)
   set_tests_properties(slides_e2e_eval_per_slide PROPERTIES FIXTURES_REQUIRED slides_e2e_trained LABELS "mpi;slow"
                        PASS_REGULAR_EXPRESSION "slide_031.tiff: mean foreground Dice [^\n]*\nslide_032.tiff: mean foreground Dice")
-  # No --level/--mpp: the checkpoint's data.mpp (0.5 um/px: level 0 of the generated slide); its class names.
+  # No --level/--mpp: the checkpoint's data.mpp (0.5 um/px: level 0 of the generated slide); its class names, and
+  # the colours the annotations gave them (the generator's "gland" is its class 3, drawn (0, 130, 200); trained as
+  # id 2, whose palette colour differs).
   spvit_add_mpi_test(slides_e2e_infer NP 2 COMMAND ${SPVIT_BIN} infer --checkpoint ${_se}/run/checkpoint.pt
                      --input ${_se}/data/slides/slide_032.tiff --out ${_se}/infer --progress off)
   set_tests_properties(slides_e2e_infer PROPERTIES FIXTURES_REQUIRED slides_e2e_trained FIXTURES_SETUP slides_e2e_inferred
-                       LABELS "mpi;slow" PASS_REGULAR_EXPRESSION "\"gland\".*level 0 512x512: ")
+                       LABELS "mpi;slow" PASS_REGULAR_EXPRESSION
+                       "\"color\": \\[[ \n]*0,[ \n]*130,[ \n]*200[ \n]*\\][^}]*\"name\": \"gland\".*level 0 512x512: ")
   add_test(NAME slides_e2e_dice COMMAND $<TARGET_FILE:spvit_infer_fixtures> --slide-dice ${_se}/infer/mask.tiff
                                         ${_se}/data/slides/slide_032.tiff ${_se}/data/annotations/slide_032.geojson
                                         tissue=1,gland=2,nuclei=3 0.85 0.15)

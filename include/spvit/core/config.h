@@ -126,6 +126,7 @@ struct DataConfig {
   int64_t level = 0;                 // pyramid level to train on when data.mpp is 0
   double mask_downsample = 0;        // level-0 pixels per label-mask pixel (0: from the mask's and slide's sizes)
   NamedValues classes;               // annotation class name -> label id (>= 1) or "ignore"
+  NamedValues class_colors;          // class name -> "#rrggbb" in drawings (training fills it from the annotations)
   std::vector<std::string> class_priority;  // overlaps: the first listed wins (unlisted: the later in the file)
   std::string unannotated = "background";   // pixels no annotation covers: background (0) or ignore
   bool include_detections = false;   // QuPath detections (cells) count as annotations
@@ -153,6 +154,7 @@ struct DataConfig {
     v.field("mask_downsample", mask_downsample, Range<double>{0.0, 1e6},
             "slides: level-0 pixels per label-mask pixel (0: from the sizes)");
     v.mapping("classes", classes, "slides: annotation class name -> label id >= 1, or ignore");
+    v.mapping("class_colors", class_colors, "slides: class name -> \"#rrggbb\" for outputs (default: the annotations')");
     v.list("class_priority", class_priority, "slides: class names, the first wins where annotations overlap");
     v.choice("unannotated", unannotated, {"background", "ignore"});
     v.field("include_detections", include_detections, Range<bool>{}, "slides: QuPath detections are annotations");

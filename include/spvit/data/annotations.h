@@ -35,6 +35,7 @@ struct Annotation {
   std::vector<PolygonPart> parts;  // one for a Polygon, several for a MultiPolygon / GeometryCollection (united)
   std::array<double, 4> bounds{};  // x0, y0, x1, y1 of all exterior vertices
   int64_t source_index = 0;        // its feature (GeoJSON) or annotation (ASAP) index in the file, for messages
+  std::string colour;              // "#rrggbb" the file gives its class (QuPath classification.color, ASAP Color), or ""
 
   void update_bounds();  // after the parts change
 };
@@ -121,6 +122,10 @@ struct RasterGrid {
 // containing its centre, else `background` (0, or ClassMap::kIgnore when unannotated pixels are to be ignored).
 torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, const RasterGrid& grid,
                         int64_t background = 0);
+
+// "#rrggbb" of an RGB colour; parse_colour reads one back (false unless `text` is "#rrggbb", any case).
+std::string colour_text(const std::array<uint8_t, 3>& rgb);
+bool parse_colour(const std::string& text, std::array<uint8_t, 3>& rgb);
 
 // Level-0 coordinates the readers accept: finite, |v| <= 1e9 (the largest slides are ~2e5 pixels a side).
 inline bool plausible_coordinate(double v) { return v >= -1e9 && v <= 1e9; }

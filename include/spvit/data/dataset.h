@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace spvit::data {
@@ -37,8 +38,12 @@ Region band_region(const std::vector<int64_t>& shape, int dim, int64_t begin, in
 struct TokenSample;  // token_sampling.h
 
 struct Sample {
-  torch::Tensor image;   // float32 [H, W, C] (2D) or [D, H, W, C] (3D), roughly in [0, 1]
-  torch::Tensor mask;    // int64 [H, W] or [D, H, W], class ids in [0, num_classes)
+  // float32 [H, W, C] (2D) or [D, H, W, C] (3D), roughly in [0, 1]; or uint8 in [0, 255] from 8-bit sources (slides),
+  // kept so — a quarter of the memory — until the model needs it (model_image; augmentation keeps it when it only
+  // moves pixels).
+  torch::Tensor image;
+  // int64 [H, W] or [D, H, W], class ids in [0, num_classes), negative = ignored; or int16 (slides), an eighth of it.
+  torch::Tensor mask;
   Region region;         // which part of the full sample this holds (the whole sample if no region was asked)
   std::vector<int64_t> full_shape;  // spatial shape of the full sample
   std::string id;
@@ -47,8 +52,22 @@ struct Sample {
   std::shared_ptr<const TokenSample> tokens;
 };
 
+// What the model and the patcher take: a sample's image as float32 in [0, 1] (a uint8 image divided by 255; a float
+// one as it is) and its mask as int64.
+torch::Tensor model_image(const torch::Tensor& image);
+torch::Tensor model_mask(const torch::Tensor& mask);
+
 // The part `region` (absolute coordinates, inside sample.region) of a sample; shares memory with it.
 Sample crop(const Sample& sample, const Region& region);
+
+// A part of a sample at a coarser scale (2D): output pixel (i, j) stands for the `scale` × `scale` block of sample
+// pixels whose corner is (x + j·scale, y + i·scale) — its image is the block's area average and its label the label
+// of the block's pixel (x + j·scale + ⌊scale/2⌋, y + i·scale + ⌊scale/2⌋), as tile targets take it
+// (token_sampling.h). `x` and `y` are multiples of `scale`.
+struct ScaledRegion {
+  int64_t x = 0, y = 0, width = 0, height = 0;  // in output pixels: width × height of them
+  int64_t scale = 1;
+};
 
 class Dataset {
  public:
@@ -66,8 +85,17 @@ class Dataset {
   virtual Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const {
     return read(index, region);
   }
+  // Multi-resolution sources (slides) read a ScaledRegion from a pyramid level, so that adaptive layouts are planned
+  // and their large leaves read without the full-resolution sample. nullopt where the dataset cannot (the caller
+  // reads full resolution and reduces it itself).
+  virtual std::optional<Sample> read_scaled(int64_t index, const ScaledRegion& region) const { return std::nullopt; }
+  virtual std::optional<Sample> read_scaled_epoch(int64_t index, int64_t epoch, const ScaledRegion& region) const {
+    return read_scaled(index, region);
+  }
   // What sample `index` belongs to for per-group metrics (`spvit eval`: the slide of a slide region); "" = none.
   virtual std::string sample_group(int64_t index) const { return {}; }
+  // Class name -> "#rrggbb" as the data's annotations colour their classes (slides: QuPath, ASAP), first seen first.
+  virtual std::vector<std::pair<std::string, std::string>> class_colours() const { return {}; }
   // A short description for logs ("synthetic pathology, 16 x 256x256", "hdf5 'x.h5', 100 x 64x64x64").
   virtual std::string describe() const { return "dataset"; }
 };

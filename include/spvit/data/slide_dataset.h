@@ -66,6 +66,10 @@ struct SlideDatasetOptions {
   bool balanced = false;
   bool fixed = false;           // validation: the same regions every epoch
   int64_t size = 1024;          // sample side at the target resolution
+  // Sample corners are multiples of this (target pixels; a power of two): adaptive layouts read a leaf of side s at
+  // scale s/P, which needs the corner to be a multiple of the largest such scale, root side / P. from_config, for an
+  // adaptive patcher: the largest power of two <= size / 4 (enough for any P >= 4).
+  int64_t align = 1;
   int64_t count = 1;            // samples per epoch
   uint64_t seed = 0;
 
@@ -100,14 +104,22 @@ class SlideDataset : public Dataset {
   std::vector<int64_t> spatial_shape(int64_t) const override { return {options_.size, options_.size}; }
   Sample read(int64_t index, const std::optional<Region>& region = std::nullopt) const override;
   Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const override;
+  // From the coarsest pyramid level at least as fine as the region's scale (Slide::read_scaled); the labels
+  // rasterised at the block pixels. nullopt when the sample's corner is not a multiple of the scale (see `align`).
+  std::optional<Sample> read_scaled(int64_t index, const ScaledRegion& region) const override {
+    return read_scaled_epoch(index, 0, region);
+  }
+  std::optional<Sample> read_scaled_epoch(int64_t index, int64_t epoch, const ScaledRegion& region) const override;
   std::string describe() const override;
   // The slide file name of sample `index` (as placed in epoch 0: validation regions are fixed).
   std::string sample_group(int64_t index) const override;
+  std::vector<std::pair<std::string, std::string>> class_colours() const override { return class_colours_; }
 
   // Where sample `index` of `epoch` lies (no pixel is read).
   SlidePlacement placement(int64_t index, int64_t epoch) const;
-  // Regions read so far (Sample reads), for tests of the resume path.
+  // Regions read so far at full resolution (read, read_epoch) and scaled (read_scaled), for tests of what is read.
   int64_t reads() const { return reads_.load(); }
+  int64_t scaled_reads() const { return scaled_reads_.load(); }
 
   struct SlideState;  // one opened slide: reader, annotations, tissue, target resolution
   const SlideState& slide(int64_t i) const { return *slides_[static_cast<size_t>(i)]; }
@@ -132,8 +144,9 @@ class SlideDataset : public Dataset {
     std::vector<double> cdf;                               // cumulative bounds area
   };
   std::vector<BalancedClass> balanced_;
+  std::vector<std::pair<std::string, std::string>> class_colours_;  // from the annotation files, first seen first
   int64_t num_classes_ = 2;
-  mutable std::atomic<int64_t> reads_{0};
+  mutable std::atomic<int64_t> reads_{0}, scaled_reads_{0};
 };
 
 }  // namespace spvit::data

@@ -50,12 +50,21 @@ struct TokenSample {
 Sample read_token_sample(const Dataset& dataset, int64_t index, const AugmentDraw& draw, const LayoutSampling& sampling,
                          bool keep_box = false);
 
+// The same for a layout already planned: this rank's tokens of `layout`. A dataset with scaled reads (slides;
+// Dataset::read_scaled) gives them leaf by leaf, each leaf of side s >= P read at scale s/P from its pyramid, so the
+// rank never holds its pixel box at full resolution (unless `keep_box`); other datasets read the box. `planned`: the
+// whole sample when planning read it (plan_layout's `whole`), reused instead of read again.
+Sample read_layout_tokens(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                          std::shared_ptr<const patch::PatchLayout> layout, const LayoutSampling& sampling,
+                          bool keep_box = false, Sample* planned = nullptr);
+
 // The TokenSample a sample carries; throws Error when it has none (a loader without LoaderOptions::tokens).
 const TokenSample& token_sample(const Sample& sample);
 
 // The layout of the whole sample `index` augmented by `draw`, as every rank of the group plans it. With
-// score_downsample 1 the sample is read whole (and returned in `whole` when given); otherwise it is read band by
-// band, each band shrunk, and the layout planned on the shrunk sample is scaled back (no leaf below the factor).
+// score_downsample 1 the sample is read whole (and returned in `whole` when given); otherwise the sample shrunk by
+// the factor — from a pyramid level where the dataset has scaled reads (slides), else read band by band at full
+// resolution and shrunk — is planned on and the layout scaled back (no leaf below the factor).
 patch::PatchLayout plan_layout(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
                                const LayoutSampling& sampling, Sample* whole = nullptr);
 

@@ -17,6 +17,7 @@ struct LoadedModel {
   model::Segmenter model{nullptr};
   int64_t classes = 0;
   std::vector<std::string> class_names;  // index = class id
+  std::vector<std::array<uint8_t, 3>> class_colours;  // index = class id (train::class_colour_table)
   torch::Device device{torch::kCPU};
 };
 

@@ -1,6 +1,8 @@
 // Whole-slide inference end to end: level choice, tissue detection, the streaming tiler, and the writers
 // (mask.tiff, polygons.geojson, overlay.png, summary.json in the output folder).
 #pragma once
+#include <array>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@ struct InferOptions {
   TissueOptions tissue;
   std::set<std::string> formats{"tiff", "geojson", "png", "json"};
   std::vector<std::string> class_names;  // index = class id; its size is the number of classes
+  std::vector<std::array<uint8_t, 3>> class_colours;  // index = class id (RGB); missing ids: the default palette
   int64_t reduced_side = 4096;           // larger side of the label image the GeoJSON and overlay are drawn from
   int64_t thumbnail_side = 2048;
 };

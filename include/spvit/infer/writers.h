@@ -73,8 +73,10 @@ class ReducedLabels {
   int64_t factor_ = 1;
 };
 
-// Colour of class k (k = 0 is background) in the overlay and the GeoJSON classification, RGB.
-cv::Vec3b class_colour(int k);
+// Colours of the classes by id, RGB (train::class_colour_table); an id past the end takes the default palette's.
+using ClassColours = std::vector<std::array<uint8_t, 3>>;
+// Colour of class k (k = 0 is background) in the overlay, the GeoJSON classification and the ASAP groups.
+cv::Vec3b class_colour(int k, const ClassColours& colours = {});
 
 // GeoJSON FeatureCollection: one MultiPolygon Feature per foreground class present, from the contours of `labels`
 // (OpenCV findContours with holes, simplified by approxPolyDP with `epsilon` pixels of `labels`, then made valid by
@@ -83,7 +85,7 @@ cv::Vec3b class_colour(int k);
 // slide with bounds, which QuPath's coordinates start from). Returns the number of polygons.
 int64_t write_geojson(const std::string& path, const cv::Mat& labels, double scale,
                       const std::vector<std::string>& class_names, double epsilon = 1.0,
-                      std::array<double, 2> origin = {0, 0});
+                      std::array<double, 2> origin = {0, 0}, const ClassColours& colours = {});
 
 // ASAP XML (ASAP_Annotations): the same class regions as write_geojson, as Polygon annotations whose PartOfGroup is
 // the class name, plus one AnnotationGroup per class with its colour. ASAP polygons have no holes, so a polygon with
@@ -91,9 +93,10 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
 // Returns the number of annotations.
 int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double scale,
                        const std::vector<std::string>& class_names, double epsilon = 1.0,
-                       std::array<double, 2> origin = {0, 0});
+                       std::array<double, 2> origin = {0, 0}, const ClassColours& colours = {});
 
 // The thumbnail (RGB) with the labels (resized nearest to it) coloured over the foreground, as PNG.
-void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels);
+void write_overlay_png(const std::string& path, const cv::Mat& thumbnail_rgb, const cv::Mat& labels,
+                       const ClassColours& colours = {});
 
 }  // namespace spvit::infer
