@@ -101,7 +101,8 @@ void collect_polygons(GEOSContextHandle_t h, const GEOSGeometry* g, std::vector<
     PolygonPart part;
     part.exterior = ring_of(h, GEOSGetExteriorRing_r(h, g));
     for (int k = 0, n = GEOSGetNumInteriorRings_r(h, g); k < n; ++k) {
-      part.holes.push_back(ring_of(h, GEOSGetInteriorRingN_r(h, g, k)));
+      auto hole = ring_of(h, GEOSGetInteriorRingN_r(h, g, k));
+      if (hole.size() >= 3) part.holes.push_back(std::move(hole));  // a collapsed hole has no area
     }
     if (part.exterior.size() >= 3) out.push_back(std::move(part));
   } else if (type == GEOS_MULTIPOLYGON || type == GEOS_GEOMETRYCOLLECTION) {
@@ -109,10 +110,6 @@ void collect_polygons(GEOSContextHandle_t h, const GEOSGeometry* g, std::vector<
   }
 }
 
-// A closed rectangle polygon [x0, x1] × [y0, y1].
-Geometry box(GEOSContextHandle_t h, double x0, double y0, double x1, double y1) {
-  return Geometry(GEOSGeom_createRectangle_r(h, x0, y0, x1, y1), GeometryDeleter{h});
-}
 
 }  // namespace
 
@@ -129,6 +126,13 @@ int64_t PolygonGeometry::make_valid(std::vector<PolygonPart>& parts, std::string
   int64_t invalid = 0;
   std::vector<PolygonPart> out;
   for (auto& part : parts) {
+    size_t vertices = part.exterior.size();
+    for (const auto& hole : part.holes) vertices += hole.size();
+    if (vertices > kRepairVertexLimit) {  // GEOS's repair of such a polygon can take minutes: left as drawn
+      ++too_large_;
+      out.push_back(std::move(part));
+      continue;
+    }
     Geometry g = polygon_of(h, part);
     if (g && GEOSisValid_r(h, g.get()) == 1) {
       out.push_back(std::move(part));
@@ -140,13 +144,63 @@ int64_t PolygonGeometry::make_valid(std::vector<PolygonPart>& parts, std::string
         reason = r;
         GEOSFree_r(h, r);
       }
-      Geometry valid(GEOSMakeValidWithParams_r(h, g.get(), impl_->params.get), GeometryDeleter{h});
-      if (valid) collect_polygons(h, valid.get(), out);
+      if (!fix_rings_separately(part, out)) {
+        Geometry valid(GEOSMakeValidWithParams_r(h, g.get(), impl_->params.get), GeometryDeleter{h});
+        if (valid) collect_polygons(h, valid.get(), out);
+      }
     }
     if (invalid++ == 0 && first_reason) *first_reason = reason.empty() ? "not a polygon" : reason;
   }
   parts = std::move(out);
   return invalid;
+}
+
+bool PolygonGeometry::fix_rings_separately(const PolygonPart& part, std::vector<PolygonPart>& out) {
+  GEOSContextHandle_t h = impl_->context.get();
+  auto fixed = [&](const Ring& ring) {  // the ring alone, made valid: the area it encloses, as polygons
+    std::vector<PolygonPart> pieces;
+    Geometry g = polygon_of(h, PolygonPart{ring, {}});
+    if (!g) return pieces;
+    if (GEOSisValid_r(h, g.get()) == 1) {
+      pieces.push_back(PolygonPart{ring, {}});
+      return pieces;
+    }
+    Geometry valid(GEOSMakeValidWithParams_r(h, g.get(), impl_->params.get), GeometryDeleter{h});
+    if (valid) collect_polygons(h, valid.get(), pieces);
+    return pieces;
+  };
+  std::vector<PolygonPart> shells = fixed(part.exterior);
+  // Each hole goes to the shell piece that contains it (prepared geometries: indexed point-in-polygon queries).
+  std::vector<Geometry> shell_geometries;
+  std::vector<const GEOSPreparedGeometry*> prepared;
+  for (const auto& s : shells) {
+    shell_geometries.push_back(polygon_of(h, s));
+    prepared.push_back(shell_geometries.back() ? GEOSPrepare_r(h, shell_geometries.back().get()) : nullptr);
+  }
+  bool placed_all = true;
+  for (const auto& hole : part.holes) {
+    for (auto& piece : fixed(hole)) {
+      Geometry hole_geometry = polygon_of(h, piece);
+      bool placed = false;
+      for (size_t k = 0; k < shells.size() && hole_geometry && !placed; ++k) {
+        if (prepared[k] && GEOSPreparedCovers_r(h, prepared[k], hole_geometry.get()) == 1) {
+          shells[k].holes.push_back(std::move(piece.exterior));
+          placed = true;
+        }
+      }
+      placed_all = placed_all && placed;
+    }
+  }
+  for (const auto* p : prepared) {
+    if (p) GEOSPreparedGeom_destroy_r(h, p);
+  }
+  if (!placed_all) return false;  // a hole crossing its shell: the general repair
+  for (auto& s : shells) {
+    Geometry g = polygon_of(h, s);
+    if (!g || GEOSisValid_r(h, g.get()) != 1) return false;  // holes overlapping each other: the general repair
+  }
+  for (auto& s : shells) out.push_back(std::move(s));
+  return true;
 }
 
 std::vector<Ring> PolygonGeometry::hole_free(const PolygonPart& part) {
@@ -159,19 +213,36 @@ std::vector<Ring> PolygonGeometry::hole_free(const PolygonPart& part) {
   GEOSGeom_getYMin_r(h, g.get(), &y0);
   GEOSGeom_getXMax_r(h, g.get(), &x1);
   GEOSGeom_getYMax_r(h, g.get(), &y1);
-  hx0 = hx1 = part.holes[0][0][0];
-  for (const auto& v : part.holes[0]) hx0 = std::min(hx0, v[0]), hx1 = std::max(hx1, v[0]);
-  // Through the hole (so that every cut removes one), and a quarter pixel off the level-0 pixel centres, so that no
-  // centre depends on how GEOS rounds the vertices it makes on the cut.
-  const double mid = (hx0 + hx1) / 2;
+  // Through the hole whose centre is the median of the holes' centres: every cut opens that hole and leaves about
+  // half of the others on each side, so a polygon with h holes takes ~log2(h) rounds of cuts, not h (GEOS's overlay
+  // of a polygon with thousands of holes is slow). A quarter pixel off the level-0 pixel centres where the hole is
+  // wide enough, so that no centre depends on how GEOS rounds the vertices it makes on the cut.
+  std::vector<std::pair<double, size_t>> centres;  // (x centre, hole)
+  std::vector<std::pair<double, double>> spans;
+  for (size_t k = 0; k < part.holes.size(); ++k) {
+    double lo = part.holes[k][0][0], hi = lo;
+    for (const auto& v : part.holes[k]) lo = std::min(lo, v[0]), hi = std::max(hi, v[0]);
+    spans.emplace_back(lo, hi);
+    centres.emplace_back((lo + hi) / 2, k);
+  }
+  std::nth_element(centres.begin(), centres.begin() + static_cast<std::ptrdiff_t>(centres.size() / 2), centres.end());
+  const auto [mid, median] = centres[centres.size() / 2];
+  hx0 = spans[median].first, hx1 = spans[median].second;
   double cut = std::floor(mid) + 0.25;
   if (!(cut > hx0 && cut < hx1)) cut = mid;
   std::vector<Ring> out;
-  for (const auto& side : {box(h, x0 - 1, y0 - 1, cut, y1 + 1), box(h, cut, y0 - 1, x1 + 1, y1 + 1)}) {
-    Geometry piece(GEOSIntersection_r(h, g.get(), side.get()), GeometryDeleter{h});
+  // GEOS's rectangle clipping runs in linear time (a general overlay places each of thousands of holes one by one,
+  // far too slow for a tissue region with a hole per nucleus).
+  for (const auto& [left, right] : {std::pair<double, double>{x0 - 1, cut}, std::pair<double, double>{cut, x1 + 1}}) {
+    Geometry piece(GEOSClipByRect_r(h, g.get(), left, y0 - 1, right, y1 + 1), GeometryDeleter{h});
+    if (!piece) {  // rectangle clipping refuses some invalid input (a polygon too large to repair): the general overlay
+      Geometry side(GEOSGeom_createRectangle_r(h, left, y0 - 1, right, y1 + 1), GeometryDeleter{h});
+      piece.reset(GEOSIntersection_r(h, g.get(), side.get()));
+    }
     SPVIT_CHECK(piece != nullptr, "hole_free: GEOS could not cut a polygon (", impl_->context.last_error(), ")");
     std::vector<PolygonPart> pieces;
     collect_polygons(h, piece.get(), pieces);
+    make_valid(pieces);  // rectangle clipping may leave a ring touching itself
     for (const auto& p : pieces) {
       for (auto& ring : hole_free(p)) out.push_back(std::move(ring));
     }
@@ -202,6 +273,11 @@ RepairReport repair_invalid_polygons(AnnotationSet& set) {
   set.annotations = std::move(kept);
   set.repaired += report.repaired;
   set.skipped_invalid += report.dropped;
+  if (geometry.too_large() > 0) {
+    log::warn("annotations '{}': {} polygon(s) of more than {} vertices not checked for validity (GEOS would take "
+              "minutes): rasterised as drawn, by the crossing rule", set.source, geometry.too_large(),
+              PolygonGeometry::kRepairVertexLimit);
+  }
   if (report.repaired > 0) {
     log::warn("annotations '{}': {} invalid polygon(s) repaired with GEOS MakeValid, {} left without area and skipped "
               "(first: {})", set.source, report.repaired, report.dropped, report.first_problem);

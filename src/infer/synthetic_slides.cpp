@@ -37,7 +37,7 @@ SyntheticSlide write_synthetic_slide(const std::string& dir, const std::string& 
   tiff.finish();
   const auto scale = static_cast<double>(labels.factor());
   out.polygons = write_geojson(out.annotations, labels.image(), scale, data::synthetic_pathology_classes());
-  out.asap_annotations = write_asap_xml(out.asap, labels.image(), scale, data::synthetic_pathology_classes());
+  if (o.asap) out.asap_annotations = write_asap_xml(out.asap, labels.image(), scale, data::synthetic_pathology_classes());
   return out;
 }
 

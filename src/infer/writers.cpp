@@ -7,6 +7,7 @@
 
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/error.h"
+#include "spvit/core/logging.h"
 #include "spvit/data/polygon_geometry.h"
 #include "spvit/infer/writers.h"
 #include "spvit/train/class_colours.h"
@@ -136,7 +137,7 @@ int64_t write_geojson(const std::string& path, const cv::Mat& labels, double sca
 int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double scale,
                        const std::vector<std::string>& class_names, double epsilon, std::array<double, 2> origin,
                        const ClassColours& colours) {
-  int64_t annotations = 0;
+  int64_t annotations = 0, outlines_only = 0;
   data::PolygonGeometry geometry;
   write_file_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp);
@@ -146,7 +147,15 @@ int64_t write_asap_xml(const std::string& path, const cv::Mat& labels, double sc
       const std::string group = xml_escaped(class_names[c]);
       const std::string colour = hex_colour(class_colour(static_cast<int>(c), colours));
       for (const auto& part : class_polygons(labels, static_cast<int>(c), scale, epsilon, origin, geometry)) {
-        for (const auto& ring : geometry.hole_free(part)) {
+        std::vector<data::Ring> rings;
+        try {
+          rings = geometry.hole_free(part);
+        } catch (const Error& e) {  // a polygon too large to repair, which GEOS cannot cut: its outline only
+          rings = {part.exterior};
+          ++outlines_only;
+          if (outlines_only == 1) log::warn("ASAP XML '{}': {}; written as its outline, without holes", path, e.what());
+        }
+        for (const auto& ring : rings) {
           out << "\t\t<Annotation Name=\"Annotation " << annotations++ << "\" Type=\"Polygon\" PartOfGroup=\"" << group
               << "\" Color=\"" << colour << "\">\n\t\t\t<Coordinates>\n";
           for (size_t k = 0; k < ring.size(); ++k) {

@@ -15,6 +15,7 @@ struct SyntheticSlideOptions {
   uint64_t seed = 0;                    // the generator's seed: different seeds give different slides
   int64_t max_vector_side = 8192;       // class regions are vectorised on the label image reduced to this side
   int64_t feature_scale = 0;            // data::SyntheticOptions::feature_scale (0: the slide's longer side)
+  bool asap = true;                     // also write the ASAP XML
 };
 
 struct SyntheticSlide {
