@@ -7,6 +7,7 @@
 #include "spvit/data/annotations.h"
 #include "spvit/data/label_mask.h"
 #include "spvit/data/slide_dataset.h"
+#include "spvit/data/sources.h"
 
 namespace spvit::data {
 namespace {
@@ -20,12 +21,8 @@ void count_labels(const DataConfig& d, const ClassMap& classes, const torch::Ten
   const auto counts = torch::bincount(labels.flatten().add(1), {}, max_id + 2).to(torch::kFloat64);  // -1 -> 0
   const double total = static_cast<double>(std::max<int64_t>(1, labels.numel()));
   for (int64_t k = 0; k <= max_id; ++k) c.label_fractions.push_back(counts[k + 1].item<double>() / total);
-  c.label_names.assign(static_cast<size_t>(max_id + 1), "");
+  c.label_names = class_names_by_id(d, max_id + 1);
   c.label_names[0] = "background";
-  for (const auto& [name, value] : d.classes) {  // file order: the first name of an id
-    const auto id = classes.ids.at(name);
-    if (id >= 1 && c.label_names[static_cast<size_t>(id)].empty()) c.label_names[static_cast<size_t>(id)] = name;
-  }
   for (int64_t k = 1; k <= max_id; ++k) {
     if (c.label_names[static_cast<size_t>(k)].empty()) c.label_names[static_cast<size_t>(k)] = "label " + std::to_string(k);
   }

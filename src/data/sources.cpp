@@ -1,5 +1,8 @@
 #include "spvit/data/sources.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "spvit/build_info.h"
 #include "spvit/data/formats.h"
 #include "spvit/data/synthetic.h"
@@ -50,6 +53,16 @@ const Registry<DatasetSourceEntry>& dataset_sources() {
                   "annotations/ folders or a CSV manifest; regions of data.size at data.mpp",
         true, true, 2, true, open_slides}});
   return registry;
+}
+
+std::vector<std::string> class_names_by_id(const DataConfig& d, int64_t classes) {
+  std::vector<std::string> names(static_cast<size_t>(std::max<int64_t>(classes, 0)));
+  for (const auto& [name, value] : d.classes) {
+    if (value == "ignore") continue;
+    const int64_t id = std::atoll(value.c_str());
+    if (id >= 1 && id < classes && names[static_cast<size_t>(id)].empty()) names[static_cast<size_t>(id)] = name;
+  }
+  return names;
 }
 
 }  // namespace spvit::data

@@ -89,17 +89,10 @@ std::vector<std::string> class_names_of(const Config& config, int64_t classes) {
       classes == static_cast<int64_t>(data::synthetic_pathology_classes().size())) {
     return data::synthetic_pathology_classes();
   }
-  std::vector<std::string> names;
-  for (int64_t c = 0; c < classes; ++c) names.push_back(c == 0 ? "background" : "class_" + std::to_string(c));
-  if (d.source != "slides") return names;
-  std::vector<bool> named(static_cast<size_t>(classes), false);
-  for (const auto& [name, value] : d.classes) {  // data.classes in file order: the first name of an id wins
-    if (value == "ignore") continue;
-    const int64_t id = std::atoll(value.c_str());
-    if (id >= 1 && id < classes && !named[static_cast<size_t>(id)]) {
-      names[static_cast<size_t>(id)] = name;
-      named[static_cast<size_t>(id)] = true;
-    }
+  auto names = d.source == "slides" ? data::class_names_by_id(d, classes) : std::vector<std::string>(static_cast<size_t>(classes));
+  for (int64_t c = 0; c < classes; ++c) {
+    auto& name = names[static_cast<size_t>(c)];
+    if (name.empty()) name = c == 0 ? "background" : "class_" + std::to_string(c);
   }
   return names;
 }

@@ -2,11 +2,11 @@
 #include "spvit/train/class_colours.h"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "spvit/core/error.h"
 #include "spvit/data/annotations.h"
 #include "spvit/data/dataset.h"
+#include "spvit/data/sources.h"
 
 namespace spvit::train {
 namespace {
@@ -31,15 +31,12 @@ std::vector<std::array<uint8_t, 3>> class_colour_table(const DataConfig& d, int6
     }
     given.emplace_back(name, rgb);
   }
-  std::vector<bool> coloured(static_cast<size_t>(std::max<int64_t>(classes, 0)), false);
-  for (const auto& [name, value] : d.classes) {  // file order: the first coloured name of an id wins
-    if (value == "ignore") continue;
-    const int64_t id = std::atoll(value.c_str());
-    if (id < 1 || id >= classes || coloured[static_cast<size_t>(id)]) continue;
+  // An id is drawn in the colour of the name it is called by (data::class_names_by_id).
+  const auto names = data::class_names_by_id(d, classes);
+  for (int64_t id = 1; id < classes; ++id) {
+    const auto& name = names[static_cast<size_t>(id)];
     const auto it = std::find_if(given.begin(), given.end(), [&](const auto& g) { return g.first == name; });
-    if (it == given.end()) continue;
-    table[static_cast<size_t>(id)] = it->second;
-    coloured[static_cast<size_t>(id)] = true;
+    if (!name.empty() && it != given.end()) table[static_cast<size_t>(id)] = it->second;
   }
   return table;
 }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "spvit/core/config.h"
 #include "spvit/core/registry.h"
@@ -27,5 +28,10 @@ struct DatasetSourceEntry {
       open;
 };
 const Registry<DatasetSourceEntry>& dataset_sources();
+
+// The name of each label id 0..classes-1 as data.classes gives it (slides): the first name of that id in file order
+// ("" for 0 and for ids no name maps to; "ignore" entries have no id). The one rule for what a class is called —
+// in `spvit data check`, in `spvit infer`'s outputs — and which name's colour it is drawn in.
+std::vector<std::string> class_names_by_id(const DataConfig& data, int64_t classes);
 
 }  // namespace spvit::data

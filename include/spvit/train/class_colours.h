@@ -32,8 +32,8 @@ inline const std::array<uint8_t, 3>& class_colour_rgb(int64_t class_id) {
   return kClassColoursRgb[static_cast<size_t>(((class_id % n) + n) % n)];
 }
 
-// The colour of each class id 0..classes-1: for an id, the first name data.classes gives it (file order) that
-// data.class_colors colours, else the palette. Throws ConfigError for a data.class_colors entry that is not
+// The colour of each class id 0..classes-1: data.class_colors' colour of the name the id is called by (its first
+// name in data.classes, data::class_names_by_id), else the palette. Throws ConfigError for a data.class_colors entry that is not
 // "#rrggbb" or names a class data.classes does not.
 std::vector<std::array<uint8_t, 3>> class_colour_table(const DataConfig& data, int64_t classes);
 
