@@ -2,7 +2,8 @@
 // timed phase by phase (step_timing.h). Two ways to feed it:
 //   * a configuration (-c FILE, --set, default: the built-in one): the trainer's data and loader; prints the phase
 //     and collective tables, how fast the loader delivers on its own, and with --memory the step's peak memory
-//     next to docs/cluster.md's estimate;
+//     next to docs/cluster.md's estimate; with --loader-only just the loader: its rate and every rank's peak host
+//     memory (what a GPU run holds on the host besides the framework: the data pipeline);
 //   * --tokens N[,N...]: a synthetic square image of N P-sided patches per size and a ViT-B/16 + UNETR model by
 //     default (--dim, --depth, ... are shorthands for --set model.*), trained with cross-entropy and AdamW as
 //     benchmarks/pytorch_baseline.py does, for the side-by-side comparison; `--find-max` keeps doubling the side
@@ -37,7 +38,7 @@ struct BenchArgs {
   std::vector<std::string> overrides;
   std::vector<int64_t> tokens;  // synthetic mode when given
   int64_t steps = 10, warmup = 3, loader_batches = 8;
-  bool split = false, memory = false, find_max = false;
+  bool split = false, memory = false, find_max = false, loader_only = false;
   std::string out;
   std::vector<std::string> shorthands;  // --dim 768 -> "model.dim=768", in the order given
   std::string precision;                // --precision (synthetic runs: bf16 unless told otherwise); "" = the config's
@@ -290,9 +291,39 @@ class StepBench {
     report(r);
   }
 
+  // --loader-only: the trainer's loader on this rank's share, no model. Host memory per rank: the process's resident
+  // set after opening the data (slides, annotations, tissue masks) and its peak while the loader delivered.
+  int run_loader_only(const Config& c, const train::Datasets& datasets) {
+    const double opened = process_memory_bytes("VmRSS:");
+    const double delivered = loader_alone(datasets.train, c, *grid_, args_.loader_batches);
+    const double peak = process_memory_bytes("VmHWM:");
+    auto per_rank = torch::tensor({delivered, opened / 1048576.0, peak / 1048576.0}, torch::kFloat64);
+    auto& world = *grid_->world();
+    const auto all = dist::all_gather_rows(world, per_rank.view({1, 3}),
+                                           std::vector<int64_t>(static_cast<size_t>(world.size()), 1));
+    if (ctx_.world_rank != 0) return 0;
+    std::printf("bench step --loader-only: %s, grid %s (data x seq), %lld batches of %lld after one warm-up, %d "
+                "loader worker(s), prefetch %lld\n\n| rank | samples/s | resident after opening MiB | peak resident "
+                "MiB |\n|---|---|---|---|\n",
+                args_.config.empty() ? "built-in defaults" : args_.config.c_str(), grid_->shape().str().c_str(),
+                static_cast<long long>(args_.loader_batches), static_cast<long long>(c.train.batch_size),
+                static_cast<int>(c.data.workers), static_cast<long long>(c.data.prefetch));
+    const auto a = all.accessor<double, 2>();
+    nlohmann::json ranks = nlohmann::json::array();
+    for (int64_t r = 0; r < all.size(0); ++r) {
+      std::printf("| %lld | %.3f | %.0f | %.0f |\n", static_cast<long long>(r), a[r][0], a[r][1], a[r][2]);
+      ranks.push_back({{"samples_per_s", a[r][0]}, {"opened_mib", a[r][1]}, {"peak_mib", a[r][2]}});
+    }
+    std::printf("\n");
+    report({{"config", args_.config.empty() ? "built-in defaults" : args_.config}, {"loader_only", true},
+            {"grid", grid_->shape().str()}, {"ranks", ranks}});
+    return 0;
+  }
+
   int run_config() {
     const Config c = configure({});
     const auto datasets = train::open_datasets(c);
+    if (args_.loader_only) return run_loader_only(c, datasets);
     const double delivered = loader_alone(datasets.train, c, *timed_grid_, args_.loader_batches);
     auto parts = train::make_training_parts(c, *timed_grid_, datasets.train->num_classes());
     auto loader = train::make_loader(datasets.train, c, *timed_grid_, /*training=*/true);
@@ -390,12 +421,17 @@ void add_bench_command(CLI::App& app, AppContext& ctx) {
   cmd->add_option("--loader-batches", a->loader_batches, "batches the loader-alone rate is measured on")
       ->default_val(a->loader_batches)
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--loader-only", a->loader_only,
+                "with a configuration: only the trainer's loader (no model): samples/s and peak host memory per rank");
   cmd->add_flag("--split", a->split, "with --tokens: also time each phase (synchronises a GPU at every phase)");
   cmd->add_flag("--memory", a->memory, "the step's peak memory above the resident set before it (CPU)");
   cmd->add_flag("--find-max", a->find_max, "with --tokens: double the side after the last size until out of memory");
   cmd->add_option("--out", a->out, "append each JSON line to this file");
   cmd->callback([&ctx, a]() {
     if (a->tokens.empty() && a->find_max) SPVIT_THROW(ConfigError, "bench step: --find-max needs --tokens");
+    if (!a->tokens.empty() && a->loader_only) {
+      SPVIT_THROW(ConfigError, "bench step: --loader-only times a configuration's loader; --tokens has none");
+    }
     // Synthetic runs ask for bf16 unless told otherwise (the PyTorch baseline's precision).
     if (!a->tokens.empty() && a->precision.empty()) a->precision = "bf16";
     ctx.run = [&ctx, a]() { return StepBench(*a, ctx).run(); };

@@ -124,6 +124,7 @@ class EpochView : public Dataset {
   std::optional<Sample> read_scaled(int64_t index, const ScaledRegion& region) const override {
     return d_.read_scaled_epoch(index, epoch_, region);
   }
+  bool has_scaled_reads() const override { return d_.has_scaled_reads(); }
   std::string describe() const override { return d_.describe(); }
 
  private:

@@ -257,9 +257,16 @@ Sample read_layout_tokens(const Dataset& dataset, int64_t index, const AugmentDr
   out.id = "sample_" + std::to_string(index);
   const int64_t n = segment.end - segment.begin;
   const bool adaptive = patch::patchers().at(sampling.patcher.kind).adaptive;
-  if (segment.box_volume() > 0 && adaptive && !keep_box && !whole.image.defined() &&
+  if (segment.box_volume() > 0 && adaptive && !whole.image.defined() &&
       read_leaf_tokens(dataset, index, draw, *layout, *ts)) {
-    // Read leaf by leaf from a pyramid: this rank never holds its box at full resolution.
+    // Read leaf by leaf from a pyramid: this rank never holds its box at full resolution, unless asked to keep it
+    // (an evaluation overlay); the tokens are the leaf reads' all the same, as in training.
+    if (keep_box) {
+      Sample box = read_augmented(dataset, index, draw, out.region);
+      out.id = box.id;
+      out.image = model_image(box.image).contiguous();
+      out.mask = model_mask(box.mask).contiguous();
+    }
   } else if (segment.box_volume() > 0) {
     // The box of this rank's leaves: a view of the whole sample when it was read for planning, else read now.
     Sample box = whole.image.defined() ? crop(whole, out.region)
@@ -283,6 +290,16 @@ Sample read_layout_tokens(const Dataset& dataset, int64_t index, const AugmentDr
   }
   out.tokens = std::move(ts);
   return out;
+}
+
+std::optional<Sample> read_leaf(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                                const patch::PatchLayout& layout, int64_t t) {
+  if (layout.spatial_dims != 2) return std::nullopt;
+  const auto i = static_cast<size_t>(t);
+  const int64_t s = layout.side.at(i), x = layout.x[i], y = layout.y[i];
+  const auto full = dataset.spatial_shape(index);
+  if (s == 0 || x + s > full[1] || y + s > full[0]) return std::nullopt;
+  return read_scaled_augmented(dataset, index, draw, x, y, s, 1);
 }
 
 const TokenSample& token_sample(const Sample& sample) {

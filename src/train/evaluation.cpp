@@ -118,13 +118,26 @@ void evaluate_band(model::Segmenter& model, const data::Dataset& dataset, int64_
   }
 }
 
-// Layout tokens + tile decoder: each sequence rank decodes its tokens and pastes their tiles into its pixel box;
-// the pixels its leaves cover are counted (each pixel by exactly one rank).
+// Layout tokens + tile decoder: each sequence rank decodes its tokens and pastes their tiles into its pixel box (or
+// leaf by leaf, below); the pixels its leaves cover are counted (each pixel by exactly one rank).
 void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64_t i, const data::LayoutSampling& sampling,
                     const RunPrecision& precision, const dist::ProcessGrid& grid, const EvalOptions& options,
                     SegmentationCounts& total, std::string& write_error) {
   const auto dtype = precision.param_dtype;
-  const auto sample = data::read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/true);
+  // The rank's pixel box at full resolution is kept for an overlay, or where the dataset cannot read a leaf on its
+  // own; otherwise (slides) labels are read leaf by leaf, so a 65536² sample's box (gigapixels: its pasted logits
+  // alone would be K·4 bytes per pixel) is never held. Both count the same pixels the same way: each leaf's tile
+  // pasted on its own (patch::paste_range) against the leaf's labels.
+  const bool overlay = !options.overlay_dir.empty() && i < options.overlays;
+  bool leaf_reads = !overlay && dataset.has_scaled_reads();
+  auto sample = data::read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/!leaf_reads);
+  const auto* layout = data::token_sample(sample).layout.get();
+  const auto shape = dataset.spatial_shape(i);
+  if (leaf_reads && (layout->root_side != shape.at(0) || layout->root_side != shape.at(1))) {  // padded layout
+    sample = data::read_layout_tokens(dataset, i, data::AugmentDraw{}, data::token_sample(sample).layout, sampling,
+                                      /*keep_box=*/true);
+    leaf_reads = false;
+  }
   const auto& ts = data::token_sample(sample);
   const auto tiles =
       forward_tokens(model, ts, grid.seq(), grid.seq_size(), grid.seq_index(), precision).to(torch::kCPU);
@@ -132,14 +145,25 @@ void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64
   int64_t tile = 1;
   for (int d = 0; d < ts.layout->spatial_dims; ++d) tile *= ts.layout->patch;
   torch::Tensor labels, cover;
-  if (sample.mask.defined()) {
+  if (leaf_reads) {
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t t = ts.begin + k;
+      if (ts.layout->side[static_cast<size_t>(t)] == 0) continue;  // an empty slot covers no pixel
+      const auto leaf = data::read_leaf(dataset, i, data::AugmentDraw{}, *ts.layout, t);
+      SPVIT_CHECK(leaf.has_value(), "evaluation: leaf ", t, " of sample ", i, " cannot be read on its own");
+      const int64_t x = ts.layout->x[static_cast<size_t>(t)], y = ts.layout->y[static_cast<size_t>(t)];
+      const int64_t s = ts.layout->side[static_cast<size_t>(t)];
+      const auto logits = patch::paste_range(tiles[0][k].reshape({1, -1}), *ts.layout, t, t + 1, {x, y}, {x + s, y + s});
+      total.add(count_segmentation(logits.argmax(-1), data::model_mask(leaf->mask), K));
+    }
+  } else if (sample.mask.defined()) {
     auto logits = patch::paste_range(tiles[0].reshape({n, -1}), *ts.layout, ts.begin, ts.end, ts.lo, ts.hi);
     labels = logits.argmax(-1);
     cover = patch::paste_range(torch::ones({n, tile}, dtype), *ts.layout, ts.begin, ts.end, ts.lo,
                                ts.hi).select(-1, 0) > 0.5;
     total.add(count_segmentation(labels, sample.mask, K, cover));
   }
-  if (!options.overlay_dir.empty() && i < options.overlays) {
+  if (overlay) {
     const auto& full = sample.full_shape;
     auto full_pred = assemble(labels, cover, sample.region, full, {}, *grid.seq()).to(torch::kLong);
     auto full_mask = assemble(sample.mask, cover, sample.region, full, {}, *grid.seq()).to(torch::kLong);

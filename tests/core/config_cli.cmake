@@ -52,3 +52,12 @@ spvit_add_mpi_test(cli_bench_step_config NP 2
 set_tests_properties(cli_bench_step_config PROPERTIES
                      PASS_REGULAR_EXPRESSION
                      "\\*\\*step\\*\\*.*\\| all_gather \\| 4 \\|.*\\| reduce_scatter \\| 4 \\|.*\"split_ms\":{[^}]*\"encoder backward\"")
+
+# `spvit bench step --loader-only`: the trainer's loader alone, one row per rank (rate, resident set after opening the
+# data, peak), and no model step (no phase table).
+spvit_add_mpi_test(cli_bench_loader_only NP 2
+                   COMMAND ${SPVIT_BIN} bench step -c ${PROJECT_SOURCE_DIR}/configs/tiny-cpu.yaml --loader-only
+                   --loader-batches 2)
+set_tests_properties(cli_bench_loader_only PROPERTIES
+                     PASS_REGULAR_EXPRESSION "\\| 0 \\| [0-9.]+ \\| [0-9]+ \\| [0-9]+ \\|\n\\| 1 \\| [0-9.]+ \\| [0-9]+ \\| [0-9]+ \\|.*\"loader_only\":true"
+                     FAIL_REGULAR_EXPRESSION "\\*\\*step\\*\\*")

@@ -19,7 +19,11 @@
 #include "spvit/data/token_sampling.h"
 #include "spvit/infer/synthetic_slides.h"
 #include "spvit/infer/writers.h"
+#include "spvit/dist/process_grid.h"
+#include "spvit/model/segmenter.h"
 #include "spvit/train/class_colours.h"
+#include "spvit/train/config_check.h"
+#include "spvit/train/evaluation.h"
 
 namespace fs = std::filesystem;
 using namespace spvit;
@@ -514,6 +518,43 @@ TEST(SlideDataset, AdaptiveLayoutsArePlannedFromThePyramidAndReadLeafByLeaf) {
   }
   EXPECT_GT(small, 0) << "leaves smaller than P (enlarged) were tested";
   EXPECT_GT(large, 0) << "leaves larger than P (read from the pyramid) were tested";
+}
+
+// Evaluating adaptive layouts on slides reads labels leaf by leaf (never the rank's box at full resolution: a 65536²
+// sample's box is gigapixels) and counts exactly what the box path counts (the path an overlay still takes).
+TEST(SlideDataset, AdaptiveEvaluationReadsLeafByLeafAndCountsAsTheBox) {
+  const auto dir = temp_dir("adaptive_eval");
+  tissue_slide(dir + "/slides/s.tiff", 1024, 1024, 0, 5);
+  write_text(dir + "/annotations/s.geojson",
+             rectangles_geojson({{0, 0, 1024, 600, "Stroma"}, {300.5, 200.25, 517, 433, "Tumor"},
+                                 {40, 700, 90, 777.5, "Tumor"}}));
+  auto o = options_for(dir, 512, 2);
+  o.align = 128;
+  o.min_tissue = 0;
+  const SlideDataset ds(o);
+  const auto c = train::parse_checked_config(
+      "", {"model.decoder=tile", "model.pos_encoding=coords", "model.patch=8", "model.dim=16", "model.depth=1",
+           "model.heads=2", "grid.seq=1", "data.size=512", "data.patcher.kind=adaptive", "data.patcher.length=1024",
+           "data.patcher.min_side=4", "data.patcher.scorer=variance", "data.patcher.score_downsample=4"});
+  torch::manual_seed(3);
+  model::Segmenter model(model::SegmenterOptions::from_config(c.model, ds.num_classes()));
+  auto self = dist::ProcessGrid::create_self(60);
+  const int64_t reads = ds.reads();
+  const auto by_leaf = train::evaluate(model, ds, c, self);
+  EXPECT_EQ(ds.reads(), reads) << "leaf by leaf: no box read at full resolution";
+  train::EvalOptions with_overlays;
+  with_overlays.overlay_dir = dir + "/overlays";
+  with_overlays.overlays = 2;
+  const auto boxed = train::evaluate(model, ds, c, self, with_overlays);
+  EXPECT_GT(ds.reads(), reads) << "an overlay reads the box";
+  EXPECT_EQ(by_leaf.total, 2.0 * 512 * 512) << "every pixel counted once";
+  EXPECT_EQ(by_leaf.total, boxed.total);
+  EXPECT_EQ(by_leaf.correct, boxed.correct);
+  EXPECT_TRUE(torch::equal(by_leaf.tp, boxed.tp) && torch::equal(by_leaf.fp, boxed.fp) &&
+              torch::equal(by_leaf.fn, boxed.fn))
+      << by_leaf.tp << boxed.tp << by_leaf.fp << boxed.fp;
+  EXPECT_GT(by_leaf.tp.sum().item<double>(), 0.0);
+  EXPECT_GT((by_leaf.fp + by_leaf.fn).sum().item<double>(), 0.0) << "an untrained model: not a trivial count";
 }
 
 TEST(Tissue, PalePresetsKeepPaleTissueThatTheStandardOneMisses) {

@@ -89,6 +89,8 @@ class Dataset {
   // and their large leaves read without the full-resolution sample. nullopt where the dataset cannot (the caller
   // reads full resolution and reduces it itself).
   virtual std::optional<Sample> read_scaled(int64_t index, const ScaledRegion& region) const { return std::nullopt; }
+  // Whether read_scaled reads (true: never nullopt).
+  virtual bool has_scaled_reads() const { return false; }
   virtual std::optional<Sample> read_scaled_epoch(int64_t index, int64_t epoch, const ScaledRegion& region) const {
     return read_scaled(index, region);
   }

@@ -110,6 +110,7 @@ class SlideDataset : public Dataset {
     return read_scaled_epoch(index, 0, region);
   }
   std::optional<Sample> read_scaled_epoch(int64_t index, int64_t epoch, const ScaledRegion& region) const override;
+  bool has_scaled_reads() const override { return true; }
   std::string describe() const override;
   // The slide file name of sample `index` (as placed in epoch 0: validation regions are fixed).
   std::string sample_group(int64_t index) const override;

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "spvit/core/config.h"
@@ -52,11 +53,18 @@ Sample read_token_sample(const Dataset& dataset, int64_t index, const AugmentDra
 
 // The same for a layout already planned: this rank's tokens of `layout`. A dataset with scaled reads (slides;
 // Dataset::read_scaled) gives them leaf by leaf, each leaf of side s >= P read at scale s/P from its pyramid, so the
-// rank never holds its pixel box at full resolution (unless `keep_box`); other datasets read the box. `planned`: the
+// rank never holds its pixel box at full resolution (`keep_box` reads it besides, the tokens stay the leaf reads');
+// other datasets read the box. `planned`: the
 // whole sample when planning read it (plan_layout's `whole`), reused instead of read again.
 Sample read_layout_tokens(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
                           std::shared_ptr<const patch::PatchLayout> layout, const LayoutSampling& sampling,
                           bool keep_box = false, Sample* planned = nullptr);
+
+// Leaf `t` of `layout` (sample `index` augmented by `draw`) on its own at full resolution: image [s, s, C] and mask
+// [s, s] of a leaf of side s, from Dataset::read_scaled; nullopt where the dataset has no scaled reads or the leaf
+// is an empty slot or reaches into the layout's padding. For evaluating huge samples a leaf at a time.
+std::optional<Sample> read_leaf(const Dataset& dataset, int64_t index, const AugmentDraw& draw,
+                                const patch::PatchLayout& layout, int64_t t);
 
 // The TokenSample a sample carries; throws Error when it has none (a loader without LoaderOptions::tokens).
 const TokenSample& token_sample(const Sample& sample);
