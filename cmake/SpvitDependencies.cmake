@@ -1,4 +1,5 @@
-# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, nlohmann-json, HDF5, pugixml, GEOS. Optional (SPVIT_WITH_<X>): CUDA
+# Required: LibTorch, MPI, spdlog, CLI11, yaml-cpp, nlohmann-json, HDF5, pugixml, GEOS,
+# libnifti2. Optional (SPVIT_WITH_<X>): CUDA
 # (from LibTorch), NCCL, OpenCV, OpenSlide, libtiff.
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
@@ -10,6 +11,12 @@ find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(pugixml REQUIRED)  # ASAP XML annotations
 find_package(GEOS 3.10 REQUIRED)  # repairing invalid annotation polygons (MakeValid "structure" method)
 find_package(Threads REQUIRED)
+# NIfTI volumes (data.source: nifti, 3D inference). Debian's NIFTIConfig.cmake names a libznz path the package does
+# not install, so the header and libraries are found directly. libnifti2 (not libniftiio: the NIfTI-1-only library
+# exports the same symbols with other struct layouts).
+find_path(NIFTI_INCLUDE_DIR nifti2_io.h PATH_SUFFIXES nifti REQUIRED)
+find_library(NIFTI2_LIBRARY nifti2 REQUIRED)
+find_library(ZNZ_LIBRARY znz REQUIRED)
 
 # PyTorch 2.x wheels ship their own, newer {fmt} in torch/include. Those headers would shadow the system {fmt} that
 # the system spdlog was compiled against (spdlog then fails to compile: "basic_format_string is not a member of

@@ -13,6 +13,8 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libpugixml-dev                    # ASAP XML slide annotations
   libgeos-dev                       # repairing invalid annotation polygons
+  libnifti2-dev                     # NIfTI volumes (MSD / nnU-Net datasets, 3D label maps)
+  python3-nibabel                   # tests: NIfTI files checked against an independent reader
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

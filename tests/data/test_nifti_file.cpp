@@ -28,14 +28,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
+class NiftiTempDir {
  public:
-  explicit TempDir(const std::string& tag) {
+  explicit NiftiTempDir(const std::string& tag) {
     path_ = fs::temp_directory_path() / ("spvit_nifti_" + tag + "_" + std::to_string(::getpid()));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
-  ~TempDir() {
+  ~NiftiTempDir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
   }
@@ -79,7 +79,7 @@ struct PythonRun {
   std::string output;  // stdout and stderr
 };
 
-PythonRun run_python(const TempDir& dir, const std::string& script, const std::string& args) {
+PythonRun run_python(const NiftiTempDir& dir, const std::string& script, const std::string& args) {
   const std::string script_path = dir.file("script.py");
   std::ofstream(script_path) << script;
   PythonRun run;
@@ -91,7 +91,7 @@ PythonRun run_python(const TempDir& dir, const std::string& script, const std::s
   return run;
 }
 
-::testing::AssertionResult nibabel_available(const TempDir& dir) {
+::testing::AssertionResult nibabel_available(const NiftiTempDir& dir) {
   const PythonRun r = run_python(dir, "import nibabel, numpy\n", "");
   if (r.status == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "these tests need python3 with nibabel and numpy: apt-get install "
@@ -198,7 +198,7 @@ void expect_affine_near(const std::array<std::array<double, 4>, 4>& a, const std
 // ---- (a) our files, read by nibabel -------------------------------------------------------------------------------
 
 TEST(NiftiFile, ImagesAndLabelMapsWeWriteReadTheSameInNibabel) {
-  const TempDir dir("write");
+  const NiftiTempDir dir("write");
   ASSERT_TRUE(nibabel_available(dir));
   const NiftiHeader like = oblique_header();
   const std::vector<int64_t> image_shape{7, 6, 5, 4}, label_shape{7, 6, 5};
@@ -221,7 +221,7 @@ TEST(NiftiFile, ImagesAndLabelMapsWeWriteReadTheSameInNibabel) {
 }
 
 TEST(NiftiFile, LabelMapsTakeTheSmallestTypeThatHoldsThem) {
-  const TempDir dir("label_types");
+  const NiftiTempDir dir("label_types");
   ASSERT_TRUE(nibabel_available(dir));
   const NiftiHeader like = oblique_header();
   const std::vector<int64_t> shape{4, 3, 2};
@@ -244,7 +244,7 @@ TEST(NiftiFile, LabelMapsTakeTheSmallestTypeThatHoldsThem) {
 }
 
 TEST(NiftiFile, HeaderWeWriteReadsBackWithItsGeometry) {
-  const TempDir dir("header");
+  const NiftiTempDir dir("header");
   const NiftiHeader like = oblique_header();
   const std::vector<int64_t> shape{7, 6, 5, 4};
   const auto image = image_values(shape);
@@ -276,7 +276,7 @@ TEST(NiftiFile, HeaderWeWriteReadsBackWithItsGeometry) {
 }
 
 TEST(NiftiFile, NanAndInfinityInFloatImagesSurvive) {
-  const TempDir dir("nan");
+  const NiftiTempDir dir("nan");
   const std::vector<int64_t> shape{3, 2, 2};
   std::vector<float> v(count(shape), 1.5f);
   v[1] = std::nanf("");
@@ -376,7 +376,7 @@ std::vector<double> read_doubles(const std::string& path) {
 }
 
 TEST(NiftiFile, FilesNibabelWroteReadAsNibabelReadsThem) {
-  const TempDir dir("nibabel");
+  const NiftiTempDir dir("nibabel");
   ASSERT_TRUE(nibabel_available(dir));
   const PythonRun r = run_python(dir, kNibabelWrite, dir.path());
   ASSERT_EQ(r.status, 0) << r.output;
@@ -427,7 +427,7 @@ std::vector<float> crop(const std::vector<float>& whole, const std::vector<int64
 }
 
 TEST(NiftiFile, SlabsEqualTheWholeVolumeCropped) {
-  const TempDir dir("slabs");
+  const NiftiTempDir dir("slabs");
   const NiftiHeader like = oblique_header();
   // The large one spans several 8 MiB read chunks per slab.
   for (const std::vector<int64_t>& shape : {std::vector<int64_t>{7, 6, 5, 4}, std::vector<int64_t>{256, 200, 48}}) {
@@ -451,7 +451,7 @@ TEST(NiftiFile, SlabsEqualTheWholeVolumeCropped) {
 // ---- (d) errors ---------------------------------------------------------------------------------------------------
 
 TEST(NiftiFile, UnreadableFilesAreDataErrorsNamingThem) {
-  const TempDir dir("errors");
+  const NiftiTempDir dir("errors");
   const std::string missing = dir.file("missing.nii.gz");
   EXPECT_MENTIONS(thrown_message<DataError>([&] { read_nifti_header(missing); }), missing);
   EXPECT_MENTIONS(thrown_message<DataError>([&] { read_nifti(missing); }), "not found");
@@ -491,7 +491,7 @@ TEST(NiftiFile, UnreadableFilesAreDataErrorsNamingThem) {
 }
 
 TEST(NiftiFile, SlabsAndChannelsOutOfRangeAreDataErrorsNamingTheFile) {
-  const TempDir dir("range");
+  const NiftiTempDir dir("range");
   const std::vector<int64_t> shape{4, 3, 5, 2};
   const auto image = image_values(shape);
   const std::string path = dir.file("x.nii");
@@ -529,7 +529,7 @@ class FileSizeLimit {
 };
 
 TEST(NiftiFile, FailedWritesAreWriteErrorsThatLeaveTheOldFileAndNoTemporary) {
-  const TempDir dir("write_errors");
+  const NiftiTempDir dir("write_errors");
   const NiftiHeader like = oblique_header();
   const std::vector<int64_t> small{4, 3, 2}, big{128, 128, 16};
   const auto old_image = image_values(small);
@@ -574,7 +574,7 @@ TEST(NiftiFile, FailedWritesAreWriteErrorsThatLeaveTheOldFileAndNoTemporary) {
 }
 
 TEST(NiftiFile, BadShapesAreRejectedBeforeWriting) {
-  const TempDir dir("shapes");
+  const NiftiTempDir dir("shapes");
   const std::vector<float> v(64, 1.0f);
   for (const std::vector<int64_t>& shape : {std::vector<int64_t>{4, 4}, {2, 2, 2, 2, 2}, {4, 0, 4}, {40000, 1, 1}}) {
     EXPECT_MENTIONS(thrown_message<Error>([&] { write_nifti(dir.file("s.nii"), NiftiHeader{}, shape, v.data()); }),
