@@ -36,6 +36,37 @@ cv::Vec3b class_colour(int k, const ClassColours& colours) {  // RGB
   return {c[0], c[1], c[2]};
 }
 
+std::vector<RegionContours> region_contours(const cv::Mat& binary) {
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(binary, contours, cv::RETR_LIST, cv::CHAIN_APPROX_SIMPLE);
+  cv::Mat component;
+  cv::connectedComponents(binary, component, 8, CV_32S);
+  std::vector<RegionContours> out;
+  std::vector<size_t> holes;
+  std::vector<int> slot;  // component label -> index in out (-1: none yet)
+  for (size_t i = 0; i < contours.size(); ++i) {
+    const auto& c = contours[i];
+    // Suzuki's border following traces outer borders one way and hole borders the other (image y down: a hole's
+    // oriented area is positive); a zero-area border (a one-pixel-wide region) is always an outer one.
+    if (cv::contourArea(c, true) > 0) {
+      holes.push_back(i);
+      continue;
+    }
+    const int label = component.at<int>(c[0]);
+    if (static_cast<size_t>(label) >= slot.size()) slot.resize(static_cast<size_t>(label) + 1, -1);
+    slot[static_cast<size_t>(label)] = static_cast<int>(out.size());
+    out.push_back({c, {}});
+  }
+  // A hole's border runs through pixels of the region around it: their component names its outer border.
+  for (size_t i : holes) {
+    const int label = component.at<int>(contours[i][0]);
+    const int r = static_cast<size_t>(label) < slot.size() ? slot[static_cast<size_t>(label)] : -1;
+    SPVIT_CHECK(r >= 0, "vectorising labels: a hole border with no outer border around it");
+    out[static_cast<size_t>(r)].holes.push_back(contours[i]);
+  }
+  return out;
+}
+
 namespace {
 
 // The regions of class `c` in `labels` as valid polygons in output coordinates: OpenCV contours with their holes,
@@ -46,9 +77,6 @@ std::vector<data::PolygonPart> class_polygons(const cv::Mat& labels, int c, doub
   std::vector<data::PolygonPart> parts;
   cv::Mat binary = labels == c;
   if (cv::countNonZero(binary) == 0) return parts;
-  std::vector<std::vector<cv::Point>> contours;
-  std::vector<cv::Vec4i> hierarchy;
-  cv::findContours(binary, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_SIMPLE);
   auto ring = [&](const std::vector<cv::Point>& contour) {
     std::vector<cv::Point> simple;
     cv::approxPolyDP(contour, simple, epsilon, true);
@@ -57,13 +85,12 @@ std::vector<data::PolygonPart> class_polygons(const cv::Mat& labels, int c, doub
     for (const auto& p : simple) r.push_back({p.x * scale - origin[0], p.y * scale - origin[1]});
     return r;
   };
-  for (size_t i = 0; i < contours.size(); ++i) {
-    if (hierarchy[i][3] >= 0) continue;  // a hole: taken with its outer ring
+  for (const auto& region : region_contours(binary)) {
     data::PolygonPart part;
-    part.exterior = ring(contours[i]);
+    part.exterior = ring(region.outer);
     if (part.exterior.empty()) continue;
-    for (int h = hierarchy[i][2]; h >= 0; h = hierarchy[static_cast<size_t>(h)][0]) {
-      auto hole = ring(contours[static_cast<size_t>(h)]);
+    for (const auto& h : region.holes) {
+      auto hole = ring(h);
       if (!hole.empty()) part.holes.push_back(std::move(hole));
     }
     parts.push_back(std::move(part));

@@ -11,7 +11,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <map>
 #include <random>
+#include <set>
 
 #include "infer_test_util.h"
 #include "test_support.h"
@@ -398,4 +400,47 @@ TEST(Writers, OverlayPngAndReducedLabels) {
   ASSERT_EQ(back.cols, 500);
   ASSERT_EQ(back.rows, 150);
   EXPECT_NE(back.at<cv::Vec3b>(75, 250), back.at<cv::Vec3b>(10, 10));  // coloured inside the class-2 box only
+}
+
+// region_contours (RETR_LIST borders grouped by orientation and connected component, linear in the contours) gives
+// exactly RETR_CCOMP's regions: the same outer borders, each with the same holes, on random images with regions
+// inside holes inside regions, one-pixel regions and one-pixel holes.
+TEST(Writers, RegionContoursEqualOpenCvTwoLevelHierarchy) {
+  using Key = std::vector<int>;
+  auto key = [](const std::vector<cv::Point>& c) {
+    Key k;
+    for (const auto& p : c) k.insert(k.end(), {p.x, p.y});
+    return k;
+  };
+  for (int seed : {1, 2, 3, 4}) {
+    std::mt19937 g(static_cast<unsigned>(seed));
+    const int n = seed % 2 ? 300 : 517;
+    cv::Mat m(n, n, CV_8U, cv::Scalar(0));
+    for (int i = 0; i < 40 * n; ++i) {
+      const cv::Point centre(static_cast<int>(g() % n), static_cast<int>(g() % n));
+      if (i % 3) m.at<uchar>(centre) = (g() % 2) ? 255 : 0;  // single pixels and single-pixel holes
+      else cv::circle(m, centre, static_cast<int>(g() % 14), (g() % 2) ? 255 : 0, -1);
+    }
+    std::vector<std::vector<cv::Point>> contours;
+    std::vector<cv::Vec4i> hierarchy;
+    cv::findContours(m, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_SIMPLE);
+    std::map<Key, std::set<Key>> expected;
+    for (size_t i = 0; i < contours.size(); ++i) {
+      if (hierarchy[i][3] >= 0) continue;
+      auto& holes = expected[key(contours[i])];
+      for (int h = hierarchy[i][2]; h >= 0; h = hierarchy[static_cast<size_t>(h)][0]) {
+        holes.insert(key(contours[static_cast<size_t>(h)]));
+      }
+    }
+    std::map<Key, std::set<Key>> got;
+    int64_t holes = 0;
+    for (const auto& r : region_contours(m)) {
+      auto& set = got[key(r.outer)];
+      for (const auto& h : r.holes) set.insert(key(h));
+      holes += static_cast<int64_t>(r.holes.size());
+    }
+    EXPECT_EQ(got, expected) << "seed " << seed;
+    EXPECT_GT(expected.size(), 100u);
+    EXPECT_GT(holes, 50) << "the images have holes";
+  }
 }
