@@ -5,6 +5,7 @@
 
 #include "spvit/build_info.h"
 #include "spvit/data/formats.h"
+#include "spvit/data/nifti_dataset.h"
 #include "spvit/data/synthetic.h"
 #if SPVIT_HAVE_INFER
 #include "spvit/data/slide_dataset.h"
@@ -34,6 +35,13 @@ std::shared_ptr<Dataset> open_slides(const DataConfig& d, const std::string& pat
 #endif
 }
 
+std::shared_ptr<Dataset> open_nifti(const DataConfig& d, const std::string& path, const std::string& split,
+                                    int64_t count, uint64_t seed) {
+  auto options = NiftiDatasetOptions::from_config(d, path, split, count, seed);
+  if (options.cases.empty() && split != "train") return nullptr;
+  return std::make_shared<NiftiDataset>(std::move(options));
+}
+
 }  // namespace
 
 const Registry<DatasetSourceEntry>& dataset_sources() {
@@ -51,7 +59,10 @@ const Registry<DatasetSourceEntry>& dataset_sources() {
         }},
        {"slides", "whole-slide images (OpenSlide) with QuPath GeoJSON / ASAP XML annotations: slides/ + "
                   "annotations/ folders or a CSV manifest; regions of data.size at data.mpp",
-        true, true, 2, true, open_slides}});
+        true, true, 2, true, open_slides},
+       {"nifti", "3-D NIfTI volumes in a Medical Segmentation Decathlon or nnU-Net v2 dataset folder (dataset.json); "
+                 "data.size³ crops of the cases of data.fold",
+        true, false, 3, true, open_nifti}});
   return registry;
 }
 

@@ -134,6 +134,8 @@ struct DataConfig {
   double min_tissue = 0.25;          // fraction of a sample's area that must be tissue
   std::string sampling = "tissue";   // tissue (uniform over tissue) or balanced (each class equally often)
   std::string cache_dir;             // tissue masks are cached here ("" = <train.out_dir>/cache)
+  // NIfTI volumes (source: nifti; docs/data.md, "Volumes"): samples are data.size³ crops of the cases of one fold.
+  int64_t fold = 0;                  // splits_final.json's fold, else fold k of 5 over the sorted cases
   PatcherConfig patcher;
   template <class V>
   void visit(V& v) {
@@ -161,7 +163,9 @@ struct DataConfig {
     v.choice("tissue", tissue, {"standard", "pale", "ihc", "none"});
     v.field("min_tissue", min_tissue, Range<double>{0.0, 1.0}, "slides: tissue fraction a sample needs");
     v.choice("sampling", sampling, {"tissue", "balanced"});
-    v.field("cache_dir", cache_dir, Range<std::string>{}, "slides: tissue mask cache (\"\": <train.out_dir>/cache)");
+    v.field("cache_dir", cache_dir, Range<std::string>{},
+            "slides: tissue mask cache, nifti: intensity statistics (\"\": <train.out_dir>/cache)");
+    v.field("fold", fold, Range<int64_t>{0, 1000}, "nifti: the cross-validation fold (splits_final.json or 5 folds)");
     v.section("patcher", patcher);
   }
 };
