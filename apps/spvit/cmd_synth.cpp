@@ -1,9 +1,7 @@
 // `spvit synth`: writes a synthetic dataset (pathology-like 2D or MRI-like 3D) to an HDF5 file or an image folder,
 // or (--format slides) pyramidal whole-slide TIFFs with QuPath GeoJSON and ASAP XML annotations, so that training, evaluation and
 // other tools can be tried on files without real data.
-#include <cmath>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "app_context.h"
 #include "spvit/build_info.h"
@@ -11,7 +9,7 @@
 #include "spvit/core/error.h"
 #include "spvit/core/timer.h"
 #include "spvit/data/formats.h"
-#include "spvit/data/nifti_file.h"
+#include "spvit/data/synthetic_nifti.h"
 #include "spvit/data/synthetic.h"
 #if SPVIT_HAVE_INFER
 #include "spvit/infer/synthetic_slides.h"
@@ -87,107 +85,29 @@ int run_synth_slides(const SynthArgs& args, int rank) {
 #endif
 }
 
-// A scanner-like voxel-to-world matrix: LPS-flipped axes (x and y negative, as DICOM converters write), a 7° turn
-// about the slice axis and an origin off the centre, with `spacing` mm per voxel.
-data::NiftiHeader scanner_geometry(const std::vector<double>& spacing) {
-  data::NiftiHeader h;
-  const double a = 7.0 * 3.14159265358979 / 180.0, c = std::cos(a), s = std::sin(a);
-  h.affine = {{{-c * spacing[0], s * spacing[1], 0, 91.5},
-               {-s * spacing[0], -c * spacing[1], 0, 126.25},
-               {0, 0, spacing[2], -72.0},
-               {0, 0, 0, 1}}};
-  h.sform_code = h.qform_code = 1;
-  h.spacing = {spacing[0], spacing[1], spacing[2]};
-  return h;
-}
-
-// --format nifti: synthetic MRI-like cases in nnU-Net v2's layout (dataset.json, imagesTr/CASE_000c.nii.gz,
-// labelsTr/CASE.nii.gz) or the Medical Segmentation Decathlon's (dataset.json with a training list, one 4-D file per
-// case); the last --val cases go to imagesTs/ + labelsTs/ (held out: not in dataset.json's training cases).
-// Channel 0 is FLAIR-like (the generator's), channel 1 T1-like (tissue bright, edema dark, the tumour core bright).
+// --format nifti: data::write_synthetic_nifti (data/synthetic_nifti.h).
 int run_synth_nifti(const SynthArgs& args, int rank) {
   if (args.kind != "mri") SPVIT_THROW(ConfigError, "--format nifti writes MRI-like volumes: add --kind mri");
   if (args.spacing.size() != 3) SPVIT_THROW(ConfigError, "--spacing takes 3 values (mm along i, j, k)");
-  if (args.channels < 1 || args.channels > 2) SPVIT_THROW(ConfigError, "--channels must be 1 or 2");
-  if (args.val < 0 || args.val >= args.count) {
-    SPVIT_THROW(ConfigError, "--val ", args.val, " must leave at least one training case of --count ", args.count);
-  }
-  data::SyntheticOptions o;
-  o.spatial_dims = 3;
-  o.count = args.count;
-  o.seed = args.seed;
+  data::SyntheticNiftiOptions o;
   if (args.size.size() == 1) o.shape.assign(3, args.size[0]);
   else if (args.size.size() == 3) o.shape = args.size;
   else SPVIT_THROW(ConfigError, "--size takes 1 or 3 values (D H W) for --format nifti, got ", args.size.size());
+  o.layout = args.layout;
+  o.count = args.count;
+  o.held_out = args.val;
+  o.channels = args.channels;
+  o.spacing = {args.spacing[0], args.spacing[1], args.spacing[2]};
+  o.seed = args.seed;
   if (rank != 0) return 0;
   Stopwatch watch;
-  const auto dataset = data::make_synthetic_mri(o);
-  const auto geometry = scanner_geometry(args.spacing);
-  const bool msd = args.layout == "msd";
-  const std::vector<int64_t> shape3{o.shape[2], o.shape[1], o.shape[0]};  // file order i, j, k
-  nlohmann::json training = nlohmann::json::array(), test = nlohmann::json::array();
-  for (int64_t i = 0; i < args.count; ++i) {
-    const bool held_out = i >= args.count - args.val;
-    char name[32];
-    std::snprintf(name, sizeof name, "case_%03lld", static_cast<long long>(i));
-    const auto sample = dataset->read(i);
-    auto flair = sample.image.select(-1, 0).contiguous();                        // [D, H, W]
-    std::vector<torch::Tensor> channels{flair};
-    if (args.channels == 2) {
-      const auto m = sample.mask;
-      auto t1 = torch::where(m.eq(2), 0.35 * flair, torch::where(m.eq(3), 1.15 * flair, 1.1 - flair));
-      channels.push_back(torch::where(m.eq(0), flair * 0.2, t1).contiguous());
-    }
-    const auto labels = sample.mask.to(torch::kUInt8).contiguous();
-    const std::string images = std::string(held_out ? "imagesTs" : "imagesTr") + "/";
-    const std::string label_file = std::string(held_out ? "labelsTs" : "labelsTr") + "/" + name + ".nii.gz";
-    data::write_nifti_labels(args.out + "/" + label_file, geometry, shape3, labels.data_ptr<uint8_t>());
-    if (msd) {  // one 4-D file, channels on the 4th axis
-      const auto all = torch::stack(channels).to(torch::kFloat32).contiguous();
-      auto shape4 = shape3;
-      shape4.push_back(args.channels);
-      data::write_nifti(args.out + "/" + images + name + ".nii.gz", geometry, shape4, all.data_ptr<float>());
-      nlohmann::json entry = {{"image", "./" + images + name + ".nii.gz"}, {"label", "./" + label_file}};
-      (held_out ? test : training).push_back(held_out ? nlohmann::json("./" + images + name + ".nii.gz") : entry);
-    } else {
-      for (size_t c = 0; c < channels.size(); ++c) {
-        char suffix[16];
-        std::snprintf(suffix, sizeof suffix, "_%04zu", c);
-        const auto v = channels[c].to(torch::kFloat32).contiguous();
-        data::write_nifti(args.out + "/" + images + name + suffix + ".nii.gz", geometry, shape3, v.data_ptr<float>());
-      }
-    }
-  }
-  const auto classes = data::synthetic_mri_classes();
-  const std::vector<std::string> contrasts{"FLAIR", "T1w"};
-  nlohmann::json description;
-  description["name"] = "spvit synthetic MRI";
-  description["description"] = "spvit synth --format nifti: MRI-like head volumes with a tumour (edema, core)";
-  nlohmann::json labels = nlohmann::json::object(), channel_names = nlohmann::json::object();
-  for (int64_t c = 0; c < args.channels; ++c) channel_names[std::to_string(c)] = contrasts[static_cast<size_t>(c)];
-  if (msd) {
-    for (size_t k = 0; k < classes.size(); ++k) labels[std::to_string(k)] = classes[k];
-    description["modality"] = channel_names;
-    description["labels"] = labels;
-    description["numTraining"] = training.size();
-    description["numTest"] = test.size();
-    description["training"] = training;
-    description["test"] = test;
-    description["tensorImageSize"] = args.channels > 1 ? "4D" : "3D";
-  } else {
-    for (size_t k = 0; k < classes.size(); ++k) labels[classes[k]] = k;
-    description["channel_names"] = channel_names;
-    description["labels"] = labels;
-    description["numTraining"] = args.count - args.val;
-    description["file_ending"] = ".nii.gz";
-  }
-  write_text_atomically(args.out + "/dataset.json", description.dump(2) + "\n");
+  data::write_synthetic_nifti(args.out, o);
   std::printf("wrote %lld synthetic MRI case(s) of %s voxels (D H W), %lld channel(s), spacing %g x %g x %g mm, in the "
               "%s layout to '%s' (%lld held out in imagesTs/, labelsTs/) in %.2f s\n",
-              static_cast<long long>(args.count), data::shape_string(o.shape).c_str(),
-              static_cast<long long>(args.channels), args.spacing[0], args.spacing[1], args.spacing[2],
-              msd ? "Medical Segmentation Decathlon" : "nnU-Net v2", args.out.c_str(), static_cast<long long>(args.val),
-              watch.seconds());
+              static_cast<long long>(o.count), data::shape_string(o.shape).c_str(), static_cast<long long>(o.channels),
+              o.spacing[0], o.spacing[1], o.spacing[2],
+              o.layout == "msd" ? "Medical Segmentation Decathlon" : "nnU-Net v2", args.out.c_str(),
+              static_cast<long long>(o.held_out), watch.seconds());
   return 0;
 }
 

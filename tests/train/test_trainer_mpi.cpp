@@ -10,6 +10,7 @@
 #if SPVIT_HAVE_INFER
 #include "spvit/infer/synthetic_slides.h"
 #endif
+#include "spvit/data/synthetic_nifti.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/config_check.h"
@@ -108,6 +109,25 @@ TEST(Trainer, SlidesSequenceParallelRunEqualsSingleProcessRun) {
   if (grid.world_rank() == 0) std::filesystem::remove_all(dir);
 }
 #endif
+
+// NIfTI volumes (data.source: nifti, MSD layout with 2 channels in one 4-D .nii.gz): each rank reading only its
+// slab of k (decompressing up to it) equals one process reading whole crops.
+TEST(Trainer, NiftiSequenceParallelRunEqualsSingleProcessRun) {
+  const auto& grid = testing::test_grid();
+  const std::string dir = shared_temp_dir(grid, "spvit_nifti_eq_");
+  if (grid.world_rank() == 0) {
+    data::SyntheticNiftiOptions o;
+    o.layout = "msd";
+    o.shape = {20, 24, 22};  // smaller and larger than the 16³ crops
+    o.count = 6;
+    o.channels = 2;
+    data::write_synthetic_nifti(dir, o);
+  }
+  grid.world()->barrier()->wait();
+  check_sequence_parallel_equals_single_process({"data.source=nifti", "data.path=" + dir, "data.size=16",
+                                                 "model.spatial_dims=3", "model.channels=2", "data.val_samples=0"});
+  if (grid.world_rank() == 0) std::filesystem::remove_all(dir);
+}
 
 TEST(Trainer, ResumeContinuesBitExactly) {
   const auto& grid = testing::test_grid();
