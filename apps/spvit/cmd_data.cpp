@@ -1,6 +1,6 @@
-// `spvit data check --config X`: opens every slide and annotation of a slide dataset and reports counts, class pixel
-// fractions, resolution and every problem before a long run (docs/data.md, "Checking a slide dataset"). Exits 2
-// when it finds a problem.
+// `spvit data check --config X`: opens every slide and annotation of a slide dataset, or every case of a NIfTI
+// dataset, and reports counts, class pixel fractions, resolution / spacing and every problem before a long run
+// (docs/data.md, "Checking a slide dataset", "Volumes"). Exits 2 when it finds a problem.
 #include <cstdio>
 #include <filesystem>
 
@@ -8,6 +8,7 @@
 #include "spvit/build_info.h"
 #include "spvit/core/error.h"
 #include "spvit/core/exit_codes.h"
+#include "spvit/data/nifti_dataset.h"
 #include "spvit/train/config_check.h"
 #if SPVIT_HAVE_INFER
 #include "spvit/data/slide_check.h"
@@ -69,11 +70,56 @@ void print_slide(const data::SlideCheck& c, const DataConfig& d) {
 }
 #endif
 
+// NIfTI datasets: one line per case (shape, spacing, label fractions) and its problems, then the normalisation.
+int check_nifti(const Config& config) {
+  const auto& d = config.data;
+  const std::string cache = d.cache_dir.empty() ? config.train.out_dir + "/cache" : d.cache_dir;
+  const auto report = data::check_nifti_dataset(d, cache);
+  const auto& info = report.info;
+  std::string channels, labels;
+  for (const auto& c : info.channel_names) channels += (channels.empty() ? "" : ", ") + c;
+  for (const auto& [name, value] : info.labels) labels += (labels.empty() ? "" : ", ") + name + " " + std::to_string(value);
+  std::printf("NIfTI dataset (%s layout): data.path = %s, fold %lld; channels: %s; labels: %s\n",
+              info.layout == "msd" ? "Medical Segmentation Decathlon" : "nnU-Net v2", d.path.c_str(),
+              static_cast<long long>(d.fold), channels.c_str(), labels.c_str());
+  int64_t train = 0, val = 0;
+  for (const auto& c : report.cases) {
+    (c.split == "train" ? train : val) += 1;
+    std::printf("[%s] %s:", c.split.c_str(), c.name.c_str());
+    if (!c.shape.empty()) {
+      int64_t voxels = 0;
+      for (const auto& [label, n] : c.label_counts) voxels += n;
+      std::printf(" %lldx%lldx%lld voxels (i j k), %.4g x %.4g x %.4g mm;", static_cast<long long>(c.shape[0]),
+                  static_cast<long long>(c.shape[1]), static_cast<long long>(c.shape[2]), c.spacing[0], c.spacing[1],
+                  c.spacing[2]);
+      for (const auto& [label, n] : c.label_counts) {
+        std::string name = std::to_string(label);
+        for (const auto& [l, v] : info.labels) if (v == label) name = l;
+        std::printf(" %s %.2f%%", name.c_str(), 100.0 * static_cast<double>(n) / static_cast<double>(voxels));
+      }
+    }
+    std::printf("\n");
+    for (const auto& p : c.problems) std::printf("    PROBLEM: %s\n", p.c_str());
+  }
+  for (const auto& p : report.problems) std::printf("PROBLEM: %s\n", p.c_str());
+  for (size_t ch = 0; ch < report.normalization.channels.size(); ++ch) {
+    const auto& n = report.normalization.channels[ch];
+    std::printf("normalisation of channel %zu (%s): %s", ch, info.channel_names[ch].c_str(), n.scheme.c_str());
+    if (n.scheme == "ct") std::printf(" (clip %.6g..%.6g, mean %.6g, std %.6g)", n.low, n.high, n.mean, n.std);
+    if (n.scheme == "zscore") std::printf(" (per case)");
+    std::printf("\n");
+  }
+  const auto problems = report.problem_count();
+  std::printf("%lld train case(s), %lld validation case(s): %lld problem(s)\n", static_cast<long long>(train),
+              static_cast<long long>(val), static_cast<long long>(problems));
+  return problems == 0 ? exit_code::kOk : exit_code::kConfigError;
+}
+
 void add_data_command(CLI::App& app, AppContext& ctx) {
   auto* data = app.add_subcommand("data", "Inspect training data");
   data->require_subcommand(1);
-  auto* check = data->add_subcommand("check", "Open every slide and annotation of the configured slide dataset and "
-                                              "report counts, class fractions, resolution and problems");
+  auto* check = data->add_subcommand("check", "Open every slide and annotation (or NIfTI case) of the configured "
+                                              "dataset and report counts, class fractions, resolution and problems");
   auto path = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
   check->add_option("--config,-c", *path, "YAML configuration file")->required();
@@ -82,9 +128,10 @@ void add_data_command(CLI::App& app, AppContext& ctx) {
     ctx.run = [&ctx, path, overrides]() {
       const Config config = train::load_checked_config(*path, *overrides);
       const auto& d = config.data;
+      if (d.source == "nifti") return ctx.world_rank == 0 ? check_nifti(config) : 0;
       if (d.source != "slides") {
-        SPVIT_THROW(ConfigError, "spvit data check reads slide datasets (data.source: slides); '", *path,
-                    "' has data.source = ", d.source);
+        SPVIT_THROW(ConfigError, "spvit data check reads slide and NIfTI datasets (data.source: slides, nifti); '",
+                    *path, "' has data.source = ", d.source);
       }
 #if SPVIT_HAVE_INFER
       if (ctx.world_rank != 0) return 0;

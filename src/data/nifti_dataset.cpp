@@ -87,6 +87,7 @@ struct NiftiDataset::CaseState {
   std::array<int64_t, 3> shape{};      // tensor order: k, j, i
   std::vector<double> mean, std;       // per channel, over the case's voxels
   std::map<int64_t, std::vector<std::array<int64_t, 3>>> foreground;  // class -> positions (k, j, i)
+  std::map<int64_t, int64_t> label_counts;  // label value -> voxels
   mutable std::atomic<int64_t> voxels_read{0};
 };
 
@@ -107,9 +108,11 @@ nlohmann::json case_statistics(const NiftiCase& c, const NiftiDatasetInfo& info)
       SPVIT_THROW(DataError, "case '", c.name, "': label file '", c.label, "' holds the value ", v,
                   ", which dataset.json's labels do not list");
     }
-    if (l > 0) ++counts[l];
+    ++counts[l];
   }
+  for (const auto& [label, n] : counts) j["counts"][std::to_string(label)] = n;
   for (const auto& [label, n] : counts) {
+    if (label == 0) continue;
     const int64_t stride = std::max<int64_t>(1, (n + kForegroundPositions - 1) / kForegroundPositions);
     nlohmann::json positions = nlohmann::json::array();
     int64_t seen = 0;
@@ -173,7 +176,7 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
     std::snprintf(sp, sizeof sp, "%.4g x %.4g x %.4g", h.spacing[0], h.spacing[1], h.spacing[2]);
     spacings.push_back(sp);
     // Per-case statistics, cached under a key of the case's files.
-    uint64_t key = hash_key({0x5a11u});
+    uint64_t key = hash_key({0x5a12u});  // bump when the statistics change
     for (const auto& f : c.images) key = hash_key({key, file_key(f)});
     key = hash_key({key, file_key(c.label)});
     const std::string cache_file = cache.empty() ? "" : cache + "/" + c.name + "-" + hex(key) + ".json";
@@ -184,6 +187,9 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
     }
     st->mean = (*stats)["mean"].get<std::vector<double>>();
     st->std = (*stats)["std"].get<std::vector<double>>();
+    if (stats->contains("counts")) {
+      for (const auto& [label, n] : (*stats)["counts"].items()) st->label_counts[std::stoll(label)] = n.get<int64_t>();
+    }
     if (stats->contains("foreground")) {
       for (const auto& [label, positions] : (*stats)["foreground"].items()) {
         auto& out = st->foreground[std::stoll(label)];
@@ -227,6 +233,10 @@ NiftiDataset::~NiftiDataset() = default;
 
 const NiftiHeader& NiftiDataset::header(int64_t case_index) const {
   return cases_.at(static_cast<size_t>(case_index))->header;
+}
+
+std::map<int64_t, int64_t> NiftiDataset::label_counts(int64_t case_index) const {
+  return cases_.at(static_cast<size_t>(case_index))->label_counts;
 }
 
 int64_t NiftiDataset::voxels_read() const {

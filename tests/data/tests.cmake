@@ -43,6 +43,29 @@ if(TARGET spvit_data)
     set_tests_properties(cli_data_check_unknown_class cli_data_check_finer_mpp cli_data_check_ok cli_data_check_asap PROPERTIES
                          FIXTURES_REQUIRED synth_slides)
   endif()
+  # NIfTI: `spvit synth --format nifti` (nnU-Net v2 layout, 2 channels, anisotropic spacing) and `spvit data check`
+  # on it; a label value dataset.json does not list (case_002's label replaced by a file holding 9) is a problem
+  # naming the case, exit 2.
+  spvit_add_mpi_test(cli_synth_nifti NP 1 COMMAND $<TARGET_FILE:spvit> synth --kind mri --format nifti --count 5
+                     --val 1 --size 24 32 32 --channels 2 --out ${_synth_out}_nifti)
+  set_tests_properties(cli_synth_nifti PROPERTIES FIXTURES_SETUP synth_nifti PASS_REGULAR_EXPRESSION
+                       "wrote 5 synthetic MRI case\\(s\\) of 24x32x32 voxels.*2 channel\\(s\\), spacing 0.9 x 0.9 x 2.5 mm, in the nnU-Net v2 layout")
+  set(_check_nifti ${SPVIT_BIN} data check --config ${PROJECT_SOURCE_DIR}/configs/unetr-3d-volume.yaml
+                   --set data.source=nifti --set data.path=${_synth_out}_nifti --set model.channels=2
+                   --set train.out_dir=${_synth_out}_nifti_check)
+  spvit_add_mpi_test(cli_data_check_nifti NP 1 COMMAND ${_check_nifti})
+  set_tests_properties(cli_data_check_nifti PROPERTIES FIXTURES_REQUIRED synth_nifti PASS_REGULAR_EXPRESSION
+                       "\\[train\\] case_001: 32x32x24 voxels \\(i j k\\), 0.9 x 0.9 x 2.5 mm; background [0-9.]+% edema.*normalisation of channel 1 \\(T1w\\): zscore.*3 train case\\(s\\), 1 validation case\\(s\\): 0 problem")
+  spvit_add_failure_test(cli_data_check_nifti_bad_label NP 1
+                         REGEX "case_002.*holds the value 9, which dataset.json's labels do not list.*1 problem"
+                         COMMAND ${_check_nifti} --set data.path=${_synth_out}_nifti_bad)
+  add_test(NAME cli_nifti_bad_fixture COMMAND ${CMAKE_COMMAND} -E copy_directory ${_synth_out}_nifti ${_synth_out}_nifti_bad)
+  # python3-nibabel (scripts/install-deps.sh) writes the bad label: case_002's own header, one voxel set to 9.
+  add_test(NAME cli_nifti_bad_label_file COMMAND /usr/bin/python3 -c
+           "import nibabel as n, numpy as np; p='${_synth_out}_nifti_bad/labelsTr/case_002.nii.gz'; i=n.load(p); d=np.asarray(i.dataobj).copy(); d[0,0,0]=9; n.save(n.Nifti1Image(d, i.affine, i.header), p)")
+  set_tests_properties(cli_nifti_bad_fixture PROPERTIES FIXTURES_REQUIRED synth_nifti FIXTURES_SETUP nifti_bad_copy)
+  set_tests_properties(cli_nifti_bad_label_file PROPERTIES FIXTURES_REQUIRED nifti_bad_copy FIXTURES_SETUP nifti_bad)
+  set_tests_properties(cli_data_check_nifti_bad_label PROPERTIES FIXTURES_REQUIRED nifti_bad)
   spvit_add_failure_test(cli_synth_mri_folder NP 1 REGEX "need an HDF5 file \\(--out NAME.h5\\), not the folder 'vols'"
                          COMMAND $<TARGET_FILE:spvit> synth --kind mri --size 16 --out vols)
   spvit_add_failure_test(cli_synth_bad_size NP 1 REGEX "--size takes 1 or 2 values for --kind pathology, got 3"

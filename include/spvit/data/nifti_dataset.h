@@ -89,6 +89,25 @@ struct NiftiDatasetOptions {
                                          int64_t count, uint64_t seed);
 };
 
+// `spvit data check` on a NIfTI dataset: every case of the fold opened on its own (headers, shapes, affines, label
+// values against dataset.json, each problem collected instead of thrown), the voxel spacings compared, and the
+// training split's normalisation statistics computed and cached (what training then reads).
+struct NiftiCaseCheck {
+  std::string name, split;
+  std::vector<int64_t> shape;        // i, j, k
+  std::array<double, 3> spacing{};
+  std::map<int64_t, int64_t> label_counts;
+  std::vector<std::string> problems;
+};
+struct NiftiCheckReport {
+  NiftiDatasetInfo info;
+  std::vector<NiftiCaseCheck> cases;
+  NiftiNormalization normalization;  // empty when the training split could not be opened
+  std::vector<std::string> problems;  // dataset-wide (dataset.json, mixed spacings, normalisation)
+  int64_t problem_count() const;
+};
+NiftiCheckReport check_nifti_dataset(const DataConfig& data, const std::string& cache_dir);
+
 // Where one sample lies: the case and the crop's first voxel (tensor order k, j, i; negative where it is padded).
 struct NiftiPlacement {
   int64_t case_index = 0;
@@ -120,6 +139,8 @@ class NiftiDataset : public Dataset {
   const NiftiNormalization& normalization() const { return normalization_; }
   const NiftiHeader& header(int64_t case_index) const;
   int64_t case_count() const { return static_cast<int64_t>(options_.cases.size()); }
+  const NiftiCase& case_files(int64_t case_index) const { return options_.cases.at(static_cast<size_t>(case_index)); }
+  std::map<int64_t, int64_t> label_counts(int64_t case_index) const;  // label value -> voxels
   // Voxels read so far (image channels and labels), for tests of what a rank reads.
   int64_t voxels_read() const;
 
