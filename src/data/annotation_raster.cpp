@@ -48,12 +48,48 @@ std::pair<int64_t, int64_t> rows_between(const RasterGrid& grid, double y0, doub
   return {static_cast<int64_t>(std::clamp(lo, 0.0, h)), static_cast<int64_t>(std::clamp(hi, 0.0, h))};
 }
 
-// Paints `label` on the pixels of `grid` whose centres are inside `part` (rows [r0, r1)).
+// An edge of a ring with its vertices in ring order (the crossing's x is computed from them exactly as `crosses`
+// does, so the scanline below and polygon_contains agree to the last bit) and its y extent [ylo, yhi): the rows
+// whose centre y it crosses.
+struct Edge {
+  std::array<double, 2> a, b;
+  double ylo, yhi;
+};
+
+// Paints `label` on the pixels of `grid` whose centres are inside `part` (rows [r0, r1)). A scanline over an edge
+// table: each row looks only at the edges that span it, so a part of V vertices costs O(V log V + crossings) rather
+// than rows × V (a tissue outline with thousands of holes over thousands of rows).
 void fill_part(const PolygonPart& part, const RasterGrid& grid, int64_t r0, int64_t r1, int64_t label, int64_t* out) {
+  if (r0 >= r1) return;
+  const double y_first = grid.centre_y(r0), y_last = grid.centre_y(r1 - 1);
+  std::vector<Edge> edges;
+  auto add_ring = [&](const Ring& ring) {
+    for (size_t k = 0, n = ring.size(); k < n; ++k) {
+      const auto& a = ring[k];
+      const auto& b = ring[(k + 1) % n];
+      const double lo = std::min(a[1], b[1]), hi = std::max(a[1], b[1]);
+      if (lo == hi || hi <= y_first || lo > y_last) continue;  // horizontal, or spans none of the rows' centres
+      edges.push_back({a, b, lo, hi});
+    }
+  };
+  add_ring(part.exterior);
+  for (const auto& hole : part.holes) add_ring(hole);
+  if (edges.empty()) return;
+  std::sort(edges.begin(), edges.end(), [](const Edge& p, const Edge& q) { return p.ylo < q.ylo; });
+  std::vector<const Edge*> active;
   std::vector<double> xs;
+  size_t next = 0;
   for (int64_t i = r0; i < r1; ++i) {
+    const double y = grid.centre_y(i);
+    // `crosses`: exactly one end at or below y, i.e. ylo <= y < yhi.
+    while (next < edges.size() && edges[next].ylo <= y) active.push_back(&edges[next++]);
+    active.erase(std::remove_if(active.begin(), active.end(), [&](const Edge* e) { return e->yhi <= y; }),
+                 active.end());
     xs.clear();
-    for_each_crossing(part, grid.centre_y(i), [&](double x) { xs.push_back(x); });
+    for (const Edge* e : active) {
+      double x;
+      if (crosses(e->a, e->b, y, x)) xs.push_back(x);
+    }
     std::sort(xs.begin(), xs.end());
     // Inside iff an odd number of crossings lie at or left of the centre: the spans [xs[2k], xs[2k+1]).
     for (size_t k = 0; k + 1 < xs.size(); k += 2) {
@@ -61,6 +97,19 @@ void fill_part(const PolygonPart& part, const RasterGrid& grid, int64_t r0, int6
       std::fill(out + i * grid.width + a, out + i * grid.width + std::max(a, b), label);
     }
   }
+}
+
+// The rows of `grid` a part may cover: those of its rings' y extent (holes included: an unrepaired polygon's hole
+// may reach outside its exterior, and the crossing rule then paints it).
+std::pair<int64_t, int64_t> part_rows(const PolygonPart& part, const RasterGrid& grid) {
+  if (part.exterior.empty()) return {0, 0};
+  double lo = part.exterior[0][1], hi = lo;
+  auto extend = [&](const Ring& ring) {
+    for (const auto& v : ring) lo = std::min(lo, v[1]), hi = std::max(hi, v[1]);
+  };
+  extend(part.exterior);
+  for (const auto& hole : part.holes) extend(hole);
+  return rows_between(grid, lo, hi);
 }
 
 }  // namespace
@@ -155,9 +204,11 @@ torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, c
   for (int64_t k : ids) {
     const auto& a = set.annotations[static_cast<size_t>(k)];
     const int64_t label = classes.label_of(a.class_name, set.source);
-    const auto [r0, r1] = rows_between(grid, a.bounds[1], a.bounds[3]);
     // The parts of one annotation carry one label: painting each is their union.
-    for (const auto& part : a.parts) fill_part(part, grid, r0, r1, label, out);
+    for (const auto& part : a.parts) {
+      const auto [r0, r1] = part_rows(part, grid);
+      fill_part(part, grid, r0, r1, label, out);
+    }
   }
   return labels;
 }
