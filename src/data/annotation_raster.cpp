@@ -8,6 +8,73 @@
 #include "spvit/data/annotations.h"
 
 namespace spvit::data {
+
+// An edge of a ring with its vertices in ring order (the crossing's x is computed from them exactly as `crosses`
+// does, so the scanline below and polygon_contains agree to the last bit) and its y extent [ylo, yhi): the rows
+// whose centre y it crosses.
+struct RasterEdge {
+  std::array<double, 2> a, b;
+  double ylo, yhi;
+};
+
+namespace {
+
+// Every non-horizontal edge of a part's rings.
+std::vector<RasterEdge> part_edges(const PolygonPart& part) {
+  std::vector<RasterEdge> edges;
+  auto add_ring = [&](const Ring& ring) {
+    for (size_t k = 0, n = ring.size(); k < n; ++k) {
+      const auto& a = ring[k];
+      const auto& b = ring[(k + 1) % n];
+      if (a[1] != b[1]) edges.push_back({a, b, std::min(a[1], b[1]), std::max(a[1], b[1])});
+    }
+  };
+  add_ring(part.exterior);
+  for (const auto& hole : part.holes) add_ring(hole);
+  return edges;
+}
+
+}  // namespace
+
+struct AnnotationIndex::EdgeBands {
+  static constexpr size_t kMinEdges = 512;   // parts with fewer edges are scanned whole
+  static constexpr double kEdgesPerBand = 64;
+  double y0 = 0, height = 1;
+  std::vector<std::vector<RasterEdge>> bands;      // band b: the edges meeting [y0 + b·height, y0 + (b+1)·height)
+
+  explicit EdgeBands(std::vector<RasterEdge> edges) {
+    double lo = edges[0].ylo, hi = edges[0].yhi;
+    for (const auto& e : edges) lo = std::min(lo, e.ylo), hi = std::max(hi, e.yhi);
+    y0 = lo;
+    height = std::max(1.0, (hi - lo) * kEdgesPerBand / static_cast<double>(edges.size()));
+    bands.resize(static_cast<size_t>((hi - lo) / height) + 1);
+    for (const auto& e : edges) {
+      for (size_t b = band(e.ylo); b <= band(e.yhi); ++b) bands[b].push_back(e);
+    }
+  }
+  size_t band(double y) const {
+    return static_cast<size_t>(std::clamp((y - y0) / height, 0.0, static_cast<double>(bands.size() - 1)));
+  }
+  // The edges that may span centres in [y_first, y_last], each once: an edge is taken from the band holding
+  // max(its ylo, y_first), the first band of the range it appears in.
+  void collect(double y_first, double y_last, std::vector<RasterEdge>& out) const {
+    if (y_last < y0) return;
+    for (size_t b = band(y_first); b <= band(y_last); ++b) {
+      for (const auto& e : bands[b]) {
+        if (e.yhi <= y_first || e.ylo > y_last) continue;
+        if (band(std::max(e.ylo, y_first)) == b) out.push_back(e);
+      }
+    }
+  }
+};
+
+AnnotationIndex::~AnnotationIndex() = default;
+
+const AnnotationIndex::EdgeBands* AnnotationIndex::edge_bands(int64_t annotation, size_t part) const {
+  const auto& parts = edge_bands_.at(static_cast<size_t>(annotation));
+  return part < parts.size() ? parts[part].get() : nullptr;
+}
+
 namespace {
 
 // Does the edge a -> b cross the horizontal line at `y` (one end at or below y, the other above)? Then `x` is where.
@@ -48,45 +115,36 @@ std::pair<int64_t, int64_t> rows_between(const RasterGrid& grid, double y0, doub
   return {static_cast<int64_t>(std::clamp(lo, 0.0, h)), static_cast<int64_t>(std::clamp(hi, 0.0, h))};
 }
 
-// An edge of a ring with its vertices in ring order (the crossing's x is computed from them exactly as `crosses`
-// does, so the scanline below and polygon_contains agree to the last bit) and its y extent [ylo, yhi): the rows
-// whose centre y it crosses.
-struct Edge {
-  std::array<double, 2> a, b;
-  double ylo, yhi;
-};
 
 // Paints `label` on the pixels of `grid` whose centres are inside `part` (rows [r0, r1)). A scanline over an edge
 // table: each row looks only at the edges that span it, so a part of V vertices costs O(V log V + crossings) rather
-// than rows × V (a tissue outline with thousands of holes over thousands of rows).
-void fill_part(const PolygonPart& part, const RasterGrid& grid, int64_t r0, int64_t r1, int64_t label, int64_t* out) {
+// than rows × V (a tissue outline with thousands of holes over thousands of rows); with `bands`, only the edges near
+// the rows are looked at (a few rows of a part of 10^5 edges).
+void fill_part(const PolygonPart& part, const AnnotationIndex::EdgeBands* bands, const RasterGrid& grid, int64_t r0,
+               int64_t r1, int64_t label, int64_t* out) {
   if (r0 >= r1) return;
   const double y_first = grid.centre_y(r0), y_last = grid.centre_y(r1 - 1);
-  std::vector<Edge> edges;
-  auto add_ring = [&](const Ring& ring) {
-    for (size_t k = 0, n = ring.size(); k < n; ++k) {
-      const auto& a = ring[k];
-      const auto& b = ring[(k + 1) % n];
-      const double lo = std::min(a[1], b[1]), hi = std::max(a[1], b[1]);
-      if (lo == hi || hi <= y_first || lo > y_last) continue;  // horizontal, or spans none of the rows' centres
-      edges.push_back({a, b, lo, hi});
+  std::vector<RasterEdge> edges;
+  if (bands) {
+    bands->collect(y_first, y_last, edges);
+  } else {
+    for (const auto& e : part_edges(part)) {
+      if (e.yhi > y_first && e.ylo <= y_last) edges.push_back(e);  // spans some of the rows' centres
     }
-  };
-  add_ring(part.exterior);
-  for (const auto& hole : part.holes) add_ring(hole);
+  }
   if (edges.empty()) return;
-  std::sort(edges.begin(), edges.end(), [](const Edge& p, const Edge& q) { return p.ylo < q.ylo; });
-  std::vector<const Edge*> active;
+  std::sort(edges.begin(), edges.end(), [](const RasterEdge& p, const RasterEdge& q) { return p.ylo < q.ylo; });
+  std::vector<const RasterEdge*> active;
   std::vector<double> xs;
   size_t next = 0;
   for (int64_t i = r0; i < r1; ++i) {
     const double y = grid.centre_y(i);
     // `crosses`: exactly one end at or below y, i.e. ylo <= y < yhi.
     while (next < edges.size() && edges[next].ylo <= y) active.push_back(&edges[next++]);
-    active.erase(std::remove_if(active.begin(), active.end(), [&](const Edge* e) { return e->yhi <= y; }),
+    active.erase(std::remove_if(active.begin(), active.end(), [&](const RasterEdge* e) { return e->yhi <= y; }),
                  active.end());
     xs.clear();
-    for (const Edge* e : active) {
+    for (const RasterEdge* e : active) {
       double x;
       if (crosses(e->a, e->b, y, x)) xs.push_back(x);
     }
@@ -135,6 +193,14 @@ AnnotationIndex::AnnotationIndex(std::shared_ptr<const AnnotationSet> set, doubl
     : set_(std::move(set)), cell_(cell_side) {
   SPVIT_CHECK(set_ != nullptr && cell_ > 0, "annotation index: no annotations or a cell side <= 0");
   const auto& a = set_->annotations;
+  edge_bands_.resize(a.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    for (const auto& part : a[k].parts) {
+      auto edges = part_edges(part);
+      edge_bands_[k].push_back(edges.size() >= EdgeBands::kMinEdges ? std::make_shared<const EdgeBands>(std::move(edges))
+                                                                     : nullptr);
+    }
+  }
   if (a.empty()) return;
   double x0 = a[0].bounds[0], y0 = a[0].bounds[1], x1 = a[0].bounds[2], y1 = a[0].bounds[3];
   for (const auto& e : a) {
@@ -207,7 +273,7 @@ torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, c
     // The parts of one annotation carry one label: painting each is their union.
     for (const auto& part : a.parts) {
       const auto [r0, r1] = part_rows(part, grid);
-      fill_part(part, grid, r0, r1, label, out);
+      fill_part(part, index.edge_bands(k, static_cast<size_t>(&part - a.parts.data())), grid, r0, r1, label, out);
     }
   }
   return labels;

@@ -274,6 +274,38 @@ TEST(Rasterize, EqualsTheBruteForcePixelCentreRuleAtEveryDownsample) {
   }
 }
 
+// Parts of thousands of edges (a tissue outline with many holes) are rasterised from their edge bands: small
+// windows (adaptive leaves: 4 to 16 rows) and the whole extent equal the brute-force pixel-centre rule.
+TEST(Rasterize, LargePartsThroughEdgeBandsEqualTheBruteForceRuleInSmallWindows) {
+  std::mt19937_64 rng(11);
+  auto set = std::make_shared<AnnotationSet>();
+  set->source = "large";
+  PolygonPart outline;
+  outline.exterior = star(rng, 150, 150, 140, 1500);
+  for (int h = 0; h < 60; ++h) {
+    outline.holes.push_back(star(rng, 90 + 12 * (h % 10), 90 + 12 * (h / 10), 5, 12));
+  }
+  set->annotations.push_back(annotation_of("Stroma", {outline}));
+  set->annotations.push_back(annotation_of("Tumor", {PolygonPart{star(rng, 200, 120, 60, 900), {}}}));
+  const AnnotationIndex index(set, 64);
+  ASSERT_NE(index.edge_bands(0, 0), nullptr) << "the outline is banded";
+  const auto classes = two_classes();
+  std::uniform_real_distribution<double> corner(-10, 300);
+  for (int w = 0; w < 60; ++w) {
+    RasterGrid g;
+    g.x0 = corner(rng);
+    g.y0 = corner(rng);
+    g.downsample = w % 3 == 0 ? 1.0 : (w % 3 == 1 ? 0.5 : 2.25);
+    g.height = 4 + w % 13;
+    g.width = 4 + (w * 7) % 29;
+    const auto got = rasterize(index, classes, g, 0);
+    ASSERT_TRUE(torch::equal(got, reference_labels(*set, classes, g, 0))) << "window " << w;
+  }
+  RasterGrid whole;
+  whole.height = whole.width = 300;
+  EXPECT_TRUE(torch::equal(rasterize(index, classes, whole, 0), reference_labels(*set, classes, whole, 0)));
+}
+
 TEST(Rasterize, OverlapsResolveByPriorityThenFileOrderAndMultiPolygonPartsStayFilled) {
   auto set = std::make_shared<AnnotationSet>();
   set->source = "overlap";

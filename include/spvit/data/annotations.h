@@ -102,8 +102,16 @@ class AnnotationIndex {
   std::vector<int64_t> query(double x0, double y0, double x1, double y1) const;
   const AnnotationSet& set() const { return *set_; }
 
+  // The edges of a large polygon part bucketed by bands of y (level 0), so that rasterising a few rows touches only
+  // the edges near them (a whole-slide tissue outline has 10^5 edges; an adaptive leaf is 16 rows). Parts of few
+  // edges have none (null): scanning them all is as cheap.
+  struct EdgeBands;
+  const EdgeBands* edge_bands(int64_t annotation, size_t part) const;
+  ~AnnotationIndex();
+
  private:
   std::shared_ptr<const AnnotationSet> set_;
+  std::vector<std::vector<std::shared_ptr<const EdgeBands>>> edge_bands_;  // [annotation][part]
   double cell_;
   int64_t cx0_ = 0, cy0_ = 0, columns_ = 0, rows_ = 0;
   std::vector<std::vector<int64_t>> buckets_;
