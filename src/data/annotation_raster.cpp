@@ -157,19 +157,6 @@ void fill_part(const PolygonPart& part, const AnnotationIndex::EdgeBands* bands,
   }
 }
 
-// The rows of `grid` a part may cover: those of its rings' y extent (holes included: an unrepaired polygon's hole
-// may reach outside its exterior, and the crossing rule then paints it).
-std::pair<int64_t, int64_t> part_rows(const PolygonPart& part, const RasterGrid& grid) {
-  if (part.exterior.empty()) return {0, 0};
-  double lo = part.exterior[0][1], hi = lo;
-  auto extend = [&](const Ring& ring) {
-    for (const auto& v : ring) lo = std::min(lo, v[1]), hi = std::max(hi, v[1]);
-  };
-  extend(part.exterior);
-  for (const auto& hole : part.holes) extend(hole);
-  return rows_between(grid, lo, hi);
-}
-
 }  // namespace
 
 void Annotation::update_bounds() {
@@ -194,8 +181,17 @@ AnnotationIndex::AnnotationIndex(std::shared_ptr<const AnnotationSet> set, doubl
   SPVIT_CHECK(set_ != nullptr && cell_ > 0, "annotation index: no annotations or a cell side <= 0");
   const auto& a = set_->annotations;
   edge_bands_.resize(a.size());
+  part_bounds_.resize(a.size());
   for (size_t k = 0; k < a.size(); ++k) {
     for (const auto& part : a[k].parts) {
+      std::array<double, 4> b{std::numeric_limits<double>::max(), std::numeric_limits<double>::max(),
+                              std::numeric_limits<double>::lowest(), std::numeric_limits<double>::lowest()};
+      auto extend = [&](const Ring& ring) {
+        for (const auto& v : ring) b = {std::min(b[0], v[0]), std::min(b[1], v[1]), std::max(b[2], v[0]), std::max(b[3], v[1])};
+      };
+      extend(part.exterior);
+      for (const auto& hole : part.holes) extend(hole);  // an unrepaired hole may reach outside its exterior
+      part_bounds_[k].push_back(b);
       auto edges = part_edges(part);
       edge_bands_[k].push_back(edges.size() >= EdgeBands::kMinEdges ? std::make_shared<const EdgeBands>(std::move(edges))
                                                                      : nullptr);
@@ -259,8 +255,9 @@ torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, c
               grid.width, " at downsample ", grid.downsample);
   auto labels = torch::full({grid.height, grid.width}, background, torch::kLong);
   const auto& set = index.set();
-  auto ids = index.query(grid.x0, grid.y0, grid.x0 + static_cast<double>(grid.width) * grid.downsample,
-                         grid.y0 + static_cast<double>(grid.height) * grid.downsample);
+  const double x1 = grid.x0 + static_cast<double>(grid.width) * grid.downsample;
+  const double y1 = grid.y0 + static_cast<double>(grid.height) * grid.downsample;
+  auto ids = index.query(grid.x0, grid.y0, x1, y1);
   // Lowest priority first, file order within a priority: what is painted later wins where annotations overlap.
   std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) {
     return classes.rank_of(set.annotations[static_cast<size_t>(a)].class_name) >
@@ -271,9 +268,12 @@ torch::Tensor rasterize(const AnnotationIndex& index, const ClassMap& classes, c
     const auto& a = set.annotations[static_cast<size_t>(k)];
     const int64_t label = classes.label_of(a.class_name, set.source);
     // The parts of one annotation carry one label: painting each is their union.
-    for (const auto& part : a.parts) {
-      const auto [r0, r1] = part_rows(part, grid);
-      fill_part(part, index.edge_bands(k, static_cast<size_t>(&part - a.parts.data())), grid, r0, r1, label, out);
+    const auto& bounds = index.part_bounds(k);
+    for (size_t p = 0; p < a.parts.size(); ++p) {
+      const auto& b = bounds[p];
+      if (b[0] > x1 || b[2] < grid.x0 || b[1] > y1 || b[3] < grid.y0) continue;  // meets no pixel of the grid
+      const auto [r0, r1] = rows_between(grid, b[1], b[3]);
+      fill_part(a.parts[p], index.edge_bands(k, p), grid, r0, r1, label, out);
     }
   }
   return labels;

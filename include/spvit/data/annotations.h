@@ -107,11 +107,17 @@ class AnnotationIndex {
   // edges have none (null): scanning them all is as cheap.
   struct EdgeBands;
   const EdgeBands* edge_bands(int64_t annotation, size_t part) const;
+  // Bounds {x0, y0, x1, y1} (level 0, closed) of each part of annotation `annotation`: a region skips the parts it
+  // does not meet without looking at their vertices (a whole-slide MultiPolygon of 10^4 nuclei).
+  const std::vector<std::array<double, 4>>& part_bounds(int64_t annotation) const {
+    return part_bounds_.at(static_cast<size_t>(annotation));
+  }
   ~AnnotationIndex();
 
  private:
   std::shared_ptr<const AnnotationSet> set_;
   std::vector<std::vector<std::shared_ptr<const EdgeBands>>> edge_bands_;  // [annotation][part]
+  std::vector<std::vector<std::array<double, 4>>> part_bounds_;            // [annotation][part]
   double cell_;
   int64_t cx0_ = 0, cy0_ = 0, columns_ = 0, rows_ = 0;
   std::vector<std::vector<int64_t>> buckets_;
