@@ -295,6 +295,7 @@ class StepBench {
   // set after opening the data (slides, annotations, tissue masks) and its peak while the loader delivered.
   int run_loader_only(const Config& c, const train::Datasets& datasets) {
     const double opened = process_memory_bytes("VmRSS:");
+    reset_process_peak_rss();  // the peak while the loader delivers, not a transient of opening the data
     const double delivered = loader_alone(datasets.train, c, *grid_, args_.loader_batches);
     const double peak = process_memory_bytes("VmHWM:");
     auto per_rank = torch::tensor({delivered, opened / 1048576.0, peak / 1048576.0}, torch::kFloat64);

@@ -32,7 +32,7 @@ NiftiCheckReport check_nifti_dataset(const DataConfig& data, const std::string& 
       try {
         auto options = NiftiDatasetOptions::from_config(d, data.path, "train", 1, 0);
         options.cases = {c};
-        options.normalization_cases = {c};
+        options.normalize = false;  // the training split's statistics are computed once, below
         const NiftiDataset one(std::move(options));
         check.shape = one.header(0).shape;
         check.spacing = one.header(0).spacing;

@@ -55,6 +55,17 @@ uint64_t file_key(const std::string& path) {
   return h;
 }
 
+// What of dataset.json the statistics depend on: channel names (the normalisation scheme) and labels (the values
+// a label file may hold).
+uint64_t text_key(const NiftiDatasetInfo& info) {
+  std::string text;
+  for (const auto& c : info.channel_names) text += c + "\n";
+  for (const auto& [name, value] : info.labels) text += name + "=" + std::to_string(value) + "\n";
+  uint64_t h = hash_key({text.size()});
+  for (char ch : text) h = hash_key({h, static_cast<uint64_t>(static_cast<unsigned char>(ch))});
+  return h;
+}
+
 std::string hex(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -176,7 +187,7 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
     std::snprintf(sp, sizeof sp, "%.4g x %.4g x %.4g", h.spacing[0], h.spacing[1], h.spacing[2]);
     spacings.push_back(sp);
     // Per-case statistics, cached under a key of the case's files.
-    uint64_t key = hash_key({0x5a12u});  // bump when the statistics change
+    uint64_t key = hash_key({0x5a12u, text_key(info)});  // bump the constant when the statistics change
     for (const auto& f : c.images) key = hash_key({key, file_key(f)});
     key = hash_key({key, file_key(c.label)});
     const std::string cache_file = cache.empty() ? "" : cache + "/" + c.name + "-" + hex(key) + ".json";
@@ -214,8 +225,9 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
                 spacings[0], " mm but ", list, " differ; resample them to one spacing first");
   }
   // Normalisation: CT statistics over the training cases, cached like the cases'.
+  if (!options_.normalize) return;
   const auto& statistics_cases = options_.normalization_cases.empty() ? options_.cases : options_.normalization_cases;
-  uint64_t key = hash_key({0xc7u});
+  uint64_t key = hash_key({0xc7u, text_key(info)});
   for (const auto& c : statistics_cases) {
     for (const auto& f : c.images) key = hash_key({key, file_key(f)});
     key = hash_key({key, file_key(c.label)});

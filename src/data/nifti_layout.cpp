@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "spvit/core/error.h"
@@ -60,8 +61,17 @@ void read_msd(const nlohmann::json& j, const fs::path& file, NiftiDatasetInfo& i
   info.channel_names = indexed_names(j.at("modality"), file, "modality");
   // MSD maps values to names: {"0": "background", "1": "edema"}.
   for (const auto& [k, v] : j.at("labels").items()) {
-    if (!v.is_string()) SPVIT_THROW(DataError, "'", file.string(), "': labels \"", k, "\" must name a class");
-    info.labels[v.get<std::string>()] = std::stoll(k);
+    size_t used = 0;
+    long long value = -1;
+    try {
+      value = std::stoll(k, &used);
+    } catch (const std::exception&) {
+    }
+    if (!v.is_string() || used != k.size()) {
+      SPVIT_THROW(DataError, "'", file.string(), "': labels must map label values to class names, got \"", k, "\": ",
+                  v.dump());
+    }
+    info.labels[v.get<std::string>()] = value;
   }
   const auto& training = j.at("training");
   if (!training.is_array()) SPVIT_THROW(DataError, "'", file.string(), "': 'training' must be a list");
@@ -92,10 +102,21 @@ void read_msd(const nlohmann::json& j, const fs::path& file, NiftiDatasetInfo& i
 void read_nnunet(const nlohmann::json& j, const fs::path& file, NiftiDatasetInfo& info) {
   info.layout = "nnunet";
   info.channel_names = indexed_names(j.at("channel_names"), file, "channel_names");
-  // nnU-Net v2 maps names to values; a list value is a region (a union of labels, for region-based training): it
-  // names no label value of its own, evaluation regions cover those (data.eval_regions).
+  // nnU-Net v2 maps names to values; a list value is a region (a union of labels, for region-based training, as
+  // BraTS): its members are label values too, named "label <v>" unless another entry names them.
+  std::map<int64_t, std::string> named;
   for (const auto& [k, v] : j.at("labels").items()) {
-    if (v.is_number_integer()) info.labels[k] = v.get<int64_t>();
+    if (v.is_number_integer()) info.labels[k] = v.get<int64_t>(), named[v.get<int64_t>()] = k;
+  }
+  for (const auto& [k, v] : j.at("labels").items()) {
+    if (!v.is_array()) continue;
+    for (const auto& member : v) {
+      if (!member.is_number_integer()) {
+        SPVIT_THROW(DataError, "'", file.string(), "': region '", k, "' must list label values, got ", member.dump());
+      }
+      const auto value = member.get<int64_t>();
+      if (!named.count(value)) info.labels["label " + std::to_string(value)] = value, named[value] = k;
+    }
   }
   if (j.contains("file_ending")) info.file_ending = j["file_ending"].get<std::string>();
   const fs::path labels = fs::path(info.root) / "labelsTr";

@@ -50,6 +50,10 @@ NiftiNormalization NiftiNormalization::compute(const NiftiDatasetInfo& info, con
       const auto& path = one_file ? c.images[0] : c.images.at(ch);
       const auto header = read_nifti_header(path);
       const auto image = read_nifti_slab(path, 0, header.shape[2], one_file ? static_cast<int64_t>(ch) : 0);
+      if (image.size() != labels.size()) {
+        SPVIT_THROW(DataError, "case '", c.name, "': image '", path, "' has ", image.size(), " voxels per channel but its ",
+                    "label '", c.label, "' has ", labels.size());
+      }
       int64_t foreground = 0;
       for (float l : labels) foreground += l > 0.5f;
       const int64_t stride = std::max<int64_t>(1, (foreground + per_case - 1) / per_case);

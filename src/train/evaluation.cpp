@@ -11,6 +11,7 @@
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
 #include "spvit/patch/extract.h"
+#include "spvit/patch/patcher.h"
 #include "spvit/train/checkpoint.h"
 #include "spvit/train/config_check.h"
 #include "spvit/train/class_colours.h"
@@ -129,7 +130,9 @@ void evaluate_tiles(model::Segmenter& model, const data::Dataset& dataset, int64
   // alone would be K·4 bytes per pixel) is never held. Both count the same pixels the same way: each leaf's tile
   // pasted on its own (patch::paste_range) against the leaf's labels.
   const bool overlay = !options.overlay_dir.empty() && i < options.overlays;
-  bool leaf_reads = !overlay && dataset.has_scaled_reads();
+  // Leaf by leaf only for adaptive layouts (read_layout_tokens reads those leaf by leaf too): a uniform layout's
+  // many small leaves are cheaper as one box read.
+  bool leaf_reads = !overlay && dataset.has_scaled_reads() && patch::patchers().at(sampling.patcher.kind).adaptive;
   auto sample = data::read_token_sample(dataset, i, data::AugmentDraw{}, sampling, /*keep_box=*/!leaf_reads);
   const auto* layout = data::token_sample(sample).layout.get();
   const auto shape = dataset.spatial_shape(i);

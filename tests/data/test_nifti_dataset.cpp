@@ -314,3 +314,26 @@ TEST(NiftiDataset, BadInputIsNamedBeforeTraining) {
   write_json(dir.file("neither/dataset.json"), {{"name", "x"}});
   EXPECT_ERROR_MENTIONS(open(dir.file("neither")), "neither an nnU-Net v2 dataset.json");
 }
+
+// nnU-Net v2 region labels (BraTS: {"whole tumour": [1, 2, 3], ...}): their members are label values, so the cases
+// load; a non-numeric MSD label key is a DataError naming dataset.json.
+TEST(NiftiDataset, RegionLabelsNameTheirMembersAndBadLabelKeysAreNamed) {
+  TempDir dir("nifti_regions");
+  write_nnunet(dir.path(), some_cases(5), geometry(1, 1, 1));
+  write_json(dir.file("dataset.json"), {{"channel_names", {{"0", "T2"}, {"1", "ADC"}}},
+                                        {"labels", {{"background", 0}, {"whole", {1, 3}}, {"core", {3}}}},
+                                        {"file_ending", ".nii.gz"}});
+  const auto info = NiftiDatasetInfo::read(dir.path());
+  EXPECT_EQ(info.labels.at("label 1"), 1);
+  EXPECT_EQ(info.labels.at("label 3"), 3);
+  EXPECT_EQ(info.num_classes(), 4);
+  EXPECT_NO_THROW(NiftiDataset(options_for(dir.path(), "train", 8, 1)));
+  TempDir msd("nifti_bad_key");
+  write_msd(msd.path(), some_cases(5), geometry(1, 1, 1));
+  auto j = nlohmann::json::parse(std::ifstream(msd.file("dataset.json")));
+  j["labels"]["one"] = "gland";
+  write_json(msd.file("dataset.json"), j);
+  const auto m = data::testing::error_message([&] { NiftiDatasetInfo::read(msd.path()); });
+  EXPECT_ERROR_MENTIONS(m, "dataset.json");
+  EXPECT_ERROR_MENTIONS(m, "must map label values to class names, got \"one\"");
+}

@@ -15,7 +15,7 @@
 // Normalisation as nnU-Net's: z-score per case and channel (mean and std of the case's voxels) for MR and any other
 // channel, for CT (channel name "CT") the dataset's foreground intensities clipped to their 0.5 and 99.5 percentiles
 // and z-scored with the foreground mean and std, "noNorm" channels as stored. Statistics are computed once, stored
-// in data.cache_dir (and in checkpoints, see NiftiNormalization::to_json) and read back.
+// in data.cache_dir and read back (NiftiNormalization::to_json; not yet in checkpoints).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -78,6 +78,7 @@ struct NiftiDatasetOptions {
   NiftiDatasetInfo info;
   std::vector<NiftiCase> cases;  // this split's
   std::vector<NiftiCase> normalization_cases;  // whose statistics normalise CT channels: the fold's training cases
+  bool normalize = true;         // false: no dataset normalisation statistics (a per-case check reads no samples)
   std::string cache_dir;         // normalisation statistics and foreground positions ("" = none: computed each time)
   int64_t size = 128;            // crop side in voxels
   int64_t count = 1;             // samples per epoch
