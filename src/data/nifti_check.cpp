@@ -30,7 +30,10 @@ NiftiCheckReport check_nifti_dataset(const DataConfig& data, const std::string& 
       check.name = c.name;
       check.split = split;
       try {
-        auto options = NiftiDatasetOptions::from_config(d, data.path, "train", 1, 0);
+        NiftiDatasetOptions options;  // one case, as NiftiDatasetOptions::from_config sets the rest
+        options.info = report.info;
+        options.cache_dir = d.cache_dir;
+        options.size = d.size;
         options.cases = {c};
         options.normalize = false;  // the training split's statistics are computed once, below
         const NiftiDataset one(std::move(options));

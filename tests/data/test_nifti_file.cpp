@@ -22,6 +22,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/data/nifti_file.h"
+#include "test_support.h"
 
 namespace spvit::data {
 namespace {
@@ -53,15 +54,7 @@ class NiftiTempDir {
   fs::path path_;
 };
 
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
+using spvit::testing::thrown_message;
 
 #define EXPECT_MENTIONS(message, text) \
   EXPECT_NE((message).find(text), std::string::npos) << "message: '" << (message) << "' lacks '" << (text) << "'"
