@@ -1,10 +1,15 @@
 // `spvit eval --checkpoint C [--data PATH] [--out DIR]`: evaluates a trained model on its configuration's
 // validation data (or on PATH: an image folder or .h5 file) and writes metrics.json and prediction overlays. For a
-// slide dataset (its val regions) metrics.json also has each slide's metrics under "per_group".
+// slide dataset (its val regions) metrics.json also has each slide's metrics under "per_group". A model trained on NIfTI
+// volumes is evaluated on whole cases instead (eval_volumes.cpp): --data is then a dataset folder.
 #include <cstdio>
 #include <map>
 
 #include "app_context.h"
+#include "spvit/build_info.h"
+#if SPVIT_HAVE_INFER
+#include "infer_volumes.h"
+#endif
 #include "spvit/core/atomic_file.h"
 #include "spvit/core/config.h"
 #include "spvit/core/error.h"
@@ -35,6 +40,15 @@ void add_eval_command(CLI::App& app, AppContext& ctx) {
   cmd->callback([&ctx, args]() {
     ctx.run = [&ctx, args]() {
       const Config config = train::config_for_evaluation(args->checkpoint, args->overrides);
+#if SPVIT_HAVE_INFER
+      if (config.data.source == "nifti") {  // whole cases, sliding window, as spvit infer segments them
+        VolumeRunOptions v;
+        v.checkpoint = args->checkpoint;
+        v.overrides = args->overrides;
+        v.seq = static_cast<int>(config.grid.seq);
+        return run_volume_evaluation(ctx, v, config, args->data, args->out);
+      }
+#endif
       auto grid = make_grid({static_cast<int>(config.grid.data), static_cast<int>(config.grid.seq)},
                             config.dist.timeout_s, config.device, config.dist.backend);
       auto loaded = train::load_segmenter(args->checkpoint, config, grid.local_rank());

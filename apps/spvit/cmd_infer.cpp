@@ -1,11 +1,14 @@
 // `spvit infer --checkpoint C --input SLIDE_OR_IMAGE --out DIR [...]`: whole-slide inference with a trained model
 // (docs/inference.md). With mpirun -np N the tissue tiles are split over N / seq data groups, each tile's tokens over
-// the seq ranks of a group; world rank 0 writes the outputs.
+// the seq ranks of a group; world rank 0 writes the outputs. A NIfTI input (a case's file, or a folder of cases)
+// takes the 3D path instead (infer_volumes.cpp).
 #include <algorithm>
 #include <cstdio>
 #include <optional>
 
 #include "app_context.h"
+#include "infer_volumes.h"
+#include "spvit/infer/volume.h"
 #include "spvit/dist/output_agreement.h"
 #include "spvit/core/error.h"
 #include "spvit/core/logging.h"
@@ -20,7 +23,7 @@ namespace {
 void add_infer_command(CLI::App& app, AppContext& ctx) {
   auto* cmd = app.add_subcommand("infer", "Whole-slide inference: label mask (pyramidal TIFF), GeoJSON, overlay, summary");
   struct Args {
-    std::string checkpoint, input, out = "infer", tissue = "auto", formats = "tiff,geojson,png,json",
+    std::string checkpoint, input, labels, out = "infer", tissue = "auto", formats = "tiff,geojson,png,json",
                                     blend = "gaussian", progress = "auto";
     std::optional<int> level;
     std::optional<double> mpp;
@@ -30,27 +33,48 @@ void add_infer_command(CLI::App& app, AppContext& ctx) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--checkpoint", args->checkpoint, "checkpoint written by spvit train")->required();
-  cmd->add_option("--input", args->input, "slide (any OpenSlide format) or PNG/JPEG/TIFF image")->required();
+  cmd->add_option("--input", args->input, "slide (any OpenSlide format), PNG/JPEG/TIFF image, or NIfTI volume: a "
+                  "case's .nii/.nii.gz file (CASE_0000.nii.gz: its channel files) or a folder of cases")->required();
   cmd->add_option("--out", args->out, "output folder")->default_val(args->out);
   auto* lvl = cmd->add_option("--level", args->level,
                               "slide level to run on (default: the training resolution of a slide-trained model, "
                               "else 0)");
   cmd->add_option("--mpp", args->mpp, "run at this many micrometres per pixel (a level, or resampled from the next "
                   "finer one)")->excludes(lvl);
-  cmd->add_option("--tile", args->tile, "tile side in pixels (default: the trained image size)");
-  cmd->add_option("--overlap", args->overlap, "overlap between neighbouring tiles (default: tile / 4)");
+  cmd->add_option("--tile", args->tile, "tile (volumes: window) side in pixels (default: the trained image size)");
+  cmd->add_option("--overlap", args->overlap, "overlap between neighbouring tiles in pixels (default: tile / 4; "
+                  "volumes: window / 2)");
   cmd->add_option("--batch", args->batch, "tiles per model call")->default_val(args->batch);
   cmd->add_option("--tissue", args->tissue, "auto (Otsu on saturation), none, or a mask PNG")->default_val(args->tissue);
   cmd->add_option("--formats", args->formats, "comma-separated subset of tiff,geojson,png,json")->default_val(args->formats);
-  cmd->add_option("--blend", args->blend, "gaussian or linear")->check(CLI::IsMember({"gaussian", "linear"}))->default_val(args->blend);
+  cmd->add_option("--blend", args->blend, "gaussian or linear (volumes: gaussian or constant)")
+      ->check(CLI::IsMember({"gaussian", "linear", "constant"}))
+      ->default_val(args->blend);
   cmd->add_option("--seq", args->seq, "ranks per sequence group: each tile's tokens split over them (unetr models)")
       ->default_val(args->seq);
   cmd->add_option("--progress", args->progress, "progress bar on rank 0: auto (when on a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->default_val(args->progress);
+  cmd->add_option("--labels", args->labels, "volumes: folder of reference label maps <case>.nii.gz (nnU-Net's "
+                  "labelsTs/): Dice per label and region, per case and mean, in the output and summary.json");
   cmd->add_option("--set", args->overrides, "override a key of the checkpoint's configuration (e.g. device=cpu)");
   cmd->callback([&ctx, args]() {
     ctx.run = [&ctx, args]() {
+      if (infer::is_volume_input(args->input)) {
+        if (args->level || args->mpp) SPVIT_THROW(ConfigError, "--level and --mpp are for slides, not NIfTI volumes");
+        VolumeRunOptions v;
+        v.checkpoint = args->checkpoint;
+        v.overrides = args->overrides;
+        v.seq = args->seq;
+        v.window = args->tile;
+        v.overlap = args->overlap;
+        v.batch = args->batch;
+        v.blend = args->blend;
+        v.progress = args->progress;
+        return run_volume_inference(ctx, v, args->input, args->out, args->labels);
+      }
+      if (args->blend == "constant") SPVIT_THROW(ConfigError, "--blend constant is for volumes; slides blend gaussian "
+                                                 "or linear");
       infer::InferOptions o;
       o.formats = infer::parse_formats(args->formats);
       o.out_dir = args->out;

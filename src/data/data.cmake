@@ -7,6 +7,7 @@ spvit_add_library(spvit_data
           data/annotations_geojson.cpp data/annotations_asap.cpp data/annotation_raster.cpp
           data/polygon_geometry.cpp data/nifti_file.cpp data/nifti_layout.cpp
           data/nifti_normalization.cpp data/nifti_dataset.cpp data/nifti_check.cpp data/synthetic_nifti.cpp
+          data/volume_resample.cpp data/nifti_cache.cpp data/nifti_resampled.cpp
   DEPS spvit_core spvit_patch nlohmann_json::nlohmann_json pugixml::pugixml GEOS::geos_c ${HDF5_C_LIBRARIES} Threads::Threads)
 # HDF5's include dirs only (not its compile definitions: every target must keep the flags of the shared PCH).
 target_include_directories(spvit_data SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS} ${NIFTI_INCLUDE_DIR})

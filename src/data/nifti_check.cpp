@@ -3,6 +3,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/data/nifti_dataset.h"
+#include "spvit/data/nifti_resampled.h"
 
 namespace spvit::data {
 
@@ -33,6 +34,7 @@ NiftiCheckReport check_nifti_dataset(const DataConfig& data, const std::string& 
         NiftiDatasetOptions options;  // one case, as NiftiDatasetOptions::from_config sets the rest
         options.info = report.info;
         options.cache_dir = d.cache_dir;
+        options.spacing = target_spacing(d);
         options.size = d.size;
         options.cases = {c};
         options.normalize = false;  // the training split's statistics are computed once, below
@@ -70,7 +72,7 @@ NiftiCheckReport check_nifti_dataset(const DataConfig& data, const std::string& 
     std::snprintf(sp, sizeof sp, "%.4g x %.4g x %.4g", reference->spacing[0], reference->spacing[1],
                   reference->spacing[2]);
     report.problems.push_back("mixed voxel spacings: " + reference->name + " has " + sp + " mm but " + offenders +
-                              " differ; resample them to one spacing first");
+                              " differ; set data.spacing to resample them to one spacing");
   }
   // The training split's normalisation, computed once and cached for training.
   if (report.problem_count() == 0) {

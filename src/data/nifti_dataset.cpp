@@ -13,6 +13,8 @@
 #include "spvit/core/logging.h"
 #include "spvit/data/annotations.h"
 #include "spvit/data/hash.h"
+#include "spvit/data/nifti_resampled.h"
+#include "nifti_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -43,51 +45,6 @@ std::string shape_text(const std::vector<int64_t>& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
   return out;
-}
-
-// A cache key for a file's content as far as its path, size and modification time tell.
-uint64_t file_key(const std::string& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  const auto time = fs::last_write_time(path, ec).time_since_epoch().count();
-  uint64_t h = hash_key({static_cast<uint64_t>(size), static_cast<uint64_t>(time)});
-  for (char ch : path) h = hash_key({h, static_cast<uint64_t>(static_cast<unsigned char>(ch))});
-  return h;
-}
-
-// What of dataset.json the statistics depend on: channel names (the normalisation scheme) and labels (the values
-// a label file may hold).
-uint64_t text_key(const NiftiDatasetInfo& info) {
-  std::string text;
-  for (const auto& c : info.channel_names) text += c + "\n";
-  for (const auto& [name, value] : info.labels) text += name + "=" + std::to_string(value) + "\n";
-  uint64_t h = hash_key({text.size()});
-  for (char ch : text) h = hash_key({h, static_cast<uint64_t>(static_cast<unsigned char>(ch))});
-  return h;
-}
-
-std::string hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-std::optional<nlohmann::json> read_cached(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    return std::nullopt;  // a damaged cache entry is recomputed
-  }
-}
-
-void write_cached(const std::string& path, const nlohmann::json& j) {
-  try {
-    write_text_atomically(path, j.dump());
-  } catch (const Error& e) {  // a read-only cache costs recomputation, not the run
-    log::warn("cannot cache NIfTI statistics in '{}': {}", path, e.what());
-  }
 }
 
 }  // namespace
@@ -154,6 +111,12 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
   const auto& info = options_.info;
   if (options_.cases.empty()) SPVIT_THROW(DataError, "NIfTI dataset '", info.root, "': this split has no case");
   const std::string cache = options_.cache_dir.empty() ? "" : options_.cache_dir + "/nifti";
+  // data.spacing: every case (and those the CT statistics come from) read from its resampled copy.
+  if (options_.spacing) {
+    for (auto* list : {&options_.cases, &options_.normalization_cases}) {
+      for (auto& c : *list) c = resampled_case(c, info, *options_.spacing, options_.cache_dir);
+    }
+  }
   std::vector<std::string> spacings;
   for (const auto& c : options_.cases) {
     auto st = std::make_unique<CaseState>();
@@ -187,14 +150,13 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
     std::snprintf(sp, sizeof sp, "%.4g x %.4g x %.4g", h.spacing[0], h.spacing[1], h.spacing[2]);
     spacings.push_back(sp);
     // Per-case statistics, cached under a key of the case's files.
-    uint64_t key = hash_key({0x5a12u, text_key(info)});  // bump the constant when the statistics change
-    for (const auto& f : c.images) key = hash_key({key, file_key(f)});
-    key = hash_key({key, file_key(c.label)});
-    const std::string cache_file = cache.empty() ? "" : cache + "/" + c.name + "-" + hex(key) + ".json";
-    auto stats = cache_file.empty() ? std::nullopt : read_cached(cache_file);
+    // bump the constant when the statistics change
+    const uint64_t key = nifti_cache::case_key(hash_key({0x5a12u, nifti_cache::text_key(info)}), c);
+    const std::string cache_file = cache.empty() ? "" : cache + "/" + c.name + "-" + nifti_cache::hex(key) + ".json";
+    auto stats = cache_file.empty() ? std::nullopt : nifti_cache::read_json(cache_file);
     if (!stats) {
       stats = case_statistics(c, info);
-      if (!cache_file.empty()) write_cached(cache_file, *stats);
+      if (!cache_file.empty()) nifti_cache::write_json(cache_file, *stats);
     }
     st->mean = (*stats)["mean"].get<std::vector<double>>();
     st->std = (*stats)["std"].get<std::vector<double>>();
@@ -222,22 +184,19 @@ NiftiDataset::NiftiDataset(NiftiDatasetOptions options) : options_(std::move(opt
     std::string list;
     for (const auto& o : offenders) list += (list.empty() ? "" : ", ") + o;
     SPVIT_THROW(DataError, "NIfTI dataset '", info.root, "' mixes voxel spacings: ", options_.cases[0].name, " has ",
-                spacings[0], " mm but ", list, " differ; resample them to one spacing first");
+                spacings[0], " mm but ", list, " differ; set data.spacing to resample them to one spacing");
   }
   // Normalisation: CT statistics over the training cases, cached like the cases'.
   if (!options_.normalize) return;
   const auto& statistics_cases = options_.normalization_cases.empty() ? options_.cases : options_.normalization_cases;
-  uint64_t key = hash_key({0xc7u, text_key(info)});
-  for (const auto& c : statistics_cases) {
-    for (const auto& f : c.images) key = hash_key({key, file_key(f)});
-    key = hash_key({key, file_key(c.label)});
-  }
-  const std::string norm_file = cache.empty() ? "" : cache + "/normalization-" + hex(key) + ".json";
-  if (auto cached = norm_file.empty() ? std::nullopt : read_cached(norm_file)) {
+  uint64_t key = hash_key({0xc7u, nifti_cache::text_key(info)});
+  for (const auto& c : statistics_cases) key = nifti_cache::case_key(key, c);
+  const std::string norm_file = cache.empty() ? "" : cache + "/normalization-" + nifti_cache::hex(key) + ".json";
+  if (auto cached = norm_file.empty() ? std::nullopt : nifti_cache::read_json(norm_file)) {
     normalization_ = NiftiNormalization::from_json(cached->dump());
   } else {
     normalization_ = NiftiNormalization::compute(info, statistics_cases);
-    if (!norm_file.empty()) write_cached(norm_file, nlohmann::json::parse(normalization_.to_json()));
+    if (!norm_file.empty()) nifti_cache::write_json(norm_file, nlohmann::json::parse(normalization_.to_json()));
   }
 }
 
@@ -329,6 +288,15 @@ Sample NiftiDataset::read_epoch(int64_t index, int64_t epoch, const std::optiona
 
 std::string NiftiDataset::sample_group(int64_t index) const {
   return options_.cases[static_cast<size_t>(placement(index, 0).case_index)].name;
+}
+
+std::string NiftiDataset::statistics_json() const {
+  nlohmann::json j;
+  j["normalization"] = nlohmann::json::parse(normalization_.to_json());
+  j["channel_names"] = options_.info.channel_names;
+  j["labels"] = options_.info.labels;
+  j["regions"] = options_.info.regions;
+  return j.dump();
 }
 
 std::string NiftiDataset::describe() const {

@@ -8,6 +8,7 @@
 
 #include "spvit/core/error.h"
 #include "spvit/data/nifti_dataset.h"
+#include "spvit/data/nifti_resampled.h"
 
 namespace fs = std::filesystem;
 
@@ -110,11 +111,13 @@ void read_nnunet(const nlohmann::json& j, const fs::path& file, NiftiDatasetInfo
   }
   for (const auto& [k, v] : j.at("labels").items()) {
     if (!v.is_array()) continue;
+    auto& region = info.regions[k];
     for (const auto& member : v) {
       if (!member.is_number_integer()) {
         SPVIT_THROW(DataError, "'", file.string(), "': region '", k, "' must list label values, got ", member.dump());
       }
       const auto value = member.get<int64_t>();
+      region.push_back(value);
       if (!named.count(value)) info.labels["label " + std::to_string(value)] = value, named[value] = k;
     }
   }
@@ -233,6 +236,7 @@ NiftiDatasetOptions NiftiDatasetOptions::from_config(const DataConfig& d, const 
     SPVIT_THROW(DataError, "NIfTI dataset '", path, "' has no training case in fold ", d.fold);
   }
   o.cache_dir = d.cache_dir;
+  o.spacing = target_spacing(d);
   o.size = d.size;
   o.count = count;
   o.fixed = split != "train";

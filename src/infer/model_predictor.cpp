@@ -19,20 +19,23 @@
 namespace spvit::infer {
 namespace {
 
-// One tile as a one-sample dataset, so that the training code plans its layout and extracts its tokens
-// (data::read_token_sample) exactly as for a training sample.
+// One tile (2D) or window (3D) as a one-sample dataset, so that the training code plans its layout and extracts its
+// tokens (data::read_token_sample) exactly as for a training sample.
 class TileDataset : public data::Dataset {
  public:
   TileDataset(torch::Tensor image, int64_t classes) : image_(std::move(image)), classes_(classes) {}
   int64_t size() const override { return 1; }
-  int spatial_dims() const override { return 2; }
-  int64_t channels() const override { return 3; }
+  int spatial_dims() const override { return static_cast<int>(image_.dim()) - 1; }
+  int64_t channels() const override { return image_.size(-1); }
   int64_t num_classes() const override { return classes_; }
-  std::vector<int64_t> spatial_shape(int64_t) const override { return {image_.size(0), image_.size(1)}; }
+  std::vector<int64_t> spatial_shape(int64_t) const override {
+    const auto s = image_.sizes();
+    return std::vector<int64_t>(s.begin(), s.end() - 1);
+  }
   data::Sample read(int64_t, const std::optional<data::Region>& region) const override {
     data::Sample s;
     s.image = image_;
-    s.mask = torch::zeros({image_.size(0), image_.size(1)}, torch::kLong);
+    s.mask = torch::zeros(spatial_shape(0), torch::kLong);
     s.full_shape = spatial_shape(0);
     s.region = data::full_region(s.full_shape);
     s.id = "tile";
@@ -40,41 +43,51 @@ class TileDataset : public data::Dataset {
   }
 
  private:
-  torch::Tensor image_;  // [T, T, 3] float32
+  torch::Tensor image_;  // [T, T, C] or [T, T, T, C] float32
   int64_t classes_;
 };
 
 // Tile decoder (adaptive or uniform layouts from data.patcher): each tile gets its own layout, so tiles are run one
 // by one; the token tiles are pasted back to pixels (patch::paste_range), as spvit eval does.
 torch::Tensor predict_tiles_decoder(model::Segmenter& model, const Config& config, int64_t classes,
-                                    const torch::Tensor& rgb, const train::RunPrecision& precision) {
+                                    const torch::Tensor& batch, const train::RunPrecision& precision) {
   const auto sampling = data::LayoutSampling::from_config(config, 1, 0);
+  const int64_t dims = batch.dim() - 2;
+  std::vector<int64_t> channels_last, channels_first{dims};  // [C, spatial...] <-> [spatial..., C]
+  for (int64_t d = 1; d <= dims; ++d) channels_last.push_back(d), channels_first.push_back(d - 1);
+  channels_last.push_back(0);
   std::vector<torch::Tensor> out;
-  for (int64_t b = 0; b < rgb.size(0); ++b) {
-    TileDataset tile(rgb[b].permute({1, 2, 0}).contiguous(), classes);
+  for (int64_t b = 0; b < batch.size(0); ++b) {
+    TileDataset tile(batch[b].permute(channels_last).contiguous(), classes);
     const auto sample = data::read_token_sample(tile, 0, data::AugmentDraw{}, sampling, /*keep_box=*/false);
     const auto& ts = data::token_sample(sample);
     const auto tiles = train::forward_tokens(model, ts, nullptr, 1, 0, precision);
     const int64_t n = ts.end - ts.begin;
     auto logits = patch::paste_range(tiles[0].reshape({n, -1}).to(torch::kCPU, torch::kFloat32), *ts.layout, ts.begin,
-                                     ts.end, ts.lo, ts.hi);  // [T, T, K]
-    out.push_back(torch::softmax(logits.permute({2, 0, 1}), 0));
+                                     ts.end, ts.lo, ts.hi);  // [T, T(, T), K]
+    out.push_back(torch::softmax(logits.permute(channels_first), 0));
   }
   return torch::stack(out);
 }
 
 }  // namespace
 
-LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int local_rank) {
+LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int local_rank,
+                       int spatial_dims) {
   auto loaded = train::load_segmenter(checkpoint, overrides, local_rank);  // bf16/fp16 -> fp32 where there is no GPU
   LoadedModel lm;
   lm.config = loaded.config;
   const auto& m = lm.config.model;
-  if (m.spatial_dims != 2 || m.channels != 3) {
+  if (spatial_dims == 3 && m.spatial_dims != 3) {
+    SPVIT_THROW(ConfigError, "checkpoint '", checkpoint, "' holds a ", m.spatial_dims, "D model; NIfTI volumes need "
+                "a 3D model (model.spatial_dims 3, trained on data.source: nifti)");
+  }
+  if (spatial_dims == 2 && (m.spatial_dims != 2 || m.channels != 3)) {
     SPVIT_THROW(ConfigError, "checkpoint '", checkpoint, "' holds a ", m.spatial_dims, "D model with ", m.channels,
                 " channel(s); spvit infer needs a 2D RGB model (model.spatial_dims 2, model.channels 3)");
   }
   lm.classes = loaded.classes;
+  lm.data_statistics = train::read_checkpoint_data_statistics(checkpoint);
   lm.model = loaded.model;
   lm.device = loaded.device;
   lm.class_names = class_names_of(lm.config, lm.classes);
@@ -141,9 +154,13 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr&
       return predict_tiles_decoder(model, config, classes, rgb, precision);
     };
   }
-  const auto bands = model::UniformBands::even({tile, tile}, m.patch, seq_size, seq_rank);
+  const auto dims = static_cast<size_t>(m.spatial_dims);
+  const auto bands = model::UniformBands::even(std::vector<int64_t>(dims, tile), m.patch, seq_size, seq_rank);
   const int64_t P = m.patch;
-  return [model, bands, seq, seq_size, P, precision](const torch::Tensor& rgb) mutable {
+  // [B, C, R, ...] <-> [R, B, C, ...]: the gather concatenates the ranks' rows along the first dimension.
+  std::vector<int64_t> rows_first{2, 0, 1}, rows_back{1, 2, 0};
+  for (int64_t d = 3; d < static_cast<int64_t>(dims) + 2; ++d) rows_first.push_back(d), rows_back.push_back(d);
+  return [model, bands, seq, seq_size, P, precision, rows_first, rows_back](const torch::Tensor& rgb) mutable {
     torch::NoGradGuard no_grad;
     if (seq_size == 1) {
       return torch::softmax(train::forward_band(model, rgb, bands, nullptr, precision), 1)
@@ -155,8 +172,8 @@ TilePredictor make_predictor(LoadedModel& lm, int64_t tile, const dist::CommPtr&
                      .to(torch::kCPU, torch::kFloat32);
     std::vector<int64_t> rows;
     for (auto r : bands.band_rows) rows.push_back(r * P);
-    auto gathered = dist::all_gather_rows(*seq, probs.permute({2, 0, 1, 3}).contiguous(), rows);  // [T, B, C, T]
-    return gathered.permute({1, 2, 0, 3}).contiguous();
+    auto gathered = dist::all_gather_rows(*seq, probs.permute(rows_first).contiguous(), rows);  // [T, B, C, T(, T)]
+    return gathered.permute(rows_back).contiguous();
   };
 }
 

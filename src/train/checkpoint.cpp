@@ -38,7 +38,8 @@ bool read_stored(torch::serialize::InputArchive& params, const std::string& name
 }  // namespace
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainingPosition& position, const std::string& config_yaml, const LossScaler* scaler) {
+                     const TrainingPosition& position, const std::string& config_yaml, const LossScaler* scaler,
+                     const std::string& data_statistics) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive params;
   for (const auto& p : model.named_parameters()) params.write(p.key(), p.value().detach().cpu());
@@ -54,6 +55,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const Op
   archive.write("world_size", scalar(position.world_size));
   archive.write("rng_state", at::detail::getDefaultCPUGenerator().get_state());
   archive.write("config", c10::IValue(config_yaml));
+  if (!data_statistics.empty()) archive.write("data_statistics", c10::IValue(data_statistics));
   if (scaler != nullptr && scaler->enabled()) {
     torch::serialize::OutputArchive scaling;
     scaler->save(scaling);
@@ -133,6 +135,12 @@ std::string read_checkpoint_config(const std::string& path) {
   c10::IValue text;
   archive.read("config", text);
   return text.toStringRef();
+}
+
+std::string read_checkpoint_data_statistics(const std::string& path) {
+  auto archive = open_archive(path);
+  c10::IValue text;
+  return archive.try_read("data_statistics", text) ? text.toStringRef() : std::string{};
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {

@@ -228,7 +228,8 @@ class Trainer {
       if (!pending_write_error_.empty()) throw WriteError(pending_write_error_);
       TrainingPosition stored = pos;
       stored.world_size = grid_.world_size();
-      save_checkpoint(checkpoint_path_, *parts_->model, *parts_->optimizer, stored, to_yaml(config_), parts_->scaler.get());
+      save_checkpoint(checkpoint_path_, *parts_->model, *parts_->optimizer, stored, to_yaml(config_), parts_->scaler.get(),
+                      data_.train->statistics_json());
       keep_numbered_checkpoint(checkpoint_path_, pos.step, config_.train.keep_checkpoints);
     });
     last_saved_step_ = pos.step;

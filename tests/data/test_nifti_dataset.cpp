@@ -12,6 +12,7 @@
 #include "data_test_util.h"
 #include "spvit/data/nifti_dataset.h"
 #include "spvit/data/nifti_file.h"
+#include "spvit/data/volume_resample.h"
 
 namespace fs = std::filesystem;
 using namespace spvit;
@@ -336,4 +337,64 @@ TEST(NiftiDataset, RegionLabelsNameTheirMembersAndBadLabelKeysAreNamed) {
   const auto m = data::testing::error_message([&] { NiftiDatasetInfo::read(msd.path()); });
   EXPECT_ERROR_MENTIONS(m, "dataset.json");
   EXPECT_ERROR_MENTIONS(m, "must map label values to class names, got \"one\"");
+}
+
+// data.spacing: cases of other spacings are read from resampled copies — images linear, labels nearest, equal to
+// resample_volume of the source voxels (itself checked against grid_sample in test_volume_resample.cpp), with the
+// affine's columns scaled (voxel 0 keeps its world position, the orientation is unchanged); a case already at the
+// target spacing is read from its own files; the mixed-spacing dataset that is refused without data.spacing opens.
+TEST(NiftiDataset, DataSpacingResamplesCasesImagesLinearLabelsNearest) {
+  TempDir dir("nifti_spacing");
+  const auto cases = some_cases(5);
+  const auto root = dir.file("mixed");
+  write_nnunet(root, cases, geometry(1, 1, 1.5));
+  for (int ch = 0; ch < 2; ++ch) {
+    write_image(root + "/imagesTr/c2_000" + std::to_string(ch) + ".nii.gz", cases[2].channels[static_cast<size_t>(ch)],
+                geometry(0.75, 1, 2.5));
+  }
+  write_labels(root + "/labelsTr/c2.nii.gz", cases[2].labels, geometry(0.75, 1, 2.5));
+  EXPECT_ERROR_MENTIONS(data::testing::error_message([&] { NiftiDataset(options_for(root, "train", 8, 1)); }),
+                        "set data.spacing");
+  DataConfig d;
+  d.size = 8;
+  d.cache_dir = root + "/cache";
+  d.spacing = {"1", "1", "1.5"};
+  const NiftiDataset dataset(NiftiDatasetOptions::from_config(d, root, "train", 4, 5));
+  int64_t checked = 0;
+  for (int64_t i = 0; i < dataset.case_count(); ++i) {
+    const auto& files = dataset.case_files(i);
+    const auto& h = dataset.header(i);
+    EXPECT_NEAR(h.spacing[0], 1, 1e-6);
+    EXPECT_NEAR(h.spacing[2], 1.5, 1e-6);
+    if (files.name != "c2") {
+      EXPECT_EQ(files.label, root + "/labelsTr/" + files.name + ".nii.gz") << "already at the target spacing";
+      continue;
+    }
+    const auto& src = cases[2];
+    const auto grid = ResampleGrid::between({src.labels.size(0), src.labels.size(1), src.labels.size(2)},
+                                            {2.5, 1, 0.75}, {1.5, 1, 1});
+    EXPECT_EQ(h.shape, (std::vector<int64_t>{grid.out_shape[2], grid.out_shape[1], grid.out_shape[0]}));
+    const auto source = geometry(0.75, 1, 2.5);
+    for (int r = 0; r < 3; ++r) {
+      EXPECT_NEAR(h.affine[r][3], source.affine[r][3], 1e-4) << "voxel 0 keeps its world position";
+      for (int c = 0; c < 3; ++c) {
+        const double step = (c == 0 ? 1 / 0.75 : c == 1 ? 1.0 : 1.5 / 2.5);
+        EXPECT_NEAR(h.affine[r][c], source.affine[r][c] * step, 1e-5);
+      }
+    }
+    const auto read = [&](const std::string& path) {
+      auto v = read_nifti(path);
+      return torch::tensor(v).reshape({grid.out_shape[0], grid.out_shape[1], grid.out_shape[2]});
+    };
+    const auto labels = resample_volume(src.labels.to(torch::kInt16), grid, Interpolation::nearest);
+    EXPECT_TRUE(torch::equal(read(files.label), labels.to(torch::kFloat32)));
+    for (int ch = 0; ch < 2; ++ch) {
+      const auto image = resample_volume(src.channels[static_cast<size_t>(ch)].to(torch::kFloat64), grid,
+                                         Interpolation::linear);
+      EXPECT_LT((read(files.images[static_cast<size_t>(ch)]).to(torch::kFloat64) - image).abs().max().item<double>(),
+                1e-4);
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1) << "c2 is in fold 0's training split";
 }

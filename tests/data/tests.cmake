@@ -2,7 +2,8 @@
 if(TARGET spvit_data)
   spvit_add_test_executable(spvit_data_tests
     data/test_synthetic.cpp data/test_formats.cpp data/test_augment.cpp data/test_loader.cpp
-    data/test_annotations.cpp data/test_nifti_file.cpp data/test_nifti_dataset.cpp)
+    data/test_annotations.cpp data/test_nifti_file.cpp data/test_nifti_dataset.cpp
+    data/test_volume_resample.cpp)
   target_link_libraries(spvit_data_tests PRIVATE spvit_data)
   # The bad-input tests write malformed HDF5 files with the C API (include dirs only: the shared PCH's flags stay).
   target_include_directories(spvit_data_tests SYSTEM PRIVATE ${HDF5_C_INCLUDE_DIRS})

@@ -2,7 +2,7 @@
 if(TARGET spvit_infer)
   # data/test_slide_dataset.cpp tests the data layer's slide datasets; it is built here for the test slide writers.
   spvit_add_test_executable(spvit_infer_tests infer/test_slide_writers.cpp infer/test_tiler_pipeline.cpp
-                            data/test_slide_dataset.cpp)
+                            infer/test_volume_window.cpp data/test_slide_dataset.cpp)
   target_link_libraries(spvit_infer_tests PRIVATE spvit_infer)
   add_test(NAME infer COMMAND ${SPVIT_MPIRUN} 1 ${SPVIT_MPIRUN_FLAGS} $<TARGET_FILE:spvit_infer_tests>)
   set_tests_properties(infer PROPERTIES ENVIRONMENT "${SPVIT_TEST_ENV}" TIMEOUT 600)

@@ -136,6 +136,8 @@ struct DataConfig {
   std::string cache_dir;             // tissue masks are cached here ("" = <train.out_dir>/cache)
   // NIfTI volumes (source: nifti; docs/data.md, "Volumes"): samples are data.size³ crops of the cases of one fold.
   int64_t fold = 0;                  // splits_final.json's fold, else fold k of 5 over the sorted cases
+  std::vector<std::string> spacing;  // target voxel spacing, mm along i, j, k (empty: the files' own, all equal)
+  NamedValues regions;               // evaluation regions: name -> "label,label,..." (a union of labels)
   PatcherConfig patcher;
   template <class V>
   void visit(V& v) {
@@ -166,6 +168,8 @@ struct DataConfig {
     v.field("cache_dir", cache_dir, Range<std::string>{},
             "slides: tissue mask cache, nifti: intensity statistics (\"\": <train.out_dir>/cache)");
     v.field("fold", fold, Range<int64_t>{0, 1000}, "nifti: the cross-validation fold (splits_final.json or 5 folds)");
+    v.list("spacing", spacing, "nifti: resample every case to this spacing, mm along i j k (empty: no resampling)");
+    v.mapping("regions", regions, "nifti: evaluation regions, name -> comma-separated label values (their union)");
     v.section("patcher", patcher);
   }
 };

@@ -100,6 +100,9 @@ class Dataset {
   virtual std::vector<std::pair<std::string, std::string>> class_colours() const { return {}; }
   // A short description for logs ("synthetic pathology, 16 x 256x256", "hdf5 'x.h5', 100 x 64x64x64").
   virtual std::string describe() const { return "dataset"; }
+  // What a model trained on this data needs of it at inference, as JSON, stored in checkpoints (a NIfTI dataset's
+  // normalisation statistics); empty for none.
+  virtual std::string statistics_json() const { return {}; }
 };
 
 // torch::empty for sample buffers. Large ones (>= 8 MB) are allocated 2 MB-aligned and marked for transparent huge

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ struct NiftiDatasetInfo {
   std::string layout;                        // "msd" or "nnunet"
   std::vector<std::string> channel_names;    // index = channel
   std::map<std::string, int64_t> labels;     // name -> value (background 0 included)
+  std::map<std::string, std::vector<int64_t>> regions;  // nnU-Net region labels: name -> the label values it unites
   std::vector<NiftiCase> cases;              // training cases (labelled), sorted by name
   std::string file_ending = ".nii.gz";
 
@@ -80,6 +82,8 @@ struct NiftiDatasetOptions {
   std::vector<NiftiCase> normalization_cases;  // whose statistics normalise CT channels: the fold's training cases
   bool normalize = true;         // false: no dataset normalisation statistics (a per-case check reads no samples)
   std::string cache_dir;         // normalisation statistics and foreground positions ("" = none: computed each time)
+  // data.spacing (mm along i, j, k): cases of another spacing are resampled once into cache_dir (nifti_resampled.h)
+  std::optional<std::array<double, 3>> spacing;
   int64_t size = 128;            // crop side in voxels
   int64_t count = 1;             // samples per epoch
   bool fixed = false;            // validation: the same crops every epoch
@@ -135,6 +139,9 @@ class NiftiDataset : public Dataset {
   Sample read_epoch(int64_t index, int64_t epoch, const std::optional<Region>& region) const override;
   std::string sample_group(int64_t index) const override;
   std::string describe() const override;
+  // {"normalization": NiftiNormalization::to_json, "channel_names": [...], "labels": {name: value},
+  //  "regions": {name: [values]}} (dataset.json's regions): what 3D inference needs besides the configuration.
+  std::string statistics_json() const override;
 
   NiftiPlacement placement(int64_t index, int64_t epoch) const;
   const NiftiNormalization& normalization() const { return normalization_; }

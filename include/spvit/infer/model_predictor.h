@@ -19,15 +19,16 @@ struct LoadedModel {
   std::vector<std::string> class_names;  // index = class id
   std::vector<std::array<uint8_t, 3>> class_colours;  // index = class id (train::class_colour_table)
   torch::Device device{torch::kCPU};
+  std::string data_statistics;  // what the training data left in the checkpoint (3D: NIfTI normalisation), or ""
 };
 
 // Rebuilds the model the checkpoint was trained with (its stored configuration plus `overrides`) and loads its
 // weights. The number of classes is read from the stored head. Throws DataError for a missing or unreadable
-// checkpoint or one whose weights do not fit its configuration, ConfigError for a model spvit infer cannot run (3D,
-// not RGB).
+// checkpoint or one whose weights do not fit its configuration, ConfigError for a model of the wrong kind:
+// spatial_dims 2 (slides and images) needs a 2D RGB model, 3 (NIfTI volumes) a 3D one.
 // `local_rank` picks the GPU with config.device auto/cuda (as in training).
 LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides = {},
-                       int local_rank = 0);
+                       int local_rank = 0, int spatial_dims = 2);
 
 // The tile size a model expects by default: the trained image size (data.size).
 int64_t default_tile(const LoadedModel& model);
@@ -40,7 +41,7 @@ void use_training_resolution(const LoadedModel& model, const data::Slide& slide,
 // of each id; ids no name maps to are class_<id>), synthetic pathology's names, else background, class_1, ...
 std::vector<std::string> class_names_of(const Config& config, int64_t classes);
 
-// Checks that `tile` suits the model (a multiple of the patch; with a learned grid position table, the trained
+// Checks that `tile` (the side of a 2D tile or of a 3D window) suits the model (a multiple of the patch; with a learned grid position table, the trained
 // size) and returns the predictor, softmax over classes: unetr models run forward_uniform on each batch of tiles;
 // tile-decoder models plan each tile's layout with the checkpoint's patcher (uniform or adaptive, data.patcher),
 // run forward_tiles and paste the token tiles back to pixels (data::read_token_sample, patch::paste_range).

@@ -20,10 +20,14 @@ struct TrainingPosition {
 
 // Writes on the calling rank (the trainer calls it on world rank 0; every rank holds the same replica). Tensors are
 // stored on the CPU whatever device trained them, so a checkpoint from a GPU run loads on a CPU-only machine. The
-// loss scaler (fp16) is stored when given and enabled.
+// loss scaler (fp16) is stored when given and enabled. `data_statistics`: what inference needs of the training data
+// (data::Dataset::statistics_json: a NIfTI dataset's normalisation), stored when not empty.
 void save_checkpoint(const std::string& path, torch::nn::Module& model, const Optimizer& optimizer,
                      const TrainingPosition& position, const std::string& config_yaml,
-                     const LossScaler* scaler = nullptr);
+                     const LossScaler* scaler = nullptr, const std::string& data_statistics = {});
+
+// The data statistics a checkpoint stores ("" when it has none). DataError for an unreadable file.
+std::string read_checkpoint_data_statistics(const std::string& path);
 
 // Restores into an already built model and optimiser (on whatever device they live); returns the position. Throws
 // DataError naming the file for a missing or unreadable checkpoint and for parameters whose names or shapes do not
