@@ -30,6 +30,7 @@ struct SynthArgs {
   double mpp = 0.5;             // slides: micrometres per level-0 pixel
   int64_t feature_scale = 192;  // slides: glands on a 48-pixel grid, tissue blobs of 64 pixels, at any slide size
   int64_t val = 0;              // slides: the last `val` slides are the manifest's val split; nifti: held out
+  double lesion_scale = 1.0;    // mri: tumour radii multiplier
   std::string layout = "nnunet";  // nifti: nnunet (v2) or msd
   int64_t channels = 1;         // nifti: MR contrasts per case
   std::vector<double> spacing{0.9, 0.9, 2.5};  // nifti: mm per voxel along i, j, k
@@ -99,6 +100,7 @@ int run_synth_nifti(const SynthArgs& args, int rank) {
   o.channels = args.channels;
   o.spacing = {args.spacing[0], args.spacing[1], args.spacing[2]};
   o.seed = args.seed;
+  o.lesion_scale = args.lesion_scale;
   if (rank != 0) return 0;
   Stopwatch watch;
   data::write_synthetic_nifti(args.out, o);
@@ -118,6 +120,7 @@ int run_synth(const SynthArgs& args, int rank) {
   o.spatial_dims = args.kind == "mri" ? 3 : 2;
   o.count = args.count;
   o.seed = args.seed;
+  o.lesion_scale = args.lesion_scale;
   if (args.size.size() == 1) o.shape.assign(o.spatial_dims, args.size[0]);
   else if (static_cast<int>(args.size.size()) == o.spatial_dims) o.shape = args.size;
   else SPVIT_THROW(ConfigError, "--size takes 1 or ", o.spatial_dims, " values for --kind ", args.kind, ", got ", args.size.size());
@@ -173,6 +176,10 @@ void add_synth_command(CLI::App& app, AppContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--val", args->val, "slides: the last N slides form the val split of <out>/manifest.csv; nifti: "
                                       "the last N cases are held out in imagesTs/ + labelsTs/")
+      ->capture_default_str();
+  cmd->add_option("--lesion-scale", args->lesion_scale, "mri: tumour radii multiplier (2: BraTS-like tumour "
+                  "fractions of the head)")
+      ->check(CLI::Range(0.1, 4.0))
       ->capture_default_str();
   cmd->add_option("--feature-scale", args->feature_scale,
                   "slides: the image side the generator sizes its features for (glands on a side/4 grid); 0 = the "

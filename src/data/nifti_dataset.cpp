@@ -71,6 +71,7 @@ nlohmann::json case_statistics(const NiftiCase& c, const NiftiDatasetInfo& info)
   std::map<int64_t, int64_t> counts;
   for (float v : labels) {
     const auto l = static_cast<int64_t>(std::lround(v));
+    if (l == info.ignore_label) continue;  // neither a class nor foreground
     if (l != v || l < 0 || l >= info.num_classes() ||
         std::none_of(info.labels.begin(), info.labels.end(), [&](const auto& e) { return e.second == l; })) {
       SPVIT_THROW(DataError, "case '", c.name, "': label file '", c.label, "' holds the value ", v,
@@ -282,7 +283,9 @@ Sample NiftiDataset::read_epoch(int64_t index, int64_t epoch, const std::optiona
     const auto [path, index_in_file] = channel_source(st.files, ch);
     dst(out.image).select(-1, ch).copy_(normalization_.apply(slab(path, index_in_file), ch, st.mean[ch], st.std[ch]));
   }
-  dst(out.mask).copy_(slab(st.files.label, 0).round_());
+  auto labels = slab(st.files.label, 0).round_();
+  if (options_.info.ignore_label >= 0) labels.masked_fill_(labels == options_.info.ignore_label, ClassMap::kIgnore);
+  dst(out.mask).copy_(labels);
   return out;
 }
 
@@ -296,6 +299,7 @@ std::string NiftiDataset::statistics_json() const {
   j["channel_names"] = options_.info.channel_names;
   j["labels"] = options_.info.labels;
   j["regions"] = options_.info.regions;
+  j["ignore_label"] = options_.info.ignore_label;
   return j.dump();
 }
 

@@ -181,6 +181,16 @@ NiftiDatasetInfo NiftiDatasetInfo::read(const std::string& root) {
       SPVIT_THROW(DataError, "'", file.string(), "': label '", name, "' = ", value, " must be from 0 to 255");
     }
   }
+  if (const auto it = info.labels.find("ignore"); it != info.labels.end()) {
+    info.ignore_label = it->second;
+    info.labels.erase(it);
+    for (const auto& [name, value] : info.labels) {
+      if (value >= info.ignore_label) {
+        SPVIT_THROW(DataError, "'", file.string(), "': the ignore label (", info.ignore_label, ") must be the highest "
+                    "value, as nnU-Net requires, but '", name, "' = ", value);
+      }
+    }
+  }
   std::sort(info.cases.begin(), info.cases.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return info;
 }

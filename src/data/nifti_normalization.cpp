@@ -54,12 +54,16 @@ NiftiNormalization NiftiNormalization::compute(const NiftiDatasetInfo& info, con
         SPVIT_THROW(DataError, "case '", c.name, "': image '", path, "' has ", image.size(), " voxels per channel but its ",
                     "label '", c.label, "' has ", labels.size());
       }
+      // Foreground: a label > 0 that is not nnU-Net's ignore label.
+      const auto is_foreground = [&](float l) {
+        return l > 0.5f && (info.ignore_label < 0 || std::lround(l) != info.ignore_label);
+      };
       int64_t foreground = 0;
-      for (float l : labels) foreground += l > 0.5f;
+      for (float l : labels) foreground += is_foreground(l);
       const int64_t stride = std::max<int64_t>(1, (foreground + per_case - 1) / per_case);
       int64_t seen = 0;
       for (size_t v = 0; v < labels.size(); ++v) {
-        if (labels[v] > 0.5f && seen++ % stride == 0) values.push_back(image[v]);
+        if (is_foreground(labels[v]) && seen++ % stride == 0) values.push_back(image[v]);
       }
     }
     if (values.empty()) {

@@ -3,7 +3,8 @@
 // Model (voxel coordinates (z, y, x) of the full volume):
 //   head     an ellipsoid (semi-axes 0.40-0.46 of each side) around a slightly jittered centre; its outer 10 % is
 //            scalp/skull, the rest brain with a 4-voxel texture; two dark ventricles near the centre;
-//   tumour   a core of radius 8-16 % of the smallest head semi-axis, inside an edema shell 1.6-2.2× wider, both with
+//   tumour   a core of radius 8-16 % of the smallest head semi-axis (× lesion_scale), inside an edema shell 1.6-2.2×
+//            wider, both with
 //            borders roughened by value noise; a dark necrotic centre inside the core; labels only inside the brain;
 //   signal   multiplied by a smooth bias field (cells of half the volume) and a per-sample gain, plus voxel grain.
 // Labels: 0 background, 1 head/brain, 2 edema, 3 tumour core.
@@ -30,7 +31,7 @@ struct Mri {
   double bias_cell = 32, gain = 1;
 };
 
-Mri make_mri_params(uint64_t seed, int64_t index, const std::vector<int64_t>& shape) {
+Mri make_mri_params(uint64_t seed, int64_t index, const std::vector<int64_t>& shape, double lesion_scale) {
   Mri m;
   m.key = hash_key({seed, static_cast<uint64_t>(index), 0x3b1u});
   HashStream s(m.key);
@@ -50,7 +51,7 @@ Mri make_mri_params(uint64_t seed, int64_t index, const std::vector<int64_t>& sh
   }
   const double radius = s.uniform(0.15, 0.45);
   for (int d = 0; d < 3; ++d) m.tumour[d] = m.centre[d] + m.axes[d] * radius * dir[d] / norm;
-  m.core = std::max(1.5, min_axis * s.uniform(0.08, 0.16));
+  m.core = std::max(1.5, min_axis * s.uniform(0.08, 0.16) * lesion_scale);
   m.edema = m.core * s.uniform(1.6, 2.2);
   for (int side = 0; side < 2; ++side) {
     m.ventricle[side] = m.centre;
@@ -117,9 +118,9 @@ void render_slices(const Mri& m, const std::vector<int64_t>& shape, const Region
   }
 }
 
-void render_mri(uint64_t seed, const std::vector<int64_t>& shape, int64_t index, const Region& region,
-                torch::Tensor& image, torch::Tensor& mask) {
-  const Mri m = make_mri_params(seed, index, shape);
+void render_mri(uint64_t seed, double lesion_scale, const std::vector<int64_t>& shape, int64_t index,
+                const Region& region, torch::Tensor& image, torch::Tensor& mask) {
+  const Mri m = make_mri_params(seed, index, shape, lesion_scale);
   const int64_t slice = region.extent(1) * region.extent(2);
   float* img = image.data_ptr<float>();
   int64_t* msk = mask.data_ptr<int64_t>();
@@ -134,12 +135,15 @@ std::vector<std::string> synthetic_mri_classes() { return {"background", "head",
 
 std::shared_ptr<Dataset> make_synthetic_mri(const SyntheticOptions& options) {
   check_synthetic_options(options, 3, "synthetic MRI", "volumes are 3-D");
+  SPVIT_CHECK(options.lesion_scale > 0 && options.lesion_scale <= 4, "synthetic MRI lesion scale must be in (0, 4], got ",
+              options.lesion_scale);
   const uint64_t seed = options.seed;
+  const double lesion_scale = options.lesion_scale;
   const std::vector<int64_t> shape = options.shape;
   return std::make_shared<ProceduralDataset>(
       "mri", shape, options.count, 1, 4,
-      [seed, shape](int64_t index, const Region& region, torch::Tensor& image, torch::Tensor& mask) {
-        render_mri(seed, shape, index, region, image, mask);
+      [seed, lesion_scale, shape](int64_t index, const Region& region, torch::Tensor& image, torch::Tensor& mask) {
+        render_mri(seed, lesion_scale, shape, index, region, image, mask);
       });
 }
 

@@ -34,6 +34,7 @@ void write_synthetic_nifti(const std::string& dir, const SyntheticNiftiOptions& 
   g.shape = o.shape;
   g.count = o.count;
   g.seed = o.seed;
+  g.lesion_scale = o.lesion_scale;
   const auto generator = make_synthetic_mri(g);
   const auto geometry = scanner_geometry(o.spacing);
   const bool msd = o.layout == "msd";
@@ -55,10 +56,10 @@ void write_synthetic_nifti(const std::string& dir, const SyntheticNiftiOptions& 
     const std::string images = std::string(held_out ? "imagesTs" : "imagesTr") + "/";
     const std::string label_file = std::string(held_out ? "labelsTs" : "labelsTr") + "/" + name + o.extension;
     write_nifti_labels(dir + "/" + label_file, geometry, shape3, labels.data_ptr<uint8_t>());
-    if (msd) {  // one 4-D file, channels on the 4th axis: [c][k][j][i]
+    if (msd) {  // one file: 4-D with the channels on the 4th axis, [c][k][j][i]; 3-D for one channel, as MSD's tasks
       const auto all = torch::stack(channels).to(torch::kFloat32).contiguous();
       auto shape4 = shape3;
-      shape4.push_back(o.channels);
+      if (o.channels > 1) shape4.push_back(o.channels);
       const std::string image = images + name + o.extension;
       write_nifti(dir + "/" + image, geometry, shape4, all.data_ptr<float>());
       if (held_out) test.push_back("./" + image);

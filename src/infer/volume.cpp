@@ -108,6 +108,7 @@ VolumeModelData VolumeModelData::from_checkpoint(const std::string& statistics_j
     m.channel_names = j.at("channel_names").get<std::vector<std::string>>();
     labels = j.at("labels").get<std::map<std::string, int64_t>>();
     dataset_regions = j.at("regions").get<std::map<std::string, std::vector<int64_t>>>();
+    m.ignore_label = j.value("ignore_label", int64_t{-1});
   } catch (const nlohmann::json::exception& e) {
     SPVIT_THROW(DataError, "the checkpoint's NIfTI statistics do not parse: ", e.what());
   }

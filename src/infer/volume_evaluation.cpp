@@ -23,7 +23,12 @@ CaseOverlap CaseOverlap::of(const std::string& name, const torch::Tensor& predic
               " and reference ", reference.sizes(), " differ in shape");
   CaseOverlap o;
   o.name = name;
-  const auto p = predicted.to(torch::kLong), r = reference.to(torch::kLong);
+  auto p = predicted.to(torch::kLong), r = reference.to(torch::kLong);
+  if (model.ignore_label >= 0) {  // voxels the reference marks "ignore" count for no structure
+    const auto scored = r != model.ignore_label;
+    p = p.masked_fill(~scored, -1);
+    r = r.masked_fill(~scored, -1);
+  }
   const auto add = [&](const torch::Tensor& in_p, const torch::Tensor& in_r) {
     o.intersection.push_back((in_p & in_r).sum().item<double>());
     o.total.push_back(in_p.sum().item<double>() + in_r.sum().item<double>());

@@ -13,6 +13,7 @@
 #include "spvit/data/nifti_dataset.h"
 #include "spvit/data/nifti_file.h"
 #include "spvit/data/volume_resample.h"
+#include "spvit/data/annotations.h"
 
 namespace fs = std::filesystem;
 using namespace spvit;
@@ -397,4 +398,36 @@ TEST(NiftiDataset, DataSpacingResamplesCasesImagesLinearLabelsNearest) {
     ++checked;
   }
   EXPECT_EQ(checked, 1) << "c2 is in fold 0's training split";
+}
+
+// nnU-Net v2's "ignore" label: not a class, its voxels read as ClassMap::kIgnore (no loss), accepted by the label
+// check; it must be the highest value.
+TEST(NiftiDataset, IgnoreLabelVoxelsAreIgnoredNotAClass) {
+  TempDir dir("nifti_ignore");
+  auto cases = some_cases(5);
+  for (auto& c : cases) c.labels.narrow(0, 0, 2).fill_(4);  // the first two slices unannotated
+  const auto root = dir.file("ds");
+  write_nnunet(root, cases, geometry(1, 1, 1));
+  auto labels = labels_json();
+  labels["ignore"] = 4;
+  write_json(root + "/dataset.json", {{"channel_names", {{"0", "T2"}, {"1", "ADC"}}}, {"labels", labels},
+                                      {"numTraining", 5}, {"file_ending", ".nii.gz"}});
+  const NiftiDataset d(options_for(root, "train", 40, 4));  // crops larger than the volumes: every voxel
+  EXPECT_EQ(d.num_classes(), 4);
+  int64_t ignored = 0;
+  for (int64_t i = 0; i < d.size(); ++i) {
+    const auto s = d.read(i);
+    const auto p = d.placement(i, 0);
+    // The crop's first two volume slices are ignored, like the padding; no voxel reads 4.
+    ignored += (s.mask == ClassMap::kIgnore).sum().item<int64_t>();
+    EXPECT_EQ((s.mask == 4).sum().item<int64_t>(), 0);
+    EXPECT_TRUE((s.mask.narrow(0, -p.origin[0], 2) == ClassMap::kIgnore).all().item<bool>());
+  }
+  EXPECT_GT(ignored, 0);
+  EXPECT_EQ(d.label_counts(0).count(4), 0u) << "not counted as a label";
+  labels["lesion"] = 5;
+  write_json(root + "/dataset.json", {{"channel_names", {{"0", "T2"}, {"1", "ADC"}}}, {"labels", labels},
+                                      {"numTraining", 5}, {"file_ending", ".nii.gz"}});
+  EXPECT_ERROR_MENTIONS(data::testing::error_message([&] { NiftiDataset(options_for(root, "train", 8, 1)); }),
+                        "the ignore label (4) must be the highest");
 }

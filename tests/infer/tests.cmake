@@ -131,3 +131,57 @@ if(TARGET spvit_infer AND SPVIT_HAVE_OPENSLIDE)
                                         tissue=1,gland=2,nuclei=3 0.85 0.15)
   set_tests_properties(slides_e2e_dice PROPERTIES FIXTURES_REQUIRED slides_e2e_inferred TIMEOUT 120 LABELS slow)
 endif()
+
+# NIfTI volumes end to end (docs/data.md, "Volumes"; docs/inference.md, "Volumes"): `spvit synth --format nifti`
+# (nnU-Net v2 layout, 0.9 x 0.9 x 2.5 mm, BraTS-like tumour sizes, 2 cases held out in imagesTs/ + labelsTs/) ->
+# `spvit data check` -> training on 2 sequence ranks, resampled to 1.2 x 1.2 x 2 mm (configs/volumes-cpu.yaml) ->
+# `spvit infer` on the held-out cases with --labels -> nibabel (python3-nibabel) checks each label map's shape and
+# affine against its image and recomputes the mean foreground Dice: >= MIN and >= 0.15 above the intensity-threshold
+# baseline (volume_e2e_check.py). The same cases segmented on 2 sequence ranks and on 2 data ranks give the same
+# label maps voxel for voxel; `spvit eval` scores the validation fold's whole cases with the whole-tumour region.
+if(TARGET spvit_infer)
+  set(_ve ${CMAKE_CURRENT_BINARY_DIR}/volumes_e2e)
+  set(_ve_config --config ${PROJECT_SOURCE_DIR}/configs/volumes-cpu.yaml --set data.path=${_ve}/data
+                 --set train.out_dir=${_ve}/run --set train.progress=off)
+  set(_ve_check /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/infer/volume_e2e_check.py)
+  set(_ve_infer ${SPVIT_BIN} infer --checkpoint ${_ve}/run/checkpoint.pt --input ${_ve}/data/imagesTs --progress off)
+  add_test(NAME volumes_e2e_clean COMMAND ${CMAKE_COMMAND} -E rm -rf ${_ve})
+  set_tests_properties(volumes_e2e_clean PROPERTIES FIXTURES_SETUP volumes_e2e_clean LABELS slow)
+  spvit_add_mpi_test(volumes_e2e_synth NP 1 COMMAND ${SPVIT_BIN} synth --kind mri --format nifti --count 12 --val 2
+                     --size 40 48 48 --lesion-scale 2 --out ${_ve}/data)
+  set_tests_properties(volumes_e2e_synth PROPERTIES FIXTURES_REQUIRED volumes_e2e_clean FIXTURES_SETUP volumes_e2e_data
+                       LABELS "mpi;slow")
+  spvit_add_mpi_test(volumes_e2e_check NP 1 COMMAND ${SPVIT_BIN} data check ${_ve_config})
+  set_tests_properties(volumes_e2e_check PROPERTIES FIXTURES_REQUIRED volumes_e2e_data FIXTURES_SETUP volumes_e2e_checked
+                       LABELS "mpi;slow" PASS_REGULAR_EXPRESSION
+                       "\\[train\\] case_001: 36x36x50 voxels \\(i j k\\), 1.2 x 1.2 x 2 mm.*8 train case\\(s\\), 2 validation case\\(s\\): 0 problem\\(s\\)")
+  spvit_add_mpi_test(volumes_e2e_train NP 2 TIMEOUT 600 COMMAND ${SPVIT_BIN} train ${_ve_config})
+  set_tests_properties(volumes_e2e_train PROPERTIES FIXTURES_REQUIRED volumes_e2e_checked
+                       FIXTURES_SETUP volumes_e2e_trained LABELS "mpi;slow")
+  spvit_add_mpi_test(volumes_e2e_infer NP 1 COMMAND ${_ve_infer} --labels ${_ve}/data/labelsTs --out ${_ve}/infer)
+  set_tests_properties(volumes_e2e_infer PROPERTIES FIXTURES_REQUIRED volumes_e2e_trained FIXTURES_SETUP volumes_e2e_inferred
+                       LABELS "mpi;slow" PASS_REGULAR_EXPRESSION
+                       "case_010: case_010.nii.gz, [^\n]*whole tumour [0-9.]+ mL.*mean foreground Dice 0\\.[0-9]+")
+  add_test(NAME volumes_e2e_dice COMMAND ${_ve_check} ${_ve}/data ${_ve}/infer 0.80 0.10)
+  set_tests_properties(volumes_e2e_dice PROPERTIES FIXTURES_REQUIRED volumes_e2e_inferred TIMEOUT 120 LABELS slow)
+  spvit_add_mpi_test(volumes_e2e_infer_seq2 NP 2 COMMAND ${_ve_infer} --seq 2 --out ${_ve}/infer_seq2)
+  spvit_add_mpi_test(volumes_e2e_infer_data2 NP 2 COMMAND ${_ve_infer} --out ${_ve}/infer_data2)
+  set_tests_properties(volumes_e2e_infer_seq2 volumes_e2e_infer_data2 PROPERTIES FIXTURES_REQUIRED volumes_e2e_trained
+                       FIXTURES_SETUP volumes_e2e_ranks LABELS "mpi;slow")
+  add_test(NAME volumes_e2e_ranks_agree COMMAND ${_ve_check} --same ${_ve}/infer ${_ve}/infer_seq2 ${_ve}/infer_data2)
+  set_tests_properties(volumes_e2e_ranks_agree PROPERTIES FIXTURES_REQUIRED "volumes_e2e_inferred;volumes_e2e_ranks"
+                       TIMEOUT 120 LABELS slow)
+  spvit_add_mpi_test(volumes_e2e_eval NP 2 COMMAND ${SPVIT_BIN} eval --checkpoint ${_ve}/run/checkpoint.pt
+                     --out ${_ve}/eval)
+  set_tests_properties(volumes_e2e_eval PROPERTIES FIXTURES_REQUIRED volumes_e2e_trained LABELS "mpi;slow"
+                       PASS_REGULAR_EXPRESSION "case_000: Dice edema [0-9.]+ head [0-9.]+ tumour core [0-9.-]+ whole tumour [0-9.]+\ncase_005: .*mean foreground Dice")
+  # Bad input to the 3-D path: a missing case, a 2-D checkpoint, missing reference labels.
+  spvit_add_failure_test(volumes_e2e_missing_case NP 1 REGEX "input '[^']*/no_such\\.nii\\.gz' does not exist"
+                         COMMAND ${_ve_infer} --input ${_ve}/data/imagesTs/no_such.nii.gz)
+  spvit_add_failure_test(volumes_e2e_2d_checkpoint NP 1 REGEX "holds a 2D model; NIfTI volumes need a 3D model"
+                         COMMAND ${SPVIT_BIN} infer --checkpoint ${_ifx}/model.pt --input ${_ve}/data/imagesTs)
+  spvit_add_failure_test(volumes_e2e_missing_labels NP 1 REGEX "--labels: case 'case_010' has no reference label map"
+                         COMMAND ${_ve_infer} --labels ${_ve}/data/labelsTr --out ${_ve}/infer_bad)
+  set_tests_properties(volumes_e2e_missing_case volumes_e2e_missing_labels PROPERTIES FIXTURES_REQUIRED volumes_e2e_trained)
+  set_tests_properties(volumes_e2e_2d_checkpoint PROPERTIES FIXTURES_REQUIRED "volumes_e2e_data;infer_inputs")
+endif()

@@ -3,6 +3,7 @@
 independent reader (tests/infer/tests.cmake, volumes_e2e_*).
 
 usage: volume_e2e_check.py DATASET INFER_OUT MIN_DICE MARGIN
+       volume_e2e_check.py --same INFER_OUT OTHER_OUT...   (every label map equal, voxel for voxel)
 
 DATASET: an nnU-Net v2 folder from `spvit synth --format nifti` (imagesTr/, labelsTr/, imagesTs/, labelsTs/).
 INFER_OUT: the --out folder of `spvit infer --input DATASET/imagesTs --labels DATASET/labelsTs`.
@@ -40,7 +41,22 @@ def mean_foreground_dice(per_case):
     return float(np.mean(means))
 
 
+def same(first, others):
+    cases = sorted(f for f in os.listdir(first) if f.endswith(".nii.gz"))
+    if not cases:
+        sys.exit(f"no label map in {first}")
+    for other in others:
+        for f in cases:
+            a = nibabel.load(os.path.join(first, f))
+            b = nibabel.load(os.path.join(other, f))
+            if not np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj)) or not np.allclose(a.affine, b.affine):
+                sys.exit(f"{other}/{f} differs from {first}/{f}")
+    print(f"{len(cases)} label map(s) of {first} equal those of {', '.join(others)}")
+
+
 def main():
+    if sys.argv[1] == "--same":
+        return same(sys.argv[2], sys.argv[3:])
     dataset, out, min_dice, margin = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     labels = json.load(open(os.path.join(dataset, "dataset.json")))["labels"]
     classes = max(v for v in labels.values() if isinstance(v, int)) + 1

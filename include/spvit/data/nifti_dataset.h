@@ -46,6 +46,9 @@ struct NiftiDatasetInfo {
   std::vector<std::string> channel_names;    // index = channel
   std::map<std::string, int64_t> labels;     // name -> value (background 0 included)
   std::map<std::string, std::vector<int64_t>> regions;  // nnU-Net region labels: name -> the label values it unites
+  // nnU-Net v2's "ignore" label (the highest value): its voxels are read as ClassMap::kIgnore (no loss, no Dice) and
+  // it is not a class; -1 when dataset.json has none.
+  int64_t ignore_label = -1;
   std::vector<NiftiCase> cases;              // training cases (labelled), sorted by name
   std::string file_ending = ".nii.gz";
 
@@ -53,7 +56,7 @@ struct NiftiDatasetInfo {
   // dataset.json, neither layout's keys, a case without an image or channel file, a label file that does not exist).
   static NiftiDatasetInfo read(const std::string& root);
   int64_t channels() const { return static_cast<int64_t>(channel_names.size()); }
-  int64_t num_classes() const;  // largest label value + 1
+  int64_t num_classes() const;  // largest label value + 1 (the ignore label excluded)
   // The cases of fold `fold` (split "train" or "val"): from <root>/splits_final.json when present (nnU-Net's list of
   // {"train": [...], "val": [...]}), else 5 folds of the sorted cases (case i is in the val split of fold i % 5).
   std::vector<NiftiCase> split(const std::string& split, int64_t fold) const;
@@ -140,7 +143,8 @@ class NiftiDataset : public Dataset {
   std::string sample_group(int64_t index) const override;
   std::string describe() const override;
   // {"normalization": NiftiNormalization::to_json, "channel_names": [...], "labels": {name: value},
-  //  "regions": {name: [values]}} (dataset.json's regions): what 3D inference needs besides the configuration.
+  //  "regions": {name: [values]}, "ignore_label": v or -1} (dataset.json's): what 3D inference and evaluation need
+  //  besides the configuration.
   std::string statistics_json() const override;
 
   NiftiPlacement placement(int64_t index, int64_t epoch) const;

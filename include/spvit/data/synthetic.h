@@ -21,6 +21,9 @@ struct SyntheticOptions {
   // Pathology: the side that sets the feature sizes (tissue blobs, glands); 0 = the sample's longer side. Whole
   // slides fix it (spvit synth --format slides), so their glands have one physical size whatever the slide's size.
   int64_t feature_scale = 0;
+  // MRI: tumour radii multiplier (1: core 8-16 % of the head's smallest semi-axis, whole tumour ~0.2-4 % of the head;
+  // 2: ~2-35 %, nearer BraTS' typical whole-tumour fractions).
+  double lesion_scale = 1.0;
 };
 
 // Pathology-like H&E tiles: 2D, 3 channels (RGB), 4 classes:

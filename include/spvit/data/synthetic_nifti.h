@@ -19,6 +19,7 @@ struct SyntheticNiftiOptions {
   std::array<double, 3> spacing{0.9, 0.9, 2.5};  // mm along i, j, k
   uint64_t seed = 0;
   std::string extension = ".nii.gz";         // or .nii
+  double lesion_scale = 1.0;                 // tumour radii multiplier (SyntheticOptions::lesion_scale)
 };
 
 // A scanner-like voxel-to-world matrix: LPS-flipped in-plane axes (as DICOM converters write), a 7° turn about the

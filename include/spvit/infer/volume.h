@@ -42,6 +42,7 @@ struct VolumeModelData {
   std::vector<LabelRegion> regions;
   std::optional<std::array<double, 3>> spacing;  // data.spacing (i, j, k mm)
   int64_t window = 0;                             // data.size: the trained crop side
+  int64_t ignore_label = -1;                      // nnU-Net's ignore label: reference voxels scored by no Dice
 
   // DataError when the checkpoint was not trained on NIfTI data (no statistics) or they do not parse.
   static VolumeModelData from_checkpoint(const std::string& statistics_json, const Config& config, int64_t classes);
