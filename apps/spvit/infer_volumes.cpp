@@ -41,6 +41,16 @@ int run_volume_inference(AppContext& ctx, const VolumeRunOptions& options, const
   const auto& model = run.model();
   const auto cases = infer::volume_cases(input, static_cast<int64_t>(model.channel_names.size()));
   const auto K = run.classes();
+  // A label map must never replace an input (e.g. --out pointing at the images' own folder).
+  for (const auto& c : cases) {
+    const auto target = std::filesystem::weakly_canonical(out_dir + "/" + c.name + ".nii.gz");
+    for (const auto& image : c.images) {
+      if (std::filesystem::weakly_canonical(image) == target) {
+        SPVIT_THROW(ConfigError, "--out '", out_dir, "' would overwrite the input '", image, "' with its label map: ",
+                    "choose another output folder");
+      }
+    }
+  }
   // Every reference label map is found before any case runs (a missing one is an error, not a hang of the others).
   std::vector<std::string> references;
   for (const auto& c : cases) {
