@@ -13,21 +13,17 @@ constexpr int kTagToPrevious = 401;  // rows travelling to rank - 1
 constexpr int kTagToNext = 402;      // rows travelling to rank + 1
 
 // Sends `to_prev` to rank-1 and `to_next` to rank+1; returns {from_prev, from_next} (zeros at the borders).
+// Two grouped shifts (Communicator::send_recv), so that NCCL cannot deadlock on the pairs whatever the ranks' order.
 std::pair<torch::Tensor, torch::Tensor> swap_edges(Communicator& comm, const torch::Tensor& to_prev,
                                                    const torch::Tensor& to_next) {
   const int me = comm.rank(), n = comm.size();
+  const int prev = me > 0 ? me - 1 : -1, next = me + 1 < n ? me + 1 : -1;
   auto from_prev = torch::zeros_like(to_next);
   auto from_next = torch::zeros_like(to_prev);
-  std::vector<WorkPtr> works;
-  if (me > 0) {
-    works.push_back(comm.send(to_prev, me - 1, kTagToPrevious));
-    works.push_back(comm.recv(from_prev, me - 1, kTagToNext));
-  }
-  if (me + 1 < n) {
-    works.push_back(comm.send(to_next, me + 1, kTagToNext));
-    works.push_back(comm.recv(from_next, me + 1, kTagToPrevious));
-  }
-  for (auto& w : works) w->wait();
+  auto towards_prev = comm.send_recv(to_prev, prev, from_next, next, kTagToPrevious);
+  auto towards_next = comm.send_recv(to_next, next, from_prev, prev, kTagToNext);
+  towards_prev->wait();
+  towards_next->wait();
   return {from_prev, from_next};
 }
 

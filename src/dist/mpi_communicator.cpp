@@ -1,5 +1,6 @@
 #include "spvit/dist/mpi_communicator.h"
 
+#include <array>
 #include <climits>
 #include <numeric>
 #include <sstream>
@@ -73,7 +74,8 @@ int64_t nbytes(const torch::Tensor& t) { return t.numel() * static_cast<int64_t>
 }  // namespace
 
 struct MpiCommunicator::Launch {
-  std::function<int(MPI_Request*)> start;  // issues the MPI_I* call; returns its error code
+  int requests = 1;                        // how many MPI requests the operation uses
+  std::function<int(MPI_Request*)> start;  // issues the MPI_I* call(s) into requests[0..n); returns an error code
   std::vector<torch::Tensor> keep_alive;   // buffers MPI reads or writes until completion
   std::function<void()> on_complete;       // averaging, copying out of staging buffers
 };
@@ -93,15 +95,15 @@ MpiCommunicator::~MpiCommunicator() {
   if (owned_ && !finalized) MPI_Comm_free(&comm_);
 }
 
-WorkPtr MpiCommunicator::collective(CollectiveOp op, int64_t bytes, Launch launch) {
-  const int64_t seq = count_call(op, bytes);
+WorkPtr MpiCommunicator::collective(CollectiveOp op, const Traffic& traffic, Launch launch) {
+  const int64_t seq = count_call(op, traffic);
   std::ostringstream what;
   what << op_name(op) << " #" << seq << " on communicator '" << name() << "' (rank " << rank_ << " of " << size_
-       << ", " << bytes << " bytes)";
-  MPI_Request request = MPI_REQUEST_NULL;
-  const int rc = launch.start(&request);
+       << ", " << traffic.size << " bytes)";
+  std::vector<MPI_Request> requests(static_cast<size_t>(launch.requests), MPI_REQUEST_NULL);
+  const int rc = launch.start(requests.data());
   if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, what.str(), " could not start: ", mpi_error_string(rc));
-  return std::make_shared<MpiWork>(request, std::move(launch.keep_alive), std::move(launch.on_complete), what.str(),
+  return std::make_shared<MpiWork>(std::move(requests), std::move(launch.keep_alive), std::move(launch.on_complete), what.str(),
                                    timeout_seconds());
 }
 
@@ -140,7 +142,8 @@ WorkPtr MpiCommunicator::all_gather(const torch::Tensor& input, torch::Tensor& o
   launch.on_complete = [layout, recv, user]() mutable {
     if (!recv.is_same(user)) user.copy_(recv);
   };
-  return collective(CollectiveOp::AllGather, nbytes(output), std::move(launch));
+  return collective(CollectiveOp::AllGather, traffic::all_gather(counts, rank_, output.element_size()),
+                    std::move(launch));
 }
 
 WorkPtr MpiCommunicator::reduce_scatter(const torch::Tensor& input, torch::Tensor& output,
@@ -168,7 +171,8 @@ WorkPtr MpiCommunicator::reduce_scatter(const torch::Tensor& input, torch::Tenso
     if (op == ReduceOp::Avg) recv.div_(n);
     if (!recv.is_same(user)) user.copy_(recv);
   };
-  return collective(CollectiveOp::ReduceScatter, nbytes(input), std::move(launch));
+  return collective(CollectiveOp::ReduceScatter, traffic::reduce_scatter(counts, rank_, input.element_size()),
+                    std::move(launch));
 }
 
 WorkPtr MpiCommunicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
@@ -187,7 +191,7 @@ WorkPtr MpiCommunicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
     if (op == ReduceOp::Avg) buffer.div_(n);
     if (!buffer.is_same(user)) user.copy_(buffer);
   };
-  return collective(CollectiveOp::AllReduce, nbytes(tensor), std::move(launch));
+  return collective(CollectiveOp::AllReduce, traffic::all_reduce(nbytes(tensor), size_), std::move(launch));
 }
 
 WorkPtr MpiCommunicator::reduce(torch::Tensor& tensor, int root, ReduceOp op) {
@@ -210,7 +214,7 @@ WorkPtr MpiCommunicator::reduce(torch::Tensor& tensor, int root, ReduceOp op) {
     if (op == ReduceOp::Avg) buffer.div_(n);
     if (!buffer.is_same(user)) user.copy_(buffer);
   };
-  return collective(CollectiveOp::Reduce, nbytes(tensor), std::move(launch));
+  return collective(CollectiveOp::Reduce, traffic::rooted(nbytes(tensor), size_, !is_root), std::move(launch));
 }
 
 WorkPtr MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
@@ -225,7 +229,7 @@ WorkPtr MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   launch.on_complete = [buffer, user]() mutable {
     if (!buffer.is_same(user)) user.copy_(buffer);
   };
-  return collective(CollectiveOp::Broadcast, nbytes(tensor), std::move(launch));
+  return collective(CollectiveOp::Broadcast, traffic::rooted(nbytes(tensor), size_, rank_ == root), std::move(launch));
 }
 
 WorkPtr MpiCommunicator::send(const torch::Tensor& tensor, int dst, int tag) {
@@ -236,7 +240,7 @@ WorkPtr MpiCommunicator::send(const torch::Tensor& tensor, int dst, int tag) {
   Launch launch;
   launch.start = [=](MPI_Request* r) { return MPI_Isend(buffer.data_ptr(), count, type, dst, tag, comm_, r); };
   launch.keep_alive = {buffer};
-  return collective(CollectiveOp::Send, nbytes(tensor), std::move(launch));
+  return collective(CollectiveOp::Send, traffic::rooted(nbytes(tensor), 2, true), std::move(launch));
 }
 
 WorkPtr MpiCommunicator::recv(torch::Tensor& tensor, int src, int tag) {
@@ -251,13 +255,88 @@ WorkPtr MpiCommunicator::recv(torch::Tensor& tensor, int src, int tag) {
   launch.on_complete = [buffer, user]() mutable {
     if (!buffer.is_same(user)) user.copy_(buffer);
   };
-  return collective(CollectiveOp::Recv, nbytes(tensor), std::move(launch));
+  return collective(CollectiveOp::Recv, traffic::received(nbytes(tensor)), std::move(launch));
+}
+
+WorkPtr MpiCommunicator::send_recv(const torch::Tensor& send_tensor, int dst, torch::Tensor& recv_tensor, int src,
+                                   int tag) {
+  SPVIT_CHECK(dst >= -1 && dst < size_ && src >= -1 && src < size_, "send_recv on '", name(), "': peers ", dst,
+              " and ", src, " are not ranks of ", size_, " (or -1 for none)");
+  Launch launch;
+  launch.requests = 2;
+  torch::Tensor out, in;
+  int send_count = 0, recv_count = 0;
+  MPI_Datatype send_type = MPI_BYTE, recv_type = MPI_BYTE;
+  if (dst >= 0) {
+    out = host_buffer(send_tensor, false, true);
+    send_count = as_int_count(out.numel(), "send_recv");
+    send_type = mpi_type(out.scalar_type());
+    launch.keep_alive.push_back(out);
+  }
+  if (src >= 0) {
+    in = host_buffer(recv_tensor, false, false);
+    recv_count = as_int_count(in.numel(), "send_recv");
+    recv_type = mpi_type(in.scalar_type());
+    launch.keep_alive.push_back(in);
+    torch::Tensor user = recv_tensor;
+    launch.on_complete = [in, user]() mutable {
+      if (!in.is_same(user)) user.copy_(in);
+    };
+  }
+  launch.start = [=](MPI_Request* r) {
+    int rc = MPI_SUCCESS;
+    if (src >= 0) rc = MPI_Irecv(in.data_ptr(), recv_count, recv_type, src, tag, comm_, &r[0]);
+    if (rc == MPI_SUCCESS && dst >= 0) rc = MPI_Isend(out.data_ptr(), send_count, send_type, dst, tag, comm_, &r[1]);
+    return rc;
+  };
+  const int64_t sent = dst >= 0 ? nbytes(send_tensor) : 0, received = src >= 0 ? nbytes(recv_tensor) : 0;
+  return collective(CollectiveOp::SendRecv, traffic::send_recv(sent, received), std::move(launch));
+}
+
+WorkPtr MpiCommunicator::all_to_all(const torch::Tensor& input, torch::Tensor& output,
+                                    const std::vector<int64_t>& send_counts, const std::vector<int64_t>& recv_counts) {
+  check_counts("all_to_all (send counts)", send_counts);
+  check_counts("all_to_all (receive counts)", recv_counts);
+  const int64_t send_total = std::accumulate(send_counts.begin(), send_counts.end(), int64_t{0});
+  const int64_t recv_total = std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0});
+  SPVIT_CHECK(input.numel() == send_total, "all_to_all on '", name(), "': input holds ", input.numel(),
+              " elements, the send counts sum to ", send_total);
+  SPVIT_CHECK(output.numel() == recv_total, "all_to_all on '", name(), "': output holds ", output.numel(),
+              " elements, the receive counts sum to ", recv_total);
+  SPVIT_CHECK(input.scalar_type() == output.scalar_type(), "all_to_all: input and output dtypes differ");
+  auto send = host_buffer(input, false, true);
+  auto recv = host_buffer(output, false, false);
+  // counts and displacements, sending then receiving; MPI reads them until completion.
+  auto layout = std::make_shared<std::array<std::vector<int>, 4>>();
+  int64_t send_at = 0, recv_at = 0;
+  for (int r = 0; r < size_; ++r) {
+    (*layout)[0].push_back(as_int_count(send_counts[r], "all_to_all"));
+    (*layout)[1].push_back(as_int_count(send_at, "all_to_all"));
+    (*layout)[2].push_back(as_int_count(recv_counts[r], "all_to_all"));
+    (*layout)[3].push_back(as_int_count(recv_at, "all_to_all"));
+    send_at += send_counts[r];
+    recv_at += recv_counts[r];
+  }
+  const MPI_Datatype type = mpi_type(send.scalar_type());
+  Launch launch;
+  launch.start = [=](MPI_Request* r) {
+    auto& l = *layout;
+    return MPI_Ialltoallv(send.data_ptr(), l[0].data(), l[1].data(), type, recv.data_ptr(), l[2].data(), l[3].data(),
+                          type, comm_, r);
+  };
+  launch.keep_alive = {send, recv};
+  torch::Tensor user = output;
+  launch.on_complete = [layout, recv, user]() mutable {
+    if (!recv.is_same(user)) user.copy_(recv);
+  };
+  return collective(CollectiveOp::AllToAll, traffic::all_to_all(send_counts, recv_counts, rank_, input.element_size()),
+                    std::move(launch));
 }
 
 WorkPtr MpiCommunicator::barrier() {
   Launch launch;
   launch.start = [this](MPI_Request* r) { return MPI_Ibarrier(comm_, r); };
-  return collective(CollectiveOp::Barrier, 0, std::move(launch));
+  return collective(CollectiveOp::Barrier, Traffic{}, std::move(launch));
 }
 
 CommPtr MpiCommunicator::duplicate(const std::string& name) const {
@@ -265,6 +344,13 @@ CommPtr MpiCommunicator::duplicate(const std::string& name) const {
   const int rc = MPI_Comm_dup(comm_, &dup);
   if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_dup of '", this->name(), "' failed: ", mpi_error_string(rc));
   return std::make_shared<MpiCommunicator>(dup, name, timeout_seconds());
+}
+
+CommPtr MpiCommunicator::split(int color, int key, const std::string& name) const {
+  MPI_Comm out = MPI_COMM_NULL;
+  const int rc = MPI_Comm_split(comm_, color, key, &out);
+  if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, "MPI_Comm_split of '", this->name(), "' failed: ", mpi_error_string(rc));
+  return std::make_shared<MpiCommunicator>(out, name, timeout_seconds());
 }
 
 }  // namespace spvit::dist

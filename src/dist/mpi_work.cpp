@@ -18,9 +18,9 @@ std::string mpi_error_string(int code) {
   return std::string(text, static_cast<size_t>(length));
 }
 
-MpiWork::MpiWork(MPI_Request request, std::vector<torch::Tensor> keep_alive, std::function<void()> on_complete,
+MpiWork::MpiWork(std::vector<MPI_Request> requests, std::vector<torch::Tensor> keep_alive, std::function<void()> on_complete,
                  std::string description, double timeout_s)
-    : request_(request),
+    : requests_(std::move(requests)),
       keep_alive_(std::move(keep_alive)),
       on_complete_(std::move(on_complete)),
       description_(std::move(description)),
@@ -52,7 +52,7 @@ void MpiWork::complete() {
 bool MpiWork::is_completed() {
   if (done_) return true;
   int flag = 0;
-  const int rc = MPI_Test(&request_, &flag, MPI_STATUS_IGNORE);
+  const int rc = MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &flag, MPI_STATUSES_IGNORE);
   if (rc != MPI_SUCCESS) SPVIT_THROW(CommError, description_, " failed: ", mpi_error_string(rc));
   if (flag) complete();
   return done_;

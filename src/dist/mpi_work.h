@@ -16,7 +16,9 @@ class MpiWork : public Work {
  public:
   // `keep_alive` tensors stay referenced until the operation completes; `on_complete` runs once after it does
   // (copies out of staging buffers, averaging).
-  MpiWork(MPI_Request request, std::vector<torch::Tensor> keep_alive, std::function<void()> on_complete,
+  // `requests`: the operation's MPI requests (one for a collective, two for a grouped send/receive); it completes
+  // when all of them have.
+  MpiWork(std::vector<MPI_Request> requests, std::vector<torch::Tensor> keep_alive, std::function<void()> on_complete,
           std::string description, double timeout_s);
   ~MpiWork() override;
   void wait() override;
@@ -24,7 +26,7 @@ class MpiWork : public Work {
 
  private:
   void complete();
-  MPI_Request request_;
+  std::vector<MPI_Request> requests_;
   std::vector<torch::Tensor> keep_alive_;
   std::function<void()> on_complete_;
   std::string description_;

@@ -83,7 +83,8 @@ class NcclCommunicator final : public Communicator {
   WorkPtr all_gather(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& counts) override {
     if (on_host(input)) return host_->all_gather(input, output, counts);
     check_counts("all_gather", counts, input.numel(), output.numel());
-    return collective(CollectiveOp::AllGather, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
+    const auto traffic = traffic::all_gather(counts, rank(), output.element_size());
+    return collective(CollectiveOp::AllGather, traffic, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
       const auto type = nccl_dtype(input.scalar_type());
       if (all_equal(counts)) {
         SPVIT_CHECK_NCCL(ncclAllGather(input.data_ptr(), output.data_ptr(), counts[0], type, c, s), c);
@@ -107,7 +108,8 @@ class NcclCommunicator final : public Communicator {
                          ReduceOp op) override {
     if (on_host(input)) return host_->reduce_scatter(input, output, counts, op);
     check_counts("reduce_scatter", counts, output.numel(), input.numel());
-    return collective(CollectiveOp::ReduceScatter, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
+    const auto traffic = traffic::reduce_scatter(counts, rank(), input.element_size());
+    return collective(CollectiveOp::ReduceScatter, traffic, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
       const auto type = nccl_dtype(input.scalar_type());
       if (all_equal(counts)) {
         SPVIT_CHECK_NCCL(ncclReduceScatter(input.data_ptr(), output.data_ptr(), counts[0], type, nccl_op(op), c, s), c);
@@ -129,7 +131,7 @@ class NcclCommunicator final : public Communicator {
   WorkPtr all_reduce(torch::Tensor& tensor, ReduceOp op) override {
     if (on_host(tensor)) return host_->all_reduce(tensor, op);
     require_contiguous(tensor, "all_reduce");
-    return collective(CollectiveOp::AllReduce, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
+    return collective(CollectiveOp::AllReduce, traffic::all_reduce(nbytes(tensor), size()), {tensor}, [&](ncclComm_t c, cudaStream_t s) {
       SPVIT_CHECK_NCCL(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
                                      nccl_op(op), c, s), c);
     });
@@ -138,7 +140,8 @@ class NcclCommunicator final : public Communicator {
   WorkPtr reduce(torch::Tensor& tensor, int root, ReduceOp op) override {
     if (on_host(tensor)) return host_->reduce(tensor, root, op);
     require_contiguous(tensor, "reduce");
-    return collective(CollectiveOp::Reduce, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
+    const auto traffic = traffic::rooted(nbytes(tensor), size(), rank() != root);
+    return collective(CollectiveOp::Reduce, traffic, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
       SPVIT_CHECK_NCCL(ncclReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
                                   nccl_op(op), root, c, s), c);
     });
@@ -147,7 +150,8 @@ class NcclCommunicator final : public Communicator {
   WorkPtr broadcast(torch::Tensor& tensor, int root) override {
     if (on_host(tensor)) return host_->broadcast(tensor, root);
     require_contiguous(tensor, "broadcast");
-    return collective(CollectiveOp::Broadcast, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
+    const auto traffic = traffic::rooted(nbytes(tensor), size(), rank() == root);
+    return collective(CollectiveOp::Broadcast, traffic, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
       SPVIT_CHECK_NCCL(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()),
                                      root, c, s), c);
     });
@@ -157,7 +161,7 @@ class NcclCommunicator final : public Communicator {
   WorkPtr send(const torch::Tensor& tensor, int dst, int tag) override {
     if (on_host(tensor)) return host_->send(tensor, dst, tag);
     require_contiguous(tensor, "send");
-    return collective(CollectiveOp::Send, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
+    return collective(CollectiveOp::Send, traffic::rooted(nbytes(tensor), 2, true), {tensor}, [&](ncclComm_t c, cudaStream_t s) {
       SPVIT_CHECK_NCCL(ncclSend(tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()), dst, c, s), c);
     });
   }
@@ -165,14 +169,71 @@ class NcclCommunicator final : public Communicator {
   WorkPtr recv(torch::Tensor& tensor, int src, int tag) override {
     if (on_host(tensor)) return host_->recv(tensor, src, tag);
     require_contiguous(tensor, "recv");
-    return collective(CollectiveOp::Recv, {tensor}, [&](ncclComm_t c, cudaStream_t s) {
+    return collective(CollectiveOp::Recv, traffic::received(nbytes(tensor)), {tensor}, [&](ncclComm_t c, cudaStream_t s) {
       SPVIT_CHECK_NCCL(ncclRecv(tensor.data_ptr(), tensor.numel(), nccl_dtype(tensor.scalar_type()), src, c, s), c);
+    });
+  }
+
+  // Grouped, so that every rank of a ring or chain can post its send before its receive without deadlocking.
+  WorkPtr send_recv(const torch::Tensor& send_tensor, int dst, torch::Tensor& recv_tensor, int src, int tag) override {
+    const torch::Tensor& probe = dst >= 0 ? send_tensor : recv_tensor;
+    if (on_host(probe)) return host_->send_recv(send_tensor, dst, recv_tensor, src, tag);
+    std::vector<torch::Tensor> tensors;
+    if (dst >= 0) tensors.push_back(send_tensor);
+    if (src >= 0) tensors.push_back(recv_tensor);
+    for (const auto& t : tensors) require_contiguous(t, "send_recv");
+    const auto traffic = traffic::send_recv(dst >= 0 ? nbytes(send_tensor) : 0, src >= 0 ? nbytes(recv_tensor) : 0);
+    return collective(CollectiveOp::SendRecv, traffic, std::move(tensors), [&](ncclComm_t c, cudaStream_t s) {
+      SPVIT_CHECK_NCCL(ncclGroupStart(), c);
+      if (dst >= 0) {
+        SPVIT_CHECK_NCCL(ncclSend(send_tensor.data_ptr(), send_tensor.numel(), nccl_dtype(send_tensor.scalar_type()),
+                                  dst, c, s), c);
+      }
+      if (src >= 0) {
+        SPVIT_CHECK_NCCL(ncclRecv(recv_tensor.data_ptr(), recv_tensor.numel(), nccl_dtype(recv_tensor.scalar_type()),
+                                  src, c, s), c);
+      }
+      SPVIT_CHECK_NCCL(ncclGroupEnd(), c);
+    });
+  }
+
+  // NCCL has no all-to-all with uneven counts: one send and one receive per peer, all in one group.
+  WorkPtr all_to_all(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& send_counts,
+                     const std::vector<int64_t>& recv_counts) override {
+    if (on_host(input)) return host_->all_to_all(input, output, send_counts, recv_counts);
+    SPVIT_CHECK(static_cast<int>(send_counts.size()) == size() && static_cast<int>(recv_counts.size()) == size(),
+                "NCCL all_to_all on '", name(), "': counts for ", send_counts.size(), "/", recv_counts.size(),
+                " ranks, the communicator has ", size());
+    const int64_t send_total = std::accumulate(send_counts.begin(), send_counts.end(), int64_t{0});
+    const int64_t recv_total = std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0});
+    SPVIT_CHECK(input.numel() == send_total && output.numel() == recv_total, "NCCL all_to_all on '", name(),
+                "': buffers of ", input.numel(), " and ", output.numel(), " elements, the counts sum to ", send_total,
+                " and ", recv_total);
+    require_contiguous(input, "all_to_all");
+    require_contiguous(output, "all_to_all");
+    const auto traffic = traffic::all_to_all(send_counts, recv_counts, rank(), input.element_size());
+    return collective(CollectiveOp::AllToAll, traffic, {input, output}, [&](ncclComm_t c, cudaStream_t s) {
+      const auto type = nccl_dtype(input.scalar_type());
+      const int64_t element = input.element_size();
+      SPVIT_CHECK_NCCL(ncclGroupStart(), c);
+      int64_t send_at = 0, recv_at = 0;
+      for (int r = 0; r < size(); ++r) {
+        if (send_counts[r] > 0) {
+          SPVIT_CHECK_NCCL(ncclSend(byte_ptr(input) + send_at * element, send_counts[r], type, r, c, s), c);
+        }
+        if (recv_counts[r] > 0) {
+          SPVIT_CHECK_NCCL(ncclRecv(byte_ptr(output) + recv_at * element, recv_counts[r], type, r, c, s), c);
+        }
+        send_at += send_counts[r];
+        recv_at += recv_counts[r];
+      }
+      SPVIT_CHECK_NCCL(ncclGroupEnd(), c);
     });
   }
 
   WorkPtr barrier() override {
     auto token = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat).device(torch::kCUDA, device_));
-    return collective(CollectiveOp::Barrier, {token}, [&](ncclComm_t c, cudaStream_t s) {
+    return collective(CollectiveOp::Barrier, Traffic{}, {token}, [&](ncclComm_t c, cudaStream_t s) {
       SPVIT_CHECK_NCCL(ncclAllReduce(token.data_ptr(), token.data_ptr(), 1, ncclFloat32, ncclSum, c, s), c);
     });
   }
@@ -180,19 +241,20 @@ class NcclCommunicator final : public Communicator {
   CommPtr duplicate(const std::string& name) const override {
     return make_nccl_communicator(host_->duplicate(name), name, timeout_seconds(), device_);
   }
+  CommPtr split(int color, int key, const std::string& name) const override {
+    return make_nccl_communicator(host_->split(color, key, name), name, timeout_seconds(), device_);
+  }
 
  private:
   // Every GPU operation goes through here: count it, order it after the caller's stream, launch it on the
   // communication stream, record the end event and hand it to the watchdog.
   template <typename Launch>
-  WorkPtr collective(CollectiveOp op, std::vector<torch::Tensor> tensors, Launch&& launch) {
-    int64_t bytes = 0;
+  WorkPtr collective(CollectiveOp op, const Traffic& traffic, std::vector<torch::Tensor> tensors, Launch&& launch) {
     for (const auto& t : tensors) {
       SPVIT_CHECK(t.is_cuda() && t.get_device() == device_, "NCCL communicator '", name(), "' (", op_name(op),
                   ") got a tensor on ", t.device(), " but runs on cuda:", device_);
-      bytes = std::max(bytes, nbytes(t));
     }
-    const int64_t number = count_call(op, bytes);
+    const int64_t number = count_call(op, traffic);
     c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_));
     auto caller = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_));
     SPVIT_CHECK_COMM_CUDA(cudaEventRecord(inputs_ready_, caller.stream()));

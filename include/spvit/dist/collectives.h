@@ -16,6 +16,13 @@ namespace spvit::dist {
 // this once per layer; the x-gather variant calls it on the normalised activations [L_s, B, E].
 torch::Tensor gather_rows(const torch::Tensor& local, const CommPtr& comm, const std::vector<int64_t>& rows);
 
+// Exchanges row blocks between all ranks: ONE all-to-all. `local` [Σ send_rows, ...] holds comm.size() consecutive
+// blocks, block q (send_rows[q] rows) for rank q; the result [Σ recv_rows, ...] holds block q from rank q.
+// recv_rows[q] here must equal send_rows[this rank] on rank q. Its backward is ONE all-to-all of the gradient with
+// the two row lists swapped (the transpose of a permutation). Used by the Ulysses strategy.
+torch::Tensor all_to_all_rows(const torch::Tensor& local, const CommPtr& comm, const std::vector<int64_t>& send_rows,
+                              const std::vector<int64_t>& recv_rows);
+
 }  // namespace spvit::dist
 
 namespace spvit::dist {

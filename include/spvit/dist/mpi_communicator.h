@@ -27,13 +27,17 @@ class MpiCommunicator : public Communicator {
   WorkPtr broadcast(torch::Tensor& tensor, int root) override;
   WorkPtr send(const torch::Tensor& tensor, int dst, int tag) override;
   WorkPtr recv(torch::Tensor& tensor, int src, int tag) override;
+  WorkPtr send_recv(const torch::Tensor& send_tensor, int dst, torch::Tensor& recv_tensor, int src, int tag) override;
+  WorkPtr all_to_all(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& send_counts,
+                     const std::vector<int64_t>& recv_counts) override;
   WorkPtr barrier() override;
   CommPtr duplicate(const std::string& name) const override;
+  CommPtr split(int color, int key, const std::string& name) const override;
 
  private:
   struct Launch;  // what one operation needs to start: buffers, the MPI call, the completion step
   // Every operation goes through here: counts the call, starts it, and wraps the request in a Work.
-  WorkPtr collective(CollectiveOp op, int64_t bytes, Launch launch);
+  WorkPtr collective(CollectiveOp op, const Traffic& traffic, Launch launch);
   void check_counts(const char* what, const std::vector<int64_t>& counts) const;
 
   MPI_Comm comm_;

@@ -16,13 +16,15 @@ namespace spvit::dist {
 
 struct CommStats {
   static constexpr size_t kOps = static_cast<size_t>(CollectiveOp::kCount);
-  std::array<int64_t, kOps> calls{}, bytes{};
+  std::array<int64_t, kOps> calls{}, bytes{}, bytes_sent{}, bytes_received{};
   std::array<double, kOps> seconds{};
   // Adds what happened between the snapshots `before` and `after` of some stats.
   void add(const CommStats& after, const CommStats& before) {
     for (size_t k = 0; k < kOps; ++k) {
       calls[k] += after.calls[k] - before.calls[k];
       bytes[k] += after.bytes[k] - before.bytes[k];
+      bytes_sent[k] += after.bytes_sent[k] - before.bytes_sent[k];
+      bytes_received[k] += after.bytes_received[k] - before.bytes_received[k];
       seconds[k] += after.seconds[k] - before.seconds[k];
     }
   }
@@ -65,11 +67,21 @@ class TimedCommunicator : public Communicator {
   WorkPtr recv(torch::Tensor& tensor, int src, int tag) override {
     return timed(CollectiveOp::Recv, [&] { return inner_->recv(tensor, src, tag); });
   }
+  WorkPtr send_recv(const torch::Tensor& send_tensor, int dst, torch::Tensor& recv_tensor, int src, int tag) override {
+    return timed(CollectiveOp::SendRecv, [&] { return inner_->send_recv(send_tensor, dst, recv_tensor, src, tag); });
+  }
+  WorkPtr all_to_all(const torch::Tensor& input, torch::Tensor& output, const std::vector<int64_t>& send_counts,
+                     const std::vector<int64_t>& recv_counts) override {
+    return timed(CollectiveOp::AllToAll, [&] { return inner_->all_to_all(input, output, send_counts, recv_counts); });
+  }
   WorkPtr barrier() override {
     return timed(CollectiveOp::Barrier, [&] { return inner_->barrier(); });
   }
   std::shared_ptr<Communicator> duplicate(const std::string& name) const override {
     return std::make_shared<TimedCommunicator>(inner_->duplicate(name), stats_);
+  }
+  std::shared_ptr<Communicator> split(int color, int key, const std::string& name) const override {
+    return std::make_shared<TimedCommunicator>(inner_->split(color, key, name), stats_);
   }
 
  private:
@@ -93,12 +105,17 @@ class TimedCommunicator : public Communicator {
   template <typename Issue>
   WorkPtr timed(CollectiveOp op, Issue&& issue) {
     const auto k = static_cast<size_t>(op);
-    const int64_t calls = inner_->counters().calls[k], bytes = inner_->counters().bytes[k];
+    const OpCounters before = inner_->counters();
     Stopwatch watch;
     auto work = issue();
     stats_->seconds[k] += watch.seconds();
-    stats_->calls[k] += inner_->counters().calls[k] - calls;
-    stats_->bytes[k] += inner_->counters().bytes[k] - bytes;
+    const OpCounters added = inner_->counters() - before;
+    stats_->calls[k] += added.calls[k];
+    stats_->bytes[k] += added.bytes[k];
+    stats_->bytes_sent[k] += added.bytes_sent[k];
+    stats_->bytes_received[k] += added.bytes_received[k];
+    // This wrapper's own counters mirror the inner ones, so code that reads counters() sees the traffic too.
+    count_call(op, Traffic{added.bytes[k], added.bytes_sent[k], added.bytes_received[k]});
     return std::make_shared<TimedWork>(std::move(work), stats_, k);
   }
 
