@@ -57,6 +57,8 @@ SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, con
   enc.max_tokens = o.length;
   enc.coord_features = 3;
   enc.attention = parse_attention_strategy(o.strategy);
+  enc.ulysses_size = o.ulysses_size;
+  enc.hybrid_outer = parse_attention_strategy(o.hybrid_outer);
   enc.checkpointing = o.checkpointing;
 
   torch::manual_seed(o.seed);  // identical parameters on every rank
@@ -91,14 +93,16 @@ SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, con
   seq_comm.reset_counters();
   auto out = model->forward(on_device(sample.tokens), {on_device(sample.meta.index), on_device(sample.meta.coords)}, seq);
   auto loss = (out * on_device(sample.weights)).sum() / loss_norm;
-  const auto after_forward = seq_comm.counters();
+  const auto after_forward = seq_comm.counters_with_subgroups();
   loss.backward();
   averager.finish();
-  const auto after_backward = seq_comm.counters();
+  const auto after_backward = seq_comm.counters_with_subgroups();
 
   SelftestResult r;
   r.tolerance = selftest_tolerance(o.dtype, o.device);
   r.buckets = averager.num_buckets();
+  r.forward = after_forward;
+  r.backward = after_backward - after_forward;
   r.forward_all_gathers = after_forward.calls_of(CollectiveOp::AllGather);
   r.backward_all_gathers = after_backward.calls_of(CollectiveOp::AllGather) - r.forward_all_gathers;
   r.backward_reduce_scatters = after_backward.calls_of(CollectiveOp::ReduceScatter);

@@ -41,7 +41,8 @@ ViTEncoderImpl::ViTEncoderImpl(const EncoderOptions& options) : options_(options
     coord_pos_ = register_module("pos", CoordinatePositionalEncoding(options.coord_features, options.dim));
   }
   BlockOptions block;
-  block.attention = {options.dim, options.heads, options.attention, options.allow_fused_attention};
+  block.attention = {options.dim, options.heads, options.attention, options.allow_fused_attention,
+                     options.ulysses_size, options.hybrid_outer};
   block.mlp_ratio = options.mlp_ratio;
   for (int64_t i = 0; i < options.depth; ++i) {
     blocks_.push_back(register_module("block" + std::to_string(i), ViTBlock(block)));

@@ -28,6 +28,13 @@ void check_attention(const Config& c) {
     SPVIT_THROW(ConfigError, "config key 'model.attention' = ", strategy.name,
                 " cannot shard a sequence: 'grid.seq' = ", c.grid.seq, " needs ", join_names(sharding, " or "));
   }
+  if (strategy.strategy == model::AttentionStrategy::Hybrid && c.grid.seq > 1) {
+    const int64_t u = c.dist.ulysses_size;
+    if (u < 1 || c.grid.seq % u != 0) {
+      SPVIT_THROW(ConfigError, "config key 'dist.ulysses_size' = ", u, " must divide 'grid.seq' = ", c.grid.seq,
+                  " for model.attention = hybrid (Ulysses groups of that many ranks, e.g. the GPUs of one node)");
+    }
+  }
 }
 
 // data.patcher against the model: which layouts each decoder can train on, and the adaptive tree's constraints

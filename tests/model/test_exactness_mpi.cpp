@@ -1,15 +1,20 @@
 // The exactness matrix of docs/sequence-parallel.md ("What the tests prove"), run on the grid this binary was started
-// with: sequence-parallel forward output, loss and every parameter gradient equal the single-process reference; exactly
-// one all-gather per layer forward and one reduce-scatter per layer backward.
+// with, for every sequence-parallel strategy: forward output, loss and every parameter gradient equal the
+// single-process reference, and each layer issues exactly the collectives its strategy is defined by.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "dist/mpi_test_grid.h"
 #include "spvit/model/selftest.h"
 
 namespace spvit::model {
 namespace {
+
+using dist::CollectiveOp;
 
 SelftestOptions small_case() {
   SelftestOptions o;
@@ -21,6 +26,63 @@ SelftestOptions small_case() {
   return o;
 }
 
+// The strategies of the matrix; "hybrid-X" is hybrid with dist.hybrid_outer = X. Hybrid's Ulysses groups: 2 ranks
+// on a 4-rank sequence group (so both levels communicate); on 2 or 3 ranks hybrid-lss-kv uses one group of all
+// ranks (Ulysses inside only) and hybrid-ring groups of one (the ring across only).
+const std::vector<std::string> kStrategies = {"lss-kv", "lss-x", "ulysses", "ring", "hybrid-lss-kv", "hybrid-ring"};
+
+SelftestOptions with_strategy(SelftestOptions o, const std::string& name, int seq_size) {
+  o.strategy = name;
+  if (name.rfind("hybrid-", 0) == 0) {
+    o.strategy = "hybrid";
+    o.hybrid_outer = name.substr(7);
+    o.ulysses_size = seq_size == 4 ? 2 : (o.hybrid_outer == "ring" ? 1 : seq_size);
+  }
+  return o;
+}
+
+using Calls = std::array<int64_t, static_cast<size_t>(CollectiveOp::kCount)>;
+struct Expected {
+  Calls forward{}, backward{};
+};
+
+void add(Calls& calls, CollectiveOp op, int64_t n) { calls[static_cast<size_t>(op)] += n; }
+
+// Collectives per layer, by definition of each strategy (docs/sequence-parallel.md, "Strategies"), for a sequence
+// group of n ranks. The checkpointing recompute repeats the forward's collectives in backward.
+Expected per_layer(const SelftestOptions& o, int n) {
+  Expected e;
+  auto gather = [&](int ranks) {  // lss-kv / lss-x over `ranks`
+    if (ranks < 2) return;
+    add(e.forward, CollectiveOp::AllGather, 1);
+    add(e.backward, CollectiveOp::ReduceScatter, 1);
+    if (o.checkpointing) add(e.backward, CollectiveOp::AllGather, 1);
+  };
+  auto ulysses = [&](int ranks) {
+    if (ranks < 2) return;
+    add(e.forward, CollectiveOp::AllToAll, 2);
+    add(e.backward, CollectiveOp::AllToAll, 2 + (o.checkpointing ? 2 : 0));
+  };
+  auto ring = [&](int ranks) {
+    if (ranks < 2) return;
+    add(e.forward, CollectiveOp::SendRecv, ranks - 1);
+    add(e.backward, CollectiveOp::SendRecv, (ranks - 1) + ranks + (o.checkpointing ? ranks - 1 : 0));
+  };
+  if (o.strategy == "lss-kv" || o.strategy == "lss-x") gather(n);
+  if (o.strategy == "ulysses") ulysses(n);
+  if (o.strategy == "ring") ring(n);
+  if (o.strategy == "hybrid") {
+    const int u = static_cast<int>(o.ulysses_size);
+    ulysses(u);
+    if (o.hybrid_outer == "ring") {
+      ring(n / u);
+    } else {
+      gather(n / u);
+    }
+  }
+  return e;
+}
+
 void check(const SelftestOptions& o) {
   const auto& grid = testing::test_grid();
   const auto r = run_sequence_parallel_selftest(grid, o);
@@ -28,13 +90,11 @@ void check(const SelftestOptions& o) {
   EXPECT_LE(r.max_rel_err_loss, r.tolerance);
   EXPECT_LE(r.max_rel_err_grad, r.tolerance);
   EXPECT_GT(r.max_rel_err_grad + r.max_rel_err_out, -1.0);  // errors are real numbers (not NaN)
-  if (grid.seq_size() > 1) {
-    EXPECT_EQ(r.forward_all_gathers, o.layers) << "one fused all-gather per layer in forward";
-    EXPECT_EQ(r.backward_reduce_scatters, o.layers) << "one fused reduce-scatter per layer in backward";
-    EXPECT_EQ(r.backward_all_gathers, o.checkpointing ? o.layers : 0) << "the recompute re-gathers once per layer";
-    EXPECT_EQ(r.other_seq_collectives, 0);
-  } else {
-    EXPECT_EQ(r.forward_all_gathers + r.backward_reduce_scatters, 0);
+  const auto layer = per_layer(o, grid.seq_size());
+  for (size_t k = 0; k < layer.forward.size(); ++k) {
+    const auto op = dist::op_name(static_cast<CollectiveOp>(k));
+    EXPECT_EQ(r.forward.calls[k], o.layers * layer.forward[k]) << op << " in forward, strategy " << o.strategy;
+    EXPECT_EQ(r.backward.calls[k], o.layers * layer.backward[k]) << op << " in backward, strategy " << o.strategy;
   }
 }
 
@@ -43,37 +103,69 @@ class Exactness : public ::testing::TestWithParam<std::tuple<int64_t, std::strin
 
 TEST_P(Exactness, Float64MatchesSingleProcess) {
   auto o = small_case();
-  std::tie(o.length, o.strategy, o.checkpointing) = GetParam();
-  check(o);
+  std::string strategy;
+  std::tie(o.length, strategy, o.checkpointing) = GetParam();
+  check(with_strategy(o, strategy, testing::test_grid().seq_size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Matrix, Exactness,
-                         ::testing::Combine(::testing::Values(96, 97), ::testing::Values("lss-kv", "lss-x"),
-                                            ::testing::Bool()));
+                         ::testing::Combine(::testing::Values(int64_t{96}, int64_t{97}), ::testing::ValuesIn(kStrategies),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           std::string name = std::get<1>(info.param) + "_L" + std::to_string(std::get<0>(info.param)) +
+                                              (std::get<2>(info.param) ? "_checkpointing" : "");
+                           for (auto& c : name) c = c == '-' ? '_' : c;
+                           return name;
+                         });
 
-TEST(ExactnessVariants, Float32) {
-  auto o = small_case();
+// The variants, for every strategy.
+class ExactnessVariants : public ::testing::TestWithParam<std::string> {
+ protected:
+  SelftestOptions options() const {
+    return with_strategy(small_case(), GetParam(), testing::test_grid().seq_size());
+  }
+};
+
+TEST_P(ExactnessVariants, Float32) {
+  auto o = options();
   o.length = 97;
   o.dtype = torch::kFloat32;
   check(o);
 }
 
-TEST(ExactnessVariants, CoordinateEncodingWithEmptySlots) {
-  auto o = small_case();
+// Empty adaptive slots (masked keys), spread over the last ranks' segments.
+TEST_P(ExactnessVariants, CoordinateEncodingWithEmptySlots) {
+  auto o = options();
   o.length = 101;
   o.pos_encoding = "coords";
-  o.empty_tokens = 9;
+  o.empty_tokens = 40;
   check(o);
 }
 
-TEST(ExactnessVariants, TwoStageAveragingWithSmallBuckets) {
-  auto o = small_case();
+// 3 heads: not divisible by 2 or 4 sequence ranks (uneven Ulysses head groups; on 4 ranks one rank has none).
+TEST_P(ExactnessVariants, HeadsNotDivisibleBySequenceRanks) {
+  auto o = options();
+  o.length = 97;
+  o.heads = 3;
+  o.dim = 24;
+  o.checkpointing = true;
+  check(o);
+}
+
+TEST_P(ExactnessVariants, TwoStageAveragingWithSmallBuckets) {
+  auto o = options();
   o.length = 97;
   o.grad_average = "two-stage";
   o.bucket_mb = 0.01;
   o.checkpointing = true;
   check(o);
 }
+
+INSTANTIATE_TEST_SUITE_P(Strategies, ExactnessVariants, ::testing::ValuesIn(kStrategies), [](const auto& info) {
+  std::string name = info.param;
+  for (auto& c : name) c = c == '-' ? '_' : c;
+  return name;
+});
 
 }  // namespace
 }  // namespace spvit::model

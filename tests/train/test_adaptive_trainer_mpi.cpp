@@ -133,9 +133,29 @@ TEST(AdaptiveTrainer, QuadtreeOnShrunkSamplesEqualsSingleProcess) {
                                                                           "data.patcher.score_downsample=2"}), 1e-10);
 }
 
-TEST(AdaptiveTrainer, Octree3DFloat64EqualsSingleProcess) {
-  expect_grid_run_equals_single_process("oct64", with(kAdaptive3D, {"dtype=float64"}), 1e-10);
+// Every sequence-parallel strategy on octree layouts with empty slots and the tile decoder. On the 1x2 grid of this
+// binary hybrid-lss-kv is one Ulysses group of both ranks and hybrid-ring two groups of one joined by the ring.
+class AdaptiveStrategies : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(AdaptiveStrategies, Octree3DFloat64EqualsSingleProcess) {
+  std::string name = GetParam();
+  std::vector<std::string> strategy{"model.attention=" + name};
+  if (name.rfind("hybrid-", 0) == 0) {
+    const std::string outer = name.substr(7);
+    strategy = {"model.attention=hybrid", "dist.hybrid_outer=" + outer,
+                "dist.ulysses_size=" + std::string(outer == "ring" ? "1" : "2")};
+  }
+  for (auto& c : name) c = c == '-' ? '_' : c;
+  expect_grid_run_equals_single_process("oct64_" + name, with(with(kAdaptive3D, {"dtype=float64"}), strategy), 1e-10);
 }
+
+INSTANTIATE_TEST_SUITE_P(AdaptiveTrainer, AdaptiveStrategies,
+                         ::testing::Values("lss-kv", "lss-x", "ulysses", "ring", "hybrid-lss-kv", "hybrid-ring"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (auto& c : name) c = c == '-' ? '_' : c;
+                           return name;
+                         });
 
 TEST(AdaptiveTrainer, UniformUnetr3DFloat64EqualsSingleProcess) {
   expect_grid_run_equals_single_process("unetr3d", with(kUniform3D, {"dtype=float64"}), 1e-10);

@@ -64,12 +64,17 @@ struct DistConfig {
   double timeout_s = 300.0;               // a collective that does not finish in this time ends the run
   std::string grad_average = "flat";      // flat (one world all-reduce) or two-stage (seq reduce, data all-reduce)
   double bucket_mb = 25.0;                // gradient bucket size
+  int64_t ulysses_size = 0;               // model.attention = hybrid: Ulysses group size, a divisor of grid.seq
+  std::string hybrid_outer = "lss-kv";    // model.attention = hybrid: the strategy across groups, lss-kv or ring
   template <class V>
   void visit(V& v) {
     v.choice("backend", backend, {"auto", "mpi", "nccl"});
     v.field("timeout_s", timeout_s, Range<double>{0.001, 1e7}, "collective timeout in seconds");
     v.choice("grad_average", grad_average, {"flat", "two-stage"});
     v.field("bucket_mb", bucket_mb, Range<double>{0.001, 1e5}, "gradient bucket size in MB");
+    v.field("ulysses_size", ulysses_size, Range<int64_t>{0, 1 << 20},
+            "hybrid attention: ranks per Ulysses group (a divisor of grid.seq; meant to be one node)");
+    v.choice("hybrid_outer", hybrid_outer, {"lss-kv", "ring"});
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "spvit/dist/communicator.h"
 #include "spvit/dist/process_grid.h"
 
 namespace spvit::model {
@@ -21,6 +22,8 @@ struct SelftestOptions {
   int64_t patch = 4;         // tokens carry 3·patch² values
   torch::ScalarType dtype = torch::kFloat64;
   std::string strategy = "lss-kv";
+  int64_t ulysses_size = 0;              // hybrid: Ulysses group size (divides the grid's seq size)
+  std::string hybrid_outer = "lss-kv";  // hybrid: lss-kv or ring across the Ulysses groups
   std::string pos_encoding = "grid";  // grid | coords
   std::string grad_average = "flat";  // flat | two-stage
   double bucket_mb = 25.0;
@@ -37,11 +40,14 @@ struct SelftestResult {
   double max_rel_err_loss = 0;
   double max_rel_err_grad = 0;  // worst parameter gradient, relative to that gradient's largest entry
   double tolerance = 0;         // 1e-10 (float64) or 1e-5 (float32)
-  // Collectives issued on the sequence communicator, on this rank.
+  // Everything this rank issued on the sequence communicator and its subgroups (hybrid), forward and backward
+  // (backward includes the checkpointing recompute): calls and bytes sent/received per operation.
+  dist::OpCounters forward, backward;
+  // The same in the terms of the LSS layer.
   int64_t forward_all_gathers = 0;
   int64_t backward_all_gathers = 0;      // re-gathers of the activation-checkpointing recompute
   int64_t backward_reduce_scatters = 0;
-  int64_t other_seq_collectives = 0;     // anything else on the seq communicator during the step (must be 0)
+  int64_t other_seq_collectives = 0;     // anything but all-gathers and reduce-scatters on the seq group
   int buckets = 0;
   bool passed() const {
     return max_rel_err_out <= tolerance && max_rel_err_grad <= tolerance && max_rel_err_loss <= tolerance;

@@ -25,6 +25,8 @@ struct EncoderOptions {
   int64_t max_tokens = 65536;     // grid table rows
   int64_t coord_features = 3;     // coordinate-MLP inputs: spatial_dims centre coordinates + log2 side
   AttentionStrategy attention = AttentionStrategy::LssKv;
+  int64_t ulysses_size = 0;                                   // hybrid: Ulysses group size (dist.ulysses_size)
+  AttentionStrategy hybrid_outer = AttentionStrategy::LssKv;  // hybrid: strategy across groups (dist.hybrid_outer)
   bool checkpointing = false;
   bool allow_fused_attention = true;
   std::string attention_backend = "auto";  // CUDA fused-attention kernel (compat::set_attention_backend)
