@@ -62,8 +62,9 @@ TEST(Config, UnknownKeyNamesKeyAndAlternatives) {
 }
 
 TEST(Config, BadChoiceListsAllowedValues) {
-  expect_config_error("model:\n  attention: ring\n", {},
-                      "config key 'model.attention' must be one of local, lss-kv, lss-x, got 'ring'");
+  expect_config_error("model:\n  attention: rings\n", {},
+                      "config key 'model.attention' must be one of local, lss-kv, lss-x, ulysses, ring, hybrid, "
+                      "got 'rings'");
 }
 
 TEST(Config, WrongTypeAndRange) {
@@ -75,7 +76,17 @@ TEST(Config, WrongTypeAndRange) {
 
 TEST(Config, CrossFieldValidation) {
   expect_config_error("", {"model.dim=100", "model.heads=3"}, "must be divisible by 'model.heads'");
-  expect_config_error("", {"model.attention=local", "grid.seq=2"}, "needs lss-kv or lss-x");
+  expect_config_error("", {"model.attention=local", "grid.seq=2"},
+                      "needs lss-kv, lss-x, ulysses, ring or hybrid");
+}
+
+TEST(ConfigRefuses, HybridUlyssesSizeThatDoesNotDivideTheSequenceRanks) {
+  expect_config_error("", {"model.attention=hybrid", "grid.seq=4", "dist.ulysses_size=3"},
+                      "config key 'dist.ulysses_size' = 3 must divide 'grid.seq' = 4");
+  expect_config_error("", {"model.attention=hybrid", "grid.seq=4"}, "'dist.ulysses_size' = 0 must divide");
+  expect_config_error("", {"model.attention=hybrid", "grid.seq=4", "dist.ulysses_size=2", "dist.hybrid_outer=lss-x"},
+                      "'dist.hybrid_outer'");
+  checked_config("", {"model.attention=hybrid", "grid.seq=4", "dist.ulysses_size=2", "dist.hybrid_outer=ring"});
 }
 
 // Combinations that cannot run are refused by validate() (`spvit config`, and every command before its ranks start
