@@ -1,6 +1,7 @@
 #include "spvit/model/selftest.h"
 
 #include "spvit/core/error.h"
+#include "spvit/core/live_memory.h"
 #include "spvit/dist/gradient_averager.h"
 #include "spvit/model/vit_encoder.h"
 
@@ -34,6 +35,35 @@ Sample make_sample(const SelftestOptions& o, const EncoderOptions& enc, int data
   s.meta.index = torch::arange(o.length, torch::kLong);
   s.meta.coords = torch::rand({o.length, enc.coord_features}, opts);
   return s;
+}
+
+// What one attention layer keeps for backward on this rank: a fresh layer of the encoder's shape runs forward on
+// this rank's tokens (requiring grad, as inside the model) under a LiveMemoryProbe; its output is not counted.
+int64_t attention_kept_bytes(const EncoderOptions& enc, const SequenceContext& seq, const SelftestOptions& o) {
+  MultiHeadAttention attention(AttentionOptions{enc.dim, enc.heads, enc.attention, enc.allow_fused_attention,
+                                                enc.ulysses_size, enc.hybrid_outer});
+  attention->to(o.device, o.dtype);
+  auto h = torch::randn({o.batch, seq.shard.local_length(), enc.dim}, torch::TensorOptions(o.dtype).device(o.device))
+               .requires_grad_();
+  LiveMemoryProbe probe(o.device.type());
+  auto out = attention->forward(h, seq);
+  return probe.net_bytes() - storage_bytes({out});
+}
+
+// Every world rank's LayerAccounting, in world-rank order (one all-gather on the world).
+std::vector<LayerAccounting> gather_accounting(const dist::ProcessGrid& grid, const LayerAccounting& mine) {
+  auto local = torch::tensor({mine.forward_sent, mine.forward_received, mine.backward_sent, mine.backward_received,
+                              mine.kept}, torch::kLong);
+  const int n = grid.world()->size();
+  auto all = torch::empty({n * 5}, torch::kLong);
+  grid.world()->all_gather(local, all, std::vector<int64_t>(static_cast<size_t>(n), 5))->wait();
+  std::vector<LayerAccounting> out;
+  for (int r = 0; r < n; ++r) {
+    const auto v = all.narrow(0, r * 5, 5);
+    out.push_back({v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>(), v[3].item<int64_t>(),
+                   v[4].item<int64_t>()});
+  }
+  return out;
 }
 
 }  // namespace
@@ -112,6 +142,14 @@ SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, con
       r.other_seq_collectives += after_backward.calls_of(op);
     }
   }
+
+  LayerAccounting layer;
+  layer.forward_sent = r.forward.total_sent() / o.layers;
+  layer.forward_received = r.forward.total_received() / o.layers;
+  layer.backward_sent = r.backward.total_sent() / o.layers;
+  layer.backward_received = r.backward.total_received() / o.layers;
+  layer.kept = attention_kept_bytes(enc, seq, o);
+  r.per_rank = gather_accounting(grid, layer);
 
   // ---- single-process reference: every data group's sample, whole sequence, gradients averaged over groups.
   torch::Tensor ref_out, ref_loss;

@@ -10,6 +10,7 @@
 
 #include "dist/mpi_test_grid.h"
 #include "spvit/model/selftest.h"
+#include "strategy_cases.h"
 
 namespace spvit::model {
 namespace {
@@ -26,20 +27,8 @@ SelftestOptions small_case() {
   return o;
 }
 
-// The strategies of the matrix; "hybrid-X" is hybrid with dist.hybrid_outer = X. Hybrid's Ulysses groups: 2 ranks
-// on a 4-rank sequence group (so both levels communicate); on 2 or 3 ranks hybrid-lss-kv uses one group of all
-// ranks (Ulysses inside only) and hybrid-ring groups of one (the ring across only).
-const std::vector<std::string> kStrategies = {"lss-kv", "lss-x", "ulysses", "ring", "hybrid-lss-kv", "hybrid-ring"};
-
-SelftestOptions with_strategy(SelftestOptions o, const std::string& name, int seq_size) {
-  o.strategy = name;
-  if (name.rfind("hybrid-", 0) == 0) {
-    o.strategy = "hybrid";
-    o.hybrid_outer = name.substr(7);
-    o.ulysses_size = seq_size == 4 ? 2 : (o.hybrid_outer == "ring" ? 1 : seq_size);
-  }
-  return o;
-}
+using testing_cases::with_strategy;
+const auto& kStrategies = testing_cases::strategies();
 
 using Calls = std::array<int64_t, static_cast<size_t>(CollectiveOp::kCount)>;
 struct Expected {
@@ -112,10 +101,9 @@ INSTANTIATE_TEST_SUITE_P(Matrix, Exactness,
                          ::testing::Combine(::testing::Values(int64_t{96}, int64_t{97}), ::testing::ValuesIn(kStrategies),
                                             ::testing::Bool()),
                          [](const auto& info) {
-                           std::string name = std::get<1>(info.param) + "_L" + std::to_string(std::get<0>(info.param)) +
-                                              (std::get<2>(info.param) ? "_checkpointing" : "");
-                           for (auto& c : name) c = c == '-' ? '_' : c;
-                           return name;
+                           return testing_cases::test_name(std::get<1>(info.param) + "_L" +
+                                                           std::to_string(std::get<0>(info.param)) +
+                                                           (std::get<2>(info.param) ? "_checkpointing" : ""));
                          });
 
 // The variants, for every strategy.
@@ -161,11 +149,8 @@ TEST_P(ExactnessVariants, TwoStageAveragingWithSmallBuckets) {
   check(o);
 }
 
-INSTANTIATE_TEST_SUITE_P(Strategies, ExactnessVariants, ::testing::ValuesIn(kStrategies), [](const auto& info) {
-  std::string name = info.param;
-  for (auto& c : name) c = c == '-' ? '_' : c;
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Strategies, ExactnessVariants, ::testing::ValuesIn(kStrategies),
+                         [](const auto& info) { return testing_cases::test_name(info.param); });
 
 }  // namespace
 }  // namespace spvit::model

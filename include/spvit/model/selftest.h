@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "spvit/dist/communicator.h"
 #include "spvit/dist/process_grid.h"
@@ -35,6 +36,15 @@ struct SelftestOptions {
   torch::Device device = torch::kCPU;
 };
 
+// One layer's traffic on the sequence group (its subgroups included) and the activation bytes its attention keeps.
+struct LayerAccounting {
+  int64_t forward_sent = 0, forward_received = 0;    // bytes per layer: the step's counters / layers
+  int64_t backward_sent = 0, backward_received = 0;  // (backward includes the checkpointing recompute)
+  // Bytes one attention layer (qkv projection, strategy, output projection; no checkpointing) leaves allocated after
+  // its forward besides its output: what autograd keeps for backward. Measured with LiveMemoryProbe on this rank.
+  int64_t kept = 0;
+};
+
 struct SelftestResult {
   double max_rel_err_out = 0;   // encoder output vs the single-process reference (max over ranks)
   double max_rel_err_loss = 0;
@@ -49,6 +59,9 @@ struct SelftestResult {
   int64_t backward_reduce_scatters = 0;
   int64_t other_seq_collectives = 0;     // anything but all-gathers and reduce-scatters on the seq group
   int buckets = 0;
+  // Per rank of the world (index = world rank): what one encoder layer moves and keeps on that rank, for the table
+  // of `spvit selftest sp` and the accounting test (docs/sequence-parallel.md, "Counting bytes").
+  std::vector<LayerAccounting> per_rank;
   bool passed() const {
     return max_rel_err_out <= tolerance && max_rel_err_grad <= tolerance && max_rel_err_loss <= tolerance;
   }
