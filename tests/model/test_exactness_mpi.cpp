@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dist/mpi_test_grid.h"
+#include "spvit/model/attention.h"
 #include "spvit/model/selftest.h"
 #include "strategy_cases.h"
 
@@ -147,6 +148,35 @@ TEST_P(ExactnessVariants, TwoStageAveragingWithSmallBuckets) {
   o.bucket_mb = 0.01;
   o.checkpointing = true;
   check(o);
+}
+
+// Ring: the transfer of block t+1 is posted before block t's attention starts, at every step of every layer (the
+// overlap itself needs a multi-GPU machine to measure; this proves the order that makes it possible).
+TEST(RingOrder, NextBlockIsPostedBeforeTheCurrentBlocksAttention) {
+  const int n = testing::test_grid().seq_size();
+  auto o = small_case();
+  o.length = 97;
+  o.strategy = "ring";
+  std::vector<std::string> log;
+  set_ring_event_log(&log);
+  const auto r = run_sequence_parallel_selftest(testing::test_grid(), o);
+  set_ring_event_log(nullptr);
+  EXPECT_TRUE(r.passed());
+  if (n == 1) {
+    EXPECT_TRUE(log.empty());  // one rank: the local attention, no ring
+    return;
+  }
+  // Per layer: post 1, attend 0, wait 1, post 2, attend 1, wait 2, ..., attend n-1.
+  std::vector<std::string> layer;
+  for (int t = 0; t < n; ++t) {
+    if (t + 1 < n) layer.push_back("post " + std::to_string(t + 1));
+    layer.push_back("attend " + std::to_string(t));
+    if (t + 1 < n) layer.push_back("wait " + std::to_string(t + 1));
+  }
+  std::vector<std::string> expected;
+  // The encoder's layers, then the selftest's one-layer memory probe (SelftestResult::per_rank).
+  for (int64_t l = 0; l < o.layers + 1; ++l) expected.insert(expected.end(), layer.begin(), layer.end());
+  EXPECT_EQ(log, expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, ExactnessVariants, ::testing::ValuesIn(kStrategies),
