@@ -37,19 +37,6 @@ Sample make_sample(const SelftestOptions& o, const EncoderOptions& enc, int data
   return s;
 }
 
-// What one attention layer keeps for backward on this rank: a fresh layer of the encoder's shape runs forward on
-// this rank's tokens (requiring grad, as inside the model) under a LiveMemoryProbe; its output is not counted.
-int64_t attention_kept_bytes(const EncoderOptions& enc, const SequenceContext& seq, const SelftestOptions& o) {
-  MultiHeadAttention attention(AttentionOptions{enc.dim, enc.heads, enc.attention, enc.allow_fused_attention,
-                                                enc.ulysses_size, enc.hybrid_outer});
-  attention->to(o.device, o.dtype);
-  auto h = torch::randn({o.batch, seq.shard.local_length(), enc.dim}, torch::TensorOptions(o.dtype).device(o.device))
-               .requires_grad_();
-  LiveMemoryProbe probe(o.device.type());
-  auto out = attention->forward(h, seq);
-  return probe.net_bytes() - storage_bytes({out});
-}
-
 // Every world rank's LayerAccounting, in world-rank order (one all-gather on the world).
 std::vector<LayerAccounting> gather_accounting(const dist::ProcessGrid& grid, const LayerAccounting& mine) {
   auto local = torch::tensor({mine.forward_sent, mine.forward_received, mine.backward_sent, mine.backward_received,
@@ -67,6 +54,17 @@ std::vector<LayerAccounting> gather_accounting(const dist::ProcessGrid& grid, co
 }
 
 }  // namespace
+
+int64_t attention_kept_bytes(const AttentionOptions& options, const SequenceContext& seq, int64_t batch,
+                             const torch::Device& device, torch::ScalarType dtype) {
+  MultiHeadAttention attention(options);
+  attention->to(device, dtype);
+  auto h = torch::randn({batch, seq.shard.local_length(), options.dim}, torch::TensorOptions(dtype).device(device))
+               .requires_grad_();
+  LiveMemoryProbe probe(device.type());
+  auto out = attention->forward(h, seq);
+  return probe.net_bytes() - storage_bytes({out});
+}
 
 double selftest_tolerance(torch::ScalarType dtype, const torch::Device& device) {
   if (dtype == torch::kFloat64) return 1e-10;
@@ -148,7 +146,9 @@ SelftestResult run_sequence_parallel_selftest(const dist::ProcessGrid& grid, con
   layer.forward_received = r.forward.total_received() / o.layers;
   layer.backward_sent = r.backward.total_sent() / o.layers;
   layer.backward_received = r.backward.total_received() / o.layers;
-  layer.kept = attention_kept_bytes(enc, seq, o);
+  layer.kept = attention_kept_bytes({enc.dim, enc.heads, enc.attention, enc.allow_fused_attention, enc.ulysses_size,
+                                     enc.hybrid_outer},
+                                    seq, o.batch, o.device, o.dtype);
   r.per_rank = gather_accounting(grid, layer);
 
   // ---- single-process reference: every data group's sample, whole sequence, gradients averaged over groups.

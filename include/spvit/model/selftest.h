@@ -11,6 +11,7 @@
 
 #include "spvit/dist/communicator.h"
 #include "spvit/dist/process_grid.h"
+#include "spvit/model/attention.h"
 
 namespace spvit::model {
 
@@ -66,6 +67,12 @@ struct SelftestResult {
     return max_rel_err_out <= tolerance && max_rel_err_grad <= tolerance && max_rel_err_loss <= tolerance;
   }
 };
+
+// What one attention layer (qkv projection, strategy, output projection) keeps for backward on this rank: a fresh
+// layer runs forward on random tokens of this rank's segment, requiring grad as inside a model, under a
+// LiveMemoryProbe; the bytes it leaves allocated besides its output. Collective on seq's group.
+int64_t attention_kept_bytes(const AttentionOptions& options, const SequenceContext& seq, int64_t batch,
+                             const torch::Device& device, torch::ScalarType dtype);
 
 // 1e-10 for float64; float32 1e-5 on the CPU and 1e-4 on CUDA (fused attention and cuBLAS sum in other orders).
 double selftest_tolerance(torch::ScalarType dtype, const torch::Device& device = torch::kCPU);
