@@ -12,6 +12,18 @@ if(SPVIT_HAVE_CUDA)
                      --grid 1x2 --length 1001 --layers 3 --dtype float32)
   spvit_add_mpi_test(gpu_selftest_mpi_2x2_f64 NP 4 COMMAND ${SPVIT_BIN} selftest sp --device cuda --backend mpi
                      --grid 2x2 --length 999 --layers 2 --dtype float64 --grad-average two-stage --checkpointing)
+  # Every other strategy on the GPU (two ranks sharing it over MPI; 3 heads: uneven Ulysses groups).
+  foreach(strategy ulysses ring hybrid)
+    spvit_add_mpi_test(gpu_selftest_${strategy}_1x2 NP 2 COMMAND ${SPVIT_BIN} selftest sp --device cuda --backend mpi
+                       --grid 1x2 --length 1001 --layers 2 --heads 3 --dim 48 --dtype float64 --strategy ${strategy}
+                       --ulysses-size 1 --hybrid-outer ring)
+    set_tests_properties(gpu_selftest_${strategy}_1x2 PROPERTIES LABELS "mpi;gpu")
+  endforeach()
+  # The ring's fused blocks (float32 on CUDA) with empty slots: masked keys dropped per block, whole blocks empty.
+  spvit_add_mpi_test(gpu_selftest_ring_fused_1x2_f32 NP 2 COMMAND ${SPVIT_BIN} selftest sp --device cuda --backend mpi
+                     --grid 1x2 --length 1001 --layers 2 --dtype float32 --strategy ring --pos coords
+                     --empty-tokens 600)
+  set_tests_properties(gpu_selftest_ring_fused_1x2_f32 PROPERTIES LABELS "mpi;gpu")
   set_tests_properties(gpu_selftest_nccl_1x1 gpu_selftest_mpi_1x2_f32 gpu_selftest_mpi_2x2_f64 PROPERTIES
                        LABELS "mpi;gpu")
 endif()

@@ -86,6 +86,31 @@ TEST_F(NcclGpuTest, DuplicateIsAnIndependentCommunicator) {
   EXPECT_EQ(dup->name(), "world-2");
 }
 
+// The strategies' NCCL calls on one rank: the all-to-all (ncclSend/ncclRecv pairs in one group), the grouped
+// send_recv of the ring (to itself), and a split subgroup (hybrid); values, counters and bytes.
+TEST_F(NcclGpuTest, AllToAllSendRecvAndSplitOnOneRank) {
+  auto& comm = *grid_->seq();
+  comm.reset_counters();
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    const auto input = torch::randn({777}, cuda(torch::kFloat)).to(dtype);
+    auto output = torch::empty({777}, cuda(dtype));
+    comm.all_to_all(input, output, {777}, {777})->wait();
+    EXPECT_TRUE(torch::equal(output.cpu(), input.cpu()));
+    auto received = torch::zeros({777}, cuda(dtype));
+    comm.send_recv(input, 0, received, 0, /*tag=*/501)->wait();
+    EXPECT_TRUE(torch::equal(received.cpu(), input.cpu()));
+  }
+  EXPECT_EQ(comm.counters().calls_of(CollectiveOp::AllToAll), 3);
+  EXPECT_EQ(comm.counters().calls_of(CollectiveOp::SendRecv), 3);
+  EXPECT_EQ(comm.counters().received_of(CollectiveOp::AllToAll), 0);  // one rank: nothing from others
+  auto sub = comm.split(0, 0, "sub");
+  ASSERT_EQ(sub->size(), 1);
+  auto t = torch::arange(5, cuda(torch::kFloat));
+  sub->all_reduce(t, ReduceOp::Sum)->wait();
+  EXPECT_TRUE(torch::equal(t.cpu(), torch::arange(5, torch::kFloat)));
+}
+
 TEST_F(NcclGpuTest, WrongDeviceAndBadCountsAreClearErrors) {
   auto& comm = *grid_->seq();
   auto in = torch::ones({10}, cuda(torch::kFloat));

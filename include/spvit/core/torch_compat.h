@@ -1,6 +1,9 @@
 // The one place where LibTorch versions differ (Debian's 1.13 on CPU machines, 2.x with CUDA on GPU machines).
 #pragma once
 #include <torch/torch.h>
+
+#include <optional>
+#include <utility>
 #if TORCH_VERSION_MAJOR >= 2
 #include <ATen/autocast_mode.h>
 #endif
@@ -33,6 +36,15 @@ inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const 
   }
   return torch::matmul(torch::softmax(scores, -1), v);
 }
+
+// softmax(q·kᵀ/√d)·v and its log-sum-exp per query row, [B,H,Lq,D] and [B,H,Lq] float32, from LibTorch's fused
+// memory-efficient attention kernel (the ring strategy merges blocks with it). CUDA tensors of float32, float16 or
+// bfloat16 only; returns nothing where that kernel is absent (LibTorch 1.x, CPU, float64) or refuses the input, and
+// the caller then uses the math path. The operator is looked up by name and called with its schema's defaults, so
+// an argument added by a later LibTorch cannot break the build (the GPU tests check that it is found).
+std::optional<std::pair<torch::Tensor, torch::Tensor>> fused_attention_with_lse(const torch::Tensor& q,
+                                                                               const torch::Tensor& k,
+                                                                               const torch::Tensor& v);
 
 // Which fused kernel at::scaled_dot_product_attention may use on CUDA (process-wide, as in PyTorch):
 //   auto      : every backend allowed, tried in the order cuDNN, flash, mem-efficient, math (on H100 cuDNN is the

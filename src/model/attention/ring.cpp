@@ -14,9 +14,11 @@
 // and arrives back at its owner after N_s transfers; dQ stays local. Per layer: N_s − 1 send/receives forward,
 // (N_s − 1) + N_s backward.
 #include <limits>
+#include <optional>
 
 #include "spvit/core/autograd_capsule.h"
 #include "spvit/core/error.h"
+#include "spvit/core/torch_compat.h"
 #include "strategies.h"
 
 namespace spvit::model::attention {
@@ -41,6 +43,7 @@ void log_event(const char* what, int step) {
 struct RingLayout {
   std::vector<int64_t> counts, offsets;
   torch::Tensor key_valid;  // [L] bool of the whole sequence, undefined = every key valid
+  bool fused = true;        // forward blocks may use the fused kernel (AttentionOptions::allow_fused_kernel)
   torch::Tensor block_mask(int owner, const torch::Device& device) const {
     if (!key_valid.defined()) return {};
     const auto r = static_cast<size_t>(owner);
@@ -67,8 +70,35 @@ struct Partial {
   torch::Tensor out, lse;  // [B, h, Lq, D] and [B, h, Lq], accumulator dtype
 };
 
+// On CUDA (float32/16-bit) the fused memory-efficient kernel, which returns the log-sum-exp; the block's masked keys
+// are dropped first (the mask is per key, so this is exact and needs no bias), and a block without valid keys adds
+// nothing. Everywhere else, and when the kernel refuses the input, the math below.
+std::optional<Partial> fused_block_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                             const torch::Tensor& mask, torch::ScalarType acc) {
+  if (!q.is_cuda() || q.scalar_type() == torch::kFloat64) return std::nullopt;
+  torch::Tensor keys = k, values = v;
+  if (mask.defined()) {
+    const auto keep = mask.reshape({-1}).nonzero().reshape({-1});
+    if (keep.numel() == 0) {
+      return Partial{torch::zeros(q.sizes(), q.options().dtype(acc)),
+                     torch::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<double>::infinity(),
+                                 q.options().dtype(acc))};
+    }
+    if (keep.numel() < k.size(2)) {
+      keys = k.index_select(2, keep);
+      values = v.index_select(2, keep);
+    }
+  }
+  auto fused = compat::fused_attention_with_lse(q, keys, values);
+  if (!fused) return std::nullopt;
+  return Partial{fused->first.to(acc), fused->second.to(acc)};
+}
+
 Partial block_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& mask, torch::ScalarType acc) {
+                        const torch::Tensor& mask, torch::ScalarType acc, bool allow_fused) {
+  if (allow_fused) {
+    if (auto fused = fused_block_attention(q, k, v, mask, acc)) return *fused;
+  }
   auto s = block_scores(q, k, mask, acc);
   auto lse = torch::logsumexp(s, -1);
   auto p = torch::exp(s - finite(lse).unsqueeze(-1));
@@ -116,7 +146,7 @@ struct RingAttentionFunction : public torch::autograd::Function<RingAttentionFun
         log_event("post", t + 1);
       }
       log_event("attend", t);
-      merge(total, block_attention(q, current[0], current[1], layout.block_mask(owner, q.device()), acc));
+      merge(total, block_attention(q, current[0], current[1], layout.block_mask(owner, q.device()), acc, layout.fused));
       if (shift.work) {
         shift.work->wait();
         log_event("wait", t + 1);
@@ -187,6 +217,7 @@ torch::Tensor ring_attend(const Heads& local, const CommPtr& comm, const TokenSp
   layout.counts = split.counts;
   for (int r = 0; r < comm->size(); ++r) layout.offsets.push_back(split.offset_of(r));
   layout.key_valid = seq.key_valid;
+  layout.fused = layer.options.allow_fused_kernel;
   return RingAttentionFunction::apply(local.q, local.k, local.v, comm, layout);
 }
 
