@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app_context.h"
+#include "bench_commands.h"
 #include "step_timing.h"
 #include "spvit/core/device.h"
 #include "spvit/core/device_memory.h"
@@ -388,6 +389,7 @@ class StepBench {
 void add_bench_command(CLI::App& app, AppContext& ctx) {
   auto* bench = app.add_subcommand("bench", "Performance benchmarks");
   bench->require_subcommand(1);
+  add_bench_collectives_command(*bench, ctx);
   auto* cmd = bench->add_subcommand("step", "Time the training step `spvit train` runs, phase by phase: on a "
                                             "configuration's data, or on synthetic images of --tokens N");
   auto a = std::make_shared<BenchArgs>();

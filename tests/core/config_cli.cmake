@@ -61,3 +61,19 @@ spvit_add_mpi_test(cli_bench_loader_only NP 2
 set_tests_properties(cli_bench_loader_only PROPERTIES
                      PASS_REGULAR_EXPRESSION "\\| 0 \\| [0-9.]+ \\| [0-9]+ \\| [0-9]+ \\|\n\\| 1 \\| [0-9.]+ \\| [0-9]+ \\| [0-9]+ \\|.*\"loader_only\":true"
                      FAIL_REGULAR_EXPRESSION "\\*\\*step\\*\\*")
+
+# `spvit bench collectives` on 3 ranks (blocks that 3 divides): every operation at every size verified and timed, one
+# JSON line each, with nccl-tests' algbw/busbw (tests/dist/check_collectives_jsonl.py).
+set(_collectives_jsonl ${CMAKE_CURRENT_BINARY_DIR}/bench_collectives.jsonl)
+add_test(NAME cli_bench_collectives_clean COMMAND ${CMAKE_COMMAND} -E rm -f ${_collectives_jsonl})
+set_tests_properties(cli_bench_collectives_clean PROPERTIES FIXTURES_SETUP bench_collectives_clean)
+spvit_add_mpi_test(cli_bench_collectives NP 3 TIMEOUT 120
+                   COMMAND ${SPVIT_BIN} bench collectives -b 1000 -e 64000 -f 4 -n 3 -w 1 --out ${_collectives_jsonl})
+set_tests_properties(cli_bench_collectives PROPERTIES FIXTURES_REQUIRED bench_collectives_clean
+                     FIXTURES_SETUP bench_collectives_rows
+                     PASS_REGULAR_EXPRESSION "all_to_all +63996 .* ok")
+add_test(NAME cli_bench_collectives_jsonl COMMAND /usr/bin/python3
+         ${PROJECT_SOURCE_DIR}/tests/dist/check_collectives_jsonl.py ${_collectives_jsonl} 3 1000 64000 4)
+set_tests_properties(cli_bench_collectives_jsonl PROPERTIES FIXTURES_REQUIRED bench_collectives_rows)
+spvit_add_failure_test(cli_bench_collectives_bad_op NP 1 REGEX "--ops: Check all_sum failed|all_sum"
+                       COMMAND ${SPVIT_BIN} bench collectives --ops all_sum)
