@@ -33,7 +33,10 @@ case " $STAGES " in *" tests "*)
 esac
 case " $STAGES " in *" bench "*)
   stage bench_spvit 600 "$BUILD_DIR/bin/spvit" bench step --device cuda --tokens "$TOKENS" --out "$OUT/spvit.jsonl"
-  stage bench_pytorch 600 python3 benchmarks/pytorch_baseline.py --tokens "$TOKENS" --out "$OUT/pytorch.jsonl" ;;
+  stage bench_pytorch 600 python3 benchmarks/pytorch_baseline.py --tokens "$TOKENS" --out "$OUT/pytorch.jsonl"
+  # NCCL at world size 1 (one GPU): the code path and the device copies; multi-rank busbw comes from clusters.
+  stage bench_collectives 120 mpirun -np 1 "$BUILD_DIR/bin/spvit" bench collectives --device cuda --backend nccl \
+        -e 268435456 --out "$OUT/collectives.jsonl" ;;
 esac
 case " $STAGES " in *" longest "*)
   # Side x2 per size from 262,144 tokens (8192² pixels) until a step no longer fits: 1,048,576 tokens is the target

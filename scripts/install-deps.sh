@@ -15,6 +15,7 @@ packages=(
   libgeos-dev                       # repairing invalid annotation polygons
   libnifti2-dev                     # NIfTI volumes (MSD / nnU-Net datasets, 3D label maps)
   python3-nibabel                   # tests: NIfTI files checked against an independent reader
+  python3-matplotlib                # scripts/scaling/plot.py: the scaling figures (its test fails without it)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -243,6 +243,16 @@ class StepBench {
     r["ranks"] = grid_->world_size();
     r["grid"] = grid_->shape().str();
     r["skipped_steps"] = t.skipped_steps;  // non-finite or fp16-overflow steps, left out of the times
+    r["attention"] = c.model.attention;
+    // Every communicator's traffic per step, mean over ranks (nccl-tests' sent/received definitions).
+    nlohmann::json comm = nlohmann::json::object();
+    for (size_t k = 0; k < dist::CommStats::kOps; ++k) {
+      if (t.ops.calls[k] == 0) continue;
+      comm[dist::op_name(static_cast<dist::CollectiveOp>(k))] = {
+          {"calls", t.ops.calls[k]}, {"sent_bytes", t.ops.bytes_sent[k]},
+          {"received_bytes", t.ops.bytes_received[k]}, {"ms", t.ops.seconds[k] * 1e3}};
+    }
+    r["comm_per_step"] = comm;
     if (split) {
       nlohmann::json split;
       for (int p = 0; p < kBenchPhases; ++p) {

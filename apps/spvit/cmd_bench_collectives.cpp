@@ -25,12 +25,35 @@ namespace {
 
 struct CollectivesArgs {
   std::vector<std::string> ops = {"all_gather", "reduce_scatter", "all_reduce", "all_to_all", "send_recv"};
-  int64_t min_bytes = 1024, max_bytes = int64_t{16} << 20;
+  std::string min_size = "1K", max_size = "16M";  // bytes, with nccl-tests' K/M/G suffixes (powers of 1024)
+  int64_t min_bytes = 0, max_bytes = 0;
   int64_t factor = 4;
   int iters = 20, warmup = 5;
   std::string dtype = "float32", device = "cpu", backend = "auto", out;
   double timeout_s = 120;
 };
+
+// "64", "1K", "16M", "2G" -> bytes (K = 1024, as nccl-tests reads -b/-e).
+int64_t parse_size(const std::string& text) {
+  size_t used = 0;
+  long long value = -1;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string suffix = text.substr(used);
+  int64_t unit = 0;
+  if (suffix.empty()) unit = 1;
+  else if (suffix == "K" || suffix == "k") unit = int64_t{1} << 10;
+  else if (suffix == "M" || suffix == "m") unit = int64_t{1} << 20;
+  else if (suffix == "G" || suffix == "g") unit = int64_t{1} << 30;
+  if (used == 0 || unit == 0 || value <= 0) {
+    SPVIT_THROW(ConfigError, "bench collectives: size '", text, "' must be a positive number of bytes, optionally "
+                "with K, M or G (e.g. 64K)");
+  }
+  return static_cast<int64_t>(value) * unit;
+}
 
 const std::vector<std::string>& op_names() {
   static const std::vector<std::string> names = {"all_gather", "reduce_scatter", "all_reduce", "all_to_all",
@@ -167,9 +190,13 @@ std::string host_name() {
   return name;
 }
 
-int run_collectives(const CollectivesArgs& a, const AppContext& ctx) {
-  SPVIT_CHECK(a.min_bytes > 0 && a.max_bytes >= a.min_bytes && a.factor >= 2,
-              "bench collectives: need 0 < --min-bytes <= --max-bytes and --factor >= 2");
+int run_collectives(CollectivesArgs a, const AppContext& ctx) {
+  a.min_bytes = parse_size(a.min_size);
+  a.max_bytes = parse_size(a.max_size);
+  if (a.max_bytes < a.min_bytes || a.factor < 2) {
+    SPVIT_THROW(ConfigError, "bench collectives: need --min-bytes <= --max-bytes (got ", a.min_bytes, " and ",
+                a.max_bytes, ") and --factor >= 2 (got ", a.factor, ")");
+  }
   auto grid = make_grid({1, ctx.world_size}, a.timeout_s, a.device, a.backend);
   const torch::Device device = select_device(a.device, grid.local_rank());
   auto& comm = *grid.world();
@@ -222,8 +249,10 @@ void add_bench_collectives_command(CLI::App& bench, AppContext& ctx) {
   cmd->add_option("--ops", a->ops, "operations, comma-separated: " + join_names(op_names()))
       ->delimiter(',')
       ->check(CLI::IsMember(op_names()));
-  cmd->add_option("--min-bytes,-b", a->min_bytes, "smallest size (nccl-tests -b)")->default_val(a->min_bytes);
-  cmd->add_option("--max-bytes,-e", a->max_bytes, "largest size (nccl-tests -e)")->default_val(a->max_bytes);
+  cmd->add_option("--min-bytes,-b", a->min_size, "smallest size in bytes, K/M/G allowed (nccl-tests -b)")
+      ->default_val(a->min_size);
+  cmd->add_option("--max-bytes,-e", a->max_size, "largest size in bytes, K/M/G allowed (nccl-tests -e)")
+      ->default_val(a->max_size);
   cmd->add_option("--factor,-f", a->factor, "size multiplier between rows (nccl-tests -f)")->default_val(a->factor);
   cmd->add_option("--iters,-n", a->iters, "timed calls per size")->default_val(a->iters)->check(CLI::PositiveNumber);
   cmd->add_option("--warmup,-w", a->warmup, "untimed calls first")->default_val(a->warmup)

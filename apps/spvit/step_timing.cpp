@@ -169,6 +169,10 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
   for (size_t k = 0; k < dist::CommStats::kOps; ++k) {
     out.ops.calls[k] = static_cast<int64_t>((stats->calls[k] - before.calls[k] - probe.calls[k]) / n);
     out.ops.bytes[k] = static_cast<int64_t>((stats->bytes[k] - before.bytes[k] - probe.bytes[k]) / n);
+    out.ops.bytes_sent[k] =
+        static_cast<int64_t>((stats->bytes_sent[k] - before.bytes_sent[k] - probe.bytes_sent[k]) / n);
+    out.ops.bytes_received[k] =
+        static_cast<int64_t>((stats->bytes_received[k] - before.bytes_received[k] - probe.bytes_received[k]) / n);
     out.ops.seconds[k] = (stats->seconds[k] - before.seconds[k] - probe.seconds[k]) / n;
   }
   return out;
@@ -182,6 +186,8 @@ StepTiming average_over_world(const StepTiming& local, const dist::ProcessGrid& 
   for (size_t k = 0; k < kOps; ++k) {
     v.push_back(static_cast<double>(local.ops.calls[k]));
     v.push_back(static_cast<double>(local.ops.bytes[k]));
+    v.push_back(static_cast<double>(local.ops.bytes_sent[k]));
+    v.push_back(static_cast<double>(local.ops.bytes_received[k]));
     v.push_back(local.ops.seconds[k]);
   }
   const auto sum = world_reduce(grid, v, dist::ReduceOp::Sum);
@@ -194,6 +200,8 @@ StepTiming average_over_world(const StepTiming& local, const dist::ProcessGrid& 
   for (size_t k = 0; k < kOps; ++k) {
     out.ops.calls[k] = static_cast<int64_t>(sum[i++] / n);
     out.ops.bytes[k] = static_cast<int64_t>(sum[i++] / n);
+    out.ops.bytes_sent[k] = static_cast<int64_t>(sum[i++] / n);
+    out.ops.bytes_received[k] = static_cast<int64_t>(sum[i++] / n);
     out.ops.seconds[k] = sum[i++] / n;
   }
   const auto peaks = world_reduce(grid, {local.peak_above_bytes, local.peak_gib}, dist::ReduceOp::Max);

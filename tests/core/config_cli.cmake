@@ -75,5 +75,7 @@ set_tests_properties(cli_bench_collectives PROPERTIES FIXTURES_REQUIRED bench_co
 add_test(NAME cli_bench_collectives_jsonl COMMAND /usr/bin/python3
          ${PROJECT_SOURCE_DIR}/tests/dist/check_collectives_jsonl.py ${_collectives_jsonl} 3 1000 64000 4)
 set_tests_properties(cli_bench_collectives_jsonl PROPERTIES FIXTURES_REQUIRED bench_collectives_rows)
+spvit_add_failure_test(cli_bench_collectives_bad_size NP 1 REGEX "size '12Q' must be a positive number of bytes"
+                       COMMAND ${SPVIT_BIN} bench collectives -b 12Q)
 spvit_add_failure_test(cli_bench_collectives_bad_op NP 1 REGEX "--ops: Check all_sum failed|all_sum"
                        COMMAND ${SPVIT_BIN} bench collectives --ops all_sum)

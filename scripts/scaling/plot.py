@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Figures of scaling sweeps (scripts/scaling/sweep.py JSONL) as PNGs, with Debian's python3-matplotlib.
+
+  scripts/scaling/plot.py sweep.jsonl [more.jsonl ...] --out-dir figures/
+
+Writes, for each sweep kind present (strong, weak, data):
+  KIND_speedup.png    speedup T(1)/T(N) and parallel efficiency speedup/N against ranks, one line per strategy
+                      (weak: efficiency T(1)/T(N) — the work per rank is fixed, so ideal is a flat 1)
+  KIND_split.png      the step's time split (bench step --split phases) as stacked bars per strategy and rank count
+  KIND_bytes.png      bytes sent + received per rank and step (all communicators) against ranks, per strategy
+  KIND_memory.png     peak memory per rank against ranks, per strategy
+Rows from oversubscribed runs (more ranks than cores) are drawn hollow and the title says so. Prints one line per
+figure; exits non-zero when a file has no usable rows.
+"""
+import argparse
+import collections
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"plot: {path}:{n} is not JSON: {e}")
+                if "sweep" in row and "step_ms" in row:
+                    rows.append(row)
+    if not rows:
+        raise SystemExit(f"plot: no sweep rows (with 'sweep' and 'step_ms') in {', '.join(paths)}")
+    return rows
+
+
+def by_strategy(rows):
+    """strategy -> rows sorted by ranks (the last row wins when a point was measured twice)."""
+    groups = collections.defaultdict(dict)
+    for r in rows:
+        groups[r["strategy"]][r["ranks"]] = r
+    return {s: [pts[k] for k in sorted(pts)] for s, pts in sorted(groups.items())}
+
+
+def label(kind, rows):
+    machines = sorted({r["machine"] for r in rows})
+    over = any(r.get("oversubscribed") for r in rows)
+    text = f"{kind} scaling on {', '.join(machines)}"
+    return text + (" (hollow: oversubscribed, more ranks than cores)" if over else "")
+
+
+def marker_style(row):
+    return {"markerfacecolor": "none"} if row.get("oversubscribed") else {}
+
+
+def plot_speedup(kind, groups, title, path):
+    fig, (ax_s, ax_e) = plt.subplots(1, 2, figsize=(10, 4))
+    for strategy, pts in groups.items():
+        base = pts[0]
+        ranks = [p["ranks"] for p in pts]
+        speedup = [base["step_ms"] / p["step_ms"] for p in pts]
+        if kind == "weak":
+            efficiency = speedup
+        else:
+            efficiency = [s * base["ranks"] / r for s, r in zip(speedup, ranks)]
+        line = ax_s.plot(ranks, speedup, "-", label=strategy)[0]
+        ax_e.plot(ranks, efficiency, "-", color=line.get_color(), label=strategy)
+        for p, s, e in zip(pts, speedup, efficiency):
+            ax_s.plot(p["ranks"], s, "o", color=line.get_color(), **marker_style(p))
+            ax_e.plot(p["ranks"], e, "o", color=line.get_color(), **marker_style(p))
+    all_ranks = sorted({p["ranks"] for pts in groups.values() for p in pts})
+    if kind != "weak":
+        ax_s.plot(all_ranks, [r / all_ranks[0] for r in all_ranks], ":", color="gray", label="ideal")
+    ax_e.axhline(1.0, linestyle=":", color="gray")
+    ax_s.set(xlabel="ranks", ylabel="speedup T(first)/T(N)", title="speedup")
+    ax_e.set(xlabel="ranks", ylabel="parallel efficiency", title="efficiency", ylim=(0, None))
+    for ax in (ax_s, ax_e):
+        ax.set_xticks(all_ranks)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_split(groups, title, path):
+    bars = [(s, p) for s, pts in groups.items() for p in pts if p.get("split_ms")]
+    if not bars:
+        return False
+    phases = []
+    for _, p in bars:
+        for name in p["split_ms"]:
+            if name not in phases:
+                phases.append(name)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(bars) + 2) + 3, 4))
+    colours = plt.get_cmap("tab20").colors
+    bottoms = [0.0] * len(bars)
+    for i, phase in enumerate(phases):
+        heights = [p["split_ms"].get(phase, 0.0) for _, p in bars]
+        ax.bar(range(len(bars)), heights, bottom=bottoms, label=phase, color=colours[i % len(colours)])
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([f"{s}\nN={p['ranks']}" for s, p in bars], fontsize=7)
+    ax.set(ylabel="ms per step", title="time split per phase")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def traffic_bytes(row):
+    return sum(op["sent_bytes"] + op["received_bytes"] for op in row.get("comm_per_step", {}).values())
+
+
+def plot_per_rank(groups, value, ylabel, heading, title, path):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy, pts in groups.items():
+        line = ax.plot([p["ranks"] for p in pts], [value(p) for p in pts], "-", label=strategy)[0]
+        for p in pts:
+            ax.plot(p["ranks"], value(p), "o", color=line.get_color(), **marker_style(p))
+    ax.set_xticks(sorted({p["ranks"] for pts in groups.values() for p in pts}))
+    ax.set(xlabel="ranks", ylabel=ylabel, title=heading)
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("jsonl", nargs="+")
+    p.add_argument("--out-dir", required=True)
+    a = p.parse_args(argv)
+    rows = load(a.jsonl)
+    os.makedirs(a.out_dir, exist_ok=True)
+    written = []
+    for kind in ("strong", "weak", "data"):
+        kind_rows = [r for r in rows if r["sweep"] == kind]
+        if not kind_rows:
+            continue
+        groups = by_strategy(kind_rows)
+        title = label(kind, kind_rows)
+        out = lambda name: os.path.join(a.out_dir, f"{kind}_{name}.png")  # noqa: E731
+        plot_speedup(kind, groups, title, out("speedup"))
+        written.append(out("speedup"))
+        if plot_split(groups, title, out("split")):
+            written.append(out("split"))
+        plot_per_rank(groups, lambda r: traffic_bytes(r) / 2**20, "MiB sent + received per rank and step",
+                      "communication per rank", title, out("bytes"))
+        written.append(out("bytes"))
+        plot_per_rank(groups, lambda r: r["peak_gib"] * 1024, f"peak MiB per rank ({kind_rows[0]['peak_of']})",
+                      "memory per rank", title, out("memory"))
+        written.append(out("memory"))
+    for path in written:
+        print(f"plot: wrote {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

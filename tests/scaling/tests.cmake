@@ -1,0 +1,71 @@
+# Scaling studies (scripts/scaling/, docs/scaling.md): the sweep driver runs the real `spvit bench step` under
+# mpirun and its rows say what ran; the plot script turns rows into PNGs (Debian's python3-matplotlib: these tests
+# fail, not skip, without it).
+set(_scaling_dir ${CMAKE_CURRENT_BINARY_DIR}/scaling)
+set(_sweep ${_scaling_dir}/sweep.jsonl)
+set(_python /usr/bin/python3)
+add_test(NAME scaling_clean COMMAND ${CMAKE_COMMAND} -E rm -rf ${_scaling_dir})
+set_tests_properties(scaling_clean PROPERTIES FIXTURES_SETUP scaling_clean)
+
+# A 2-rank strong-scaling sweep over two strategies with a tiny model (about 15 s on 2 cores).
+add_test(NAME scaling_sweep_np2 COMMAND ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/sweep.py --kind strong
+         --tokens 256 --ranks 1,2 --strategies lss-kv,ulysses --out ${_sweep} --spvit ${SPVIT_BIN} --
+         --dim 32 --depth 1 --heads 2 --patch 8 --decoder-width 4 --steps 2 --warmup 1)
+set_tests_properties(scaling_sweep_np2 PROPERTIES FIXTURES_REQUIRED scaling_clean FIXTURES_SETUP scaling_rows
+                     ENVIRONMENT "${SPVIT_TEST_ENV}" PROCESSORS 2 TIMEOUT 120 LABELS mpi
+                     PASS_REGULAR_EXPRESSION "ulysses +ranks=2 grid=1x2 tokens=256")
+# Its rows: 4 (2 strategies x 1, 2 ranks), each with the sweep's provenance and the traffic of the strategy's own
+# collectives on 2 ranks (lss-kv all_gather, ulysses all_to_all).
+add_test(NAME scaling_sweep_rows COMMAND ${_python} -c "
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 4, len(rows)
+for r in rows:
+    for k in ('machine', 'date', 'commit', 'command', 'strategy', 'sweep', 'step_ms', 'split_ms'): assert r[k], k
+    assert r['grid'] == '1x%d' % r['ranks'] and r['attention'] == r['strategy'], r
+    if r['ranks'] == 2:
+        op = {'lss-kv': 'all_gather', 'ulysses': 'all_to_all'}[r['strategy']]
+        assert r['comm_per_step'][op]['received_bytes'] > 0, (op, r['comm_per_step'])
+print('rows OK')
+" ${_sweep})
+set_tests_properties(scaling_sweep_rows PROPERTIES FIXTURES_REQUIRED scaling_rows PASS_REGULAR_EXPRESSION "rows OK")
+
+# The figures: from the live sweep, and from the committed np 1-4 sweeps of docs/scaling.md (every kind).
+set(_check_pngs "
+import sys, matplotlib
+matplotlib.use('Agg')
+import matplotlib.image as im, os
+d, names = sys.argv[1], sys.argv[2:]
+for n in names:
+    a = im.imread(os.path.join(d, n + '.png'))
+    assert a.shape[0] > 100 and a.shape[1] > 100, (n, a.shape)
+print('%d figures OK' % len(names))
+")
+add_test(NAME scaling_plot_live COMMAND ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/plot.py
+         ${_sweep} --out-dir ${_scaling_dir}/live)
+set_tests_properties(scaling_plot_live PROPERTIES FIXTURES_REQUIRED scaling_rows FIXTURES_SETUP scaling_live_pngs)
+add_test(NAME scaling_plot_live_check COMMAND ${_python} -c "${_check_pngs}" ${_scaling_dir}/live
+         strong_speedup strong_split strong_bytes strong_memory)
+set_tests_properties(scaling_plot_live_check PROPERTIES FIXTURES_REQUIRED scaling_live_pngs)
+add_test(NAME scaling_plot_committed COMMAND ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/plot.py
+         ${PROJECT_SOURCE_DIR}/docs/scaling/sweeps-2core.jsonl --out-dir ${_scaling_dir}/committed)
+set_tests_properties(scaling_plot_committed PROPERTIES FIXTURES_REQUIRED scaling_clean
+                     FIXTURES_SETUP scaling_committed_pngs)
+add_test(NAME scaling_plot_committed_check COMMAND ${_python} -c "${_check_pngs}" ${_scaling_dir}/committed
+         strong_speedup strong_split strong_bytes strong_memory weak_speedup weak_split weak_bytes weak_memory
+         data_speedup data_split data_bytes data_memory)
+set_tests_properties(scaling_plot_committed_check PROPERTIES FIXTURES_REQUIRED scaling_committed_pngs)
+
+# Bad input: a missing spvit and a file without sweep rows are named and exit non-zero.
+function(_scaling_refused name regex)
+  string(REPLACE ";" "|" _cmd "${ARGN}")
+  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${_cmd}" "-DREGEX=${regex}"
+           -P ${PROJECT_SOURCE_DIR}/tests/cmake/ExpectFailure.cmake)
+  set_tests_properties(${name} PROPERTIES LABELS errors TIMEOUT 60)
+endfunction()
+_scaling_refused(scaling_sweep_missing_spvit "no-such-spvit is not an executable spvit"
+                 ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/sweep.py --kind strong --out
+                 ${_scaling_dir}/never.jsonl --spvit ${_scaling_dir}/no-such-spvit)
+_scaling_refused(scaling_plot_not_jsonl "default.yaml:[0-9]+ is not JSON"
+                 ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/plot.py ${PROJECT_SOURCE_DIR}/configs/default.yaml
+                 --out-dir ${_scaling_dir}/none)
