@@ -16,6 +16,7 @@ packages=(
   libnifti2-dev                     # NIfTI volumes (MSD / nnU-Net datasets, 3D label maps)
   python3-nibabel                   # tests: NIfTI files checked against an independent reader
   python3-matplotlib                # scripts/scaling/plot.py: the scaling figures (its test fails without it)
+  slurmctld slurmd slurm-client munge  # tests: a one-node Slurm runs the sweeps and the preemption path (slurm_*)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -116,14 +116,15 @@ def run_point(a, launch, strategy, ranks, tokens, data, seq):
             raise SystemExit(f"sweep: {shlex.join(command)} failed with exit code {proc.returncode}")
         with open(rows_file) as f:
             rows = [json.loads(line) for line in f if line.strip()]
+    for row in rows:
+        if row.get("ranks") != ranks or row.get("grid") != f"{data}x{seq}":
+            # A launcher that starts N one-rank jobs instead of one N-rank job (a broken PMI wire-up) lands here.
+            raise SystemExit(f"sweep: asked for {ranks} ranks as grid {data}x{seq}, the job reports "
+                             f"{row.get('ranks')} ranks as grid {row.get('grid')} ({len(rows)} result rows): check "
+                             "the launcher's MPI/PMI setup")
     if len(rows) != 1:
         raise SystemExit(f"sweep: expected one result row from {shlex.join(command)}, got {len(rows)}")
-    row = rows[0]
-    if row.get("ranks") != ranks or row.get("grid") != f"{data}x{seq}":
-        # A launcher that starts N one-rank jobs instead of one N-rank job (a broken PMI wire-up) lands here.
-        raise SystemExit(f"sweep: asked for {ranks} ranks as grid {data}x{seq}, the job reports {row.get('ranks')} "
-                         f"ranks as grid {row.get('grid')}: check the launcher's MPI/PMI setup")
-    return row, command, over
+    return rows[0], command, over
 
 
 def main(argv):

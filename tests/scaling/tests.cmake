@@ -69,3 +69,14 @@ _scaling_refused(scaling_sweep_missing_spvit "no-such-spvit is not an executable
 _scaling_refused(scaling_plot_not_jsonl "default.yaml:[0-9]+ is not JSON"
                  ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/plot.py ${PROJECT_SOURCE_DIR}/configs/default.yaml
                  --out-dir ${_scaling_dir}/none)
+
+# A real Slurm (tests/scaling/slurm_cluster.sh: one node from Debian's slurmctld, slurmd and munge, private config,
+# state and logs under the build tree, stopped on exit). Fails when the daemons cannot start. One at a time: both use
+# the same ports. Measured: sweep 22 s; preempt 3 min 17 s with Slurm's default 120 s requeue delay, which the test
+# cluster lowers to 10 s (AuthInfo cred_expire).
+foreach(_mode sweep preempt)
+  add_test(NAME slurm_${_mode} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/scaling/slurm_test.sh ${_mode} ${SPVIT_BIN}
+           ${_scaling_dir}/slurm_${_mode})
+  set_tests_properties(slurm_${_mode} PROPERTIES TIMEOUT 400 PROCESSORS 2 RESOURCE_LOCK slurm LABELS "mpi;faults"
+                       PASS_REGULAR_EXPRESSION "PASSED:")
+endforeach()
