@@ -27,7 +27,7 @@ slurm_start() {
   host=$(hostname) cpus=$(nproc) mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 2048 ))
   cat > "$d/slurm.conf" <<CONF
 ClusterName=spvittest
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=16817
 SlurmdPort=16818
 SlurmUser=$(id -un)
@@ -53,7 +53,7 @@ AccountingStorageType=accounting_storage/none
 JobRequeue=1
 KillWait=60
 MinJobAge=600
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
   export SLURM_CONF=$d/slurm.conf
