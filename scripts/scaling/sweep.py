@@ -94,10 +94,13 @@ def points(a):
 
 
 def commit():
-    """The source tree's commit ("-dirty" when it has uncommitted changes)."""
+    """The source tree's commit, "-dirty" when code has uncommitted changes (docs/, where results go, aside)."""
     try:
-        return subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=7"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        def git(*args):
+            return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, check=True).stdout
+        head = git("rev-parse", "--short=7", "HEAD").strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs").strip()
+        return head + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
