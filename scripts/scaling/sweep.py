@@ -135,6 +135,7 @@ def main(argv):
     if not os.access(a.spvit, os.X_OK):
         raise SystemExit(f"sweep: {a.spvit} is not an executable spvit (build it, or pass --spvit)")
     launch = launcher(a.launcher)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     common = {"sweep": a.kind, "machine": socket.gethostname(), "cores": os.cpu_count(), "commit": commit(),
               "launcher": launch}
     for strategy in a.strategies:
