@@ -125,6 +125,8 @@ mount_chroot() {
   local r=$FRESH_ROOT
   mount -t proc proc "$r/proc"
   mount -t sysfs sysfs "$r/sys"
+  # A booted bookworm machine has its cgroup hierarchy mounted (systemd); slurmd (the slurm_* tests) needs it.
+  mount --rbind /sys/fs/cgroup "$r/sys/fs/cgroup"
   mount --bind /dev "$r/dev"                  # not recursive: the host's /dev/pts and /dev/shm stay outside
   mkdir -p "$r/dev/pts" "$r/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$r/dev/pts"

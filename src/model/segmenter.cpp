@@ -4,9 +4,9 @@
 
 namespace spvit::model {
 
-SegmenterOptions SegmenterOptions::from_config(const ModelConfig& m, int64_t classes) {
+SegmenterOptions SegmenterOptions::from_config(const ModelConfig& m, int64_t classes, const DistConfig& d) {
   SegmenterOptions o;
-  o.encoder = EncoderOptions::from_config(m);
+  o.encoder = EncoderOptions::from_config(m, d);
   o.channels = m.channels;
   o.patch = m.patch;
   o.spatial_dims = static_cast<int>(m.spatial_dims);

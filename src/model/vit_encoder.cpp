@@ -13,7 +13,7 @@ PositionalEncodingKind parse_positional_encoding(const std::string& name) {
   SPVIT_THROW(ConfigError, "positional encoding '", name, "' is not one of grid, coords, none");
 }
 
-EncoderOptions EncoderOptions::from_config(const ModelConfig& m) {
+EncoderOptions EncoderOptions::from_config(const ModelConfig& m, const DistConfig& d) {
   EncoderOptions o;
   int64_t patch_numel = 1;
   for (int64_t d = 0; d < m.spatial_dims; ++d) patch_numel *= m.patch;
@@ -26,6 +26,8 @@ EncoderOptions EncoderOptions::from_config(const ModelConfig& m) {
   o.max_tokens = m.max_tokens;
   o.coord_features = m.spatial_dims + 1;
   o.attention = parse_attention_strategy(m.attention);
+  o.ulysses_size = d.ulysses_size;
+  o.hybrid_outer = parse_attention_strategy(d.hybrid_outer);
   o.checkpointing = m.checkpointing;
   o.attention_backend = m.attention_backend;
   return o;

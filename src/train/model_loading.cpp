@@ -22,10 +22,7 @@ int64_t stored_classes(const std::string& path, const ModelConfig& m) {
 }
 
 model::Segmenter build(const Config& config, int64_t classes) {
-  auto options = model::SegmenterOptions::from_config(config.model, classes);
-  options.encoder.ulysses_size = config.dist.ulysses_size;  // how the encoder shards attention (hybrid)
-  options.encoder.hybrid_outer = model::parse_attention_strategy(config.dist.hybrid_outer);
-  return model::Segmenter(options);
+  return model::Segmenter(model::SegmenterOptions::from_config(config.model, classes, config.dist));
 }
 
 }  // namespace

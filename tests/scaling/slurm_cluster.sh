@@ -18,6 +18,9 @@ slurm_start() {
   for tool in munged slurmctld slurmd sbatch srun squeue scontrol scancel sinfo; do
     command -v "$tool" >/dev/null || { slurm_fail "'$tool' not found: scripts/install-deps.sh installs Slurm and munge"; return 1; }
   done
+  # slurmd 22.05 initialises a cgroup plugin whatever the configuration: a system without /sys/fs/cgroup (a bare
+  # chroot) cannot run it.
+  mountpoint -q /sys/fs/cgroup || { slurm_fail "/sys/fs/cgroup is not mounted: slurmd needs the cgroup hierarchy"; return 1; }
   slurm_stop "$SLURM_TEST_DIR" 2>/dev/null || true
   rm -rf "$SLURM_TEST_DIR" && mkdir -p "$SLURM_TEST_DIR"/{state,spool,log}
   local d=$SLURM_TEST_DIR host cpus mem

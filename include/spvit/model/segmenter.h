@@ -24,7 +24,7 @@ struct SegmenterOptions {
   // so the full-resolution activations of only one chunk are alive at a time. Same result as 0 (whole band).
   int64_t decoder_chunk_rows = 0;
 
-  static SegmenterOptions from_config(const ModelConfig& model, int64_t classes);
+  static SegmenterOptions from_config(const ModelConfig& model, int64_t classes, const DistConfig& dist = {});
 };
 
 class SegmenterImpl : public torch::nn::Module {

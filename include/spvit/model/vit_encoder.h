@@ -31,7 +31,8 @@ struct EncoderOptions {
   bool allow_fused_attention = true;
   std::string attention_backend = "auto";  // CUDA fused-attention kernel (compat::set_attention_backend)
 
-  static EncoderOptions from_config(const ModelConfig& model);
+  // `dist` gives the hybrid strategy's shape (dist.ulysses_size, dist.hybrid_outer); the defaults leave it unset.
+  static EncoderOptions from_config(const ModelConfig& model, const DistConfig& dist = {});
 };
 
 // Per-token metadata for this rank's tokens (only what the chosen positional encoding needs must be defined).
