@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "dist/mpi_test_grid.h"
+#include "model/strategy_cases.h"
 #include "spvit/build_info.h"
 #include "spvit/model/segmenter.h"
 #include "spvit/train/checkpoint.h"
@@ -138,24 +139,19 @@ TEST(AdaptiveTrainer, QuadtreeOnShrunkSamplesEqualsSingleProcess) {
 class AdaptiveStrategies : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(AdaptiveStrategies, Octree3DFloat64EqualsSingleProcess) {
-  std::string name = GetParam();
-  std::vector<std::string> strategy{"model.attention=" + name};
-  if (name.rfind("hybrid-", 0) == 0) {
-    const std::string outer = name.substr(7);
-    strategy = {"model.attention=hybrid", "dist.hybrid_outer=" + outer,
-                "dist.ulysses_size=" + std::string(outer == "ring" ? "1" : "2")};
+  // The strategy's settings as the MPI matrix chooses them for a 2-rank sequence group (tests/model/strategy_cases.h).
+  const auto o = model::testing_cases::with_strategy({}, GetParam(), 2);
+  std::vector<std::string> strategy{"model.attention=" + o.strategy};
+  if (o.strategy == "hybrid") {
+    strategy.push_back("dist.hybrid_outer=" + o.hybrid_outer);
+    strategy.push_back("dist.ulysses_size=" + std::to_string(o.ulysses_size));
   }
-  for (auto& c : name) c = c == '-' ? '_' : c;
-  expect_grid_run_equals_single_process("oct64_" + name, with(with(kAdaptive3D, {"dtype=float64"}), strategy), 1e-10);
+  expect_grid_run_equals_single_process("oct64_" + model::testing_cases::test_name(GetParam()),
+                                        with(with(kAdaptive3D, {"dtype=float64"}), strategy), 1e-10);
 }
 
-INSTANTIATE_TEST_SUITE_P(AdaptiveTrainer, AdaptiveStrategies,
-                         ::testing::Values("lss-kv", "lss-x", "ulysses", "ring", "hybrid-lss-kv", "hybrid-ring"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& c : name) c = c == '-' ? '_' : c;
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(AdaptiveTrainer, AdaptiveStrategies, ::testing::ValuesIn(model::testing_cases::strategies()),
+                         [](const auto& info) { return model::testing_cases::test_name(info.param); });
 
 TEST(AdaptiveTrainer, UniformUnetr3DFloat64EqualsSingleProcess) {
   expect_grid_run_equals_single_process("unetr3d", with(kUniform3D, {"dtype=float64"}), 1e-10);
