@@ -28,6 +28,7 @@
 #include "spvit/core/timer.h"
 #include "spvit/core/torch_compat.h"
 #include "spvit/model/decoder.h"
+#include "spvit/plan/step_model.h"
 #include "spvit/train/config_check.h"
 #include "spvit/train/data_setup.h"
 
@@ -54,13 +55,6 @@ const std::vector<std::string> kSyntheticBase = {
     "train.warmup_steps=0", "train.clip_grad_norm=0", "train.ce_weight=1", "train.dice_weight=0",
     "data.source=synthetic", "data.val_samples=0"};
 
-// Encoder model FLOPs of one training step (forward + backward = 3x forward): docs/performance.md, "Model FLOPs".
-double encoder_flops(const ModelConfig& m, int64_t n) {
-  const double N = static_cast<double>(n), E = static_cast<double>(m.dim);
-  const double in = static_cast<double>(m.channels) * std::pow(static_cast<double>(m.patch), m.spatial_dims);
-  return 3.0 * (static_cast<double>(m.depth) * (24.0 * N * E * E + 4.0 * N * N * E) + 2.0 * N * in * E);
-}
-
 // fwd+bwd of `depth` attention calls at this size alone: how much of the step the attention kernels take.
 double attention_only_ms(const ModelConfig& m, int64_t n, const torch::Device& device, torch::ScalarType dtype) {
   const int64_t d = m.dim / m.heads;
@@ -77,23 +71,6 @@ double attention_only_ms(const ModelConfig& m, int64_t n, const torch::Device& d
   for (int64_t i = 0; i < m.depth; ++i) once();
   synchronize(device);
   return watch.seconds() * 1e3;
-}
-
-// docs/cluster.md's estimate of what one step holds above the weights, per rank: {encoder, attention, decoder} bytes.
-std::vector<double> memory_estimate(const Config& c, double tokens, double rank_tokens, double batch, double classes,
-                                    int seq_ranks, double element_bytes) {
-  const auto& m = c.model;
-  const double E = static_cast<double>(m.dim), D = static_cast<double>(m.depth), H = static_cast<double>(m.heads);
-  const double gathered = seq_ranks > 1 ? 2.0 * tokens : 0.0;  // the K‖V of the whole sequence, per layer
-  const double block = (10.0 + 2.0 * m.mlp_ratio) * rank_tokens;
-  const double encoder = m.checkpointing ? batch * E * element_bytes * (D * rank_tokens + block + gathered)
-                                         : batch * D * E * element_bytes * (block + gathered);
-  const bool fused = SPVIT_TORCH_HAS_SDPA != 0;  // the encoder's default: fused attention where LibTorch has it
-  const double attention = fused ? 0.0 : (m.checkpointing ? 1.0 : D) * batch * H * rank_tokens * tokens * element_bytes;
-  const double pixels = std::pow(static_cast<double>(m.patch), static_cast<double>(m.spatial_dims));
-  const double decoder = batch * rank_tokens * pixels * (12.0 * static_cast<double>(m.decoder_width) + 10.0 * classes) *
-                         element_bytes;
-  return {encoder, attention, decoder};
 }
 
 // Batches of a loader forever, moving to the next epoch when one ends.
@@ -224,14 +201,14 @@ class StepBench {
 
   // The JSON line every run prints: what ran, and how fast.
   nlohmann::json result_line(const Config& c, const train::TrainingParts& parts, const StepTiming& t, int64_t tokens,
-                             bool split) {
+                             int64_t classes, bool split) {
     const double step_s = t.step_s - t.phase_s[kLoaderWait];
     nlohmann::json r;
     r["tokens"] = tokens;
     r["step_ms"] = step_s * 1e3;
     r["tokens_per_s"] = t.tokens / step_s;
     // Every sample of every data group: the job's model FLOP rate.
-    r["encoder_tflops"] = encoder_flops(c.model, tokens) * static_cast<double>(t.batch_samples * grid_->data_size()) /
+    r["encoder_tflops"] = plan::encoder_model_flops(c.model, tokens) * static_cast<double>(t.batch_samples * grid_->data_size()) /
                           step_s / 1e12;
     r["peak_gib"] = t.peak_gib;
     r["peak_of"] = parts.precision.device.is_cuda() ? "device" : "host RSS";
@@ -244,6 +221,17 @@ class StepBench {
     r["grid"] = grid_->shape().str();
     r["skipped_steps"] = t.skipped_steps;  // non-finite or fp16-overflow steps, left out of the times
     r["attention"] = c.model.attention;
+    // What ran, for `spvit plan --validate` to predict the same step: the model's shape, batch, classes, settings.
+    const auto& m = c.model;
+    r["model"] = {{"channels", m.channels}, {"patch", m.patch}, {"spatial_dims", m.spatial_dims}, {"dim", m.dim},
+                  {"depth", m.depth}, {"heads", m.heads}, {"mlp_ratio", m.mlp_ratio},
+                  {"pos_encoding", m.pos_encoding}, {"max_tokens", m.max_tokens}, {"decoder", m.decoder},
+                  {"decoder_width", m.decoder_width}};
+    r["batch"] = t.batch_samples;
+    r["classes"] = classes;
+    r["ulysses_size"] = c.dist.ulysses_size;
+    r["hybrid_outer"] = c.dist.hybrid_outer;
+    r["grad_average"] = c.dist.grad_average;
     // Every communicator's traffic per step, mean over ranks (nccl-tests' sent/received definitions).
     nlohmann::json comm = nlohmann::json::object();
     for (size_t k = 0; k < dist::CommStats::kOps; ++k) {
@@ -295,7 +283,7 @@ class StepBench {
     const auto batch = synthetic_batch(c, pixels, *timed_grid_, kClasses);
     const auto local = time_steps(*parts, c, *timed_grid_, stats_, [&] { return batch; }, timing_options(args_.split));
     const auto t = average_over_world(local, *grid_);
-    auto r = result_line(c, *parts, t, n, args_.split);
+    auto r = result_line(c, *parts, t, n, kClasses, args_.split);
     r["image_side"] = pixels;
     r["attention_ms"] = attention_only_ms(c.model, n / grid_->seq_size(), parts->precision.device,
                                           parts->precision.autocast ? parts->precision.autocast_dtype : torch::kFloat);
@@ -371,19 +359,30 @@ class StepBench {
                 slowest_delivery, static_cast<double>(t.batch_samples) / compute_s,
                 static_cast<long long>(t.batch_samples), 1e3 * compute_s, 1e3 * t.phase_s[kLoaderWait],
                 100.0 * t.phase_s[kLoaderWait] / t.step_s);
+    nlohmann::json memory;
     if (args_.memory) {
-      const auto est = memory_estimate(c, static_cast<double>(tokens), static_cast<double>(rank_tokens),
-                                       static_cast<double>(t.batch_samples),
-                                       static_cast<double>(datasets.train->num_classes()), grid_->seq_size(),
-                                       static_cast<double>(c10::elementSize(parts->precision.param_dtype)));
+      auto w = plan::workload_from_config(c, datasets.train->num_classes());
+      w.tokens = tokens;
+      w.batch = t.batch_samples;
+      w.element_bytes = static_cast<double>(c10::elementSize(parts->precision.param_dtype));
+      plan::Candidate cand;
+      cand.data = grid_->data_size();
+      cand.seq = grid_->seq_size();
+      cand.strategy = c.model.attention;
+      cand.ulysses_size = c.dist.ulysses_size;
+      cand.hybrid_outer = c.dist.hybrid_outer;
+      cand.checkpointing = c.model.checkpointing;
+      const auto est = plan::memory_per_rank(w, cand, grid_->world_size(), SPVIT_TORCH_HAS_SDPA != 0);
       std::printf("peak memory of the step above the resident set before it (largest rank): %.1f MiB\n"
                   "docs/cluster.md estimate: %.1f MiB = encoder %.1f + attention scores %.1f + decoder %.1f\n"
                   "(timings of a --memory run include returning memory to the system: do not report them)\n",
-                  t.peak_above_bytes / 1048576.0, (est[0] + est[1] + est[2]) / 1048576.0, est[0] / 1048576.0,
-                  est[1] / 1048576.0, est[2] / 1048576.0);
+                  t.peak_above_bytes / 1048576.0, est.activations() / 1048576.0, est.encoder / 1048576.0,
+                  est.attention_scores / 1048576.0, est.decoder / 1048576.0);
+      memory = {{"peak_above_mib", t.peak_above_bytes / 1048576.0}, {"estimate_mib", est.activations() / 1048576.0}};
     }
     std::printf("\n");
-    auto r = result_line(c, *parts, t, tokens, /*split=*/true);
+    auto r = result_line(c, *parts, t, tokens, datasets.train->num_classes(), /*split=*/true);
+    if (!memory.is_null()) r["memory"] = memory;
     r["config"] = args_.config.empty() ? "built-in defaults" : args_.config;
     report(r);
     return 0;

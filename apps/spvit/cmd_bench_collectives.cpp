@@ -177,6 +177,15 @@ double time_per_call(dist::Communicator& comm, Case& c, const torch::Device& dev
   return t.item<double>();
 }
 
+}  // namespace
+
+double measure_collective_seconds(dist::Communicator& comm, const std::string& op, int64_t bytes,
+                                  const torch::Device& device, int warmup, int iters) {
+  Case c(comm, op, bytes, torch::kFloat32, device);
+  c.verify();
+  return time_per_call(comm, c, device, warmup, iters);
+}
+
 std::string utc_now() {
   const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char text[32];
@@ -189,6 +198,8 @@ std::string host_name() {
   gethostname(name, sizeof name - 1);
   return name;
 }
+
+namespace {
 
 int run_collectives(CollectivesArgs a, const AppContext& ctx) {
   a.min_bytes = parse_size(a.min_size);

@@ -4,8 +4,11 @@
 #include <string>
 
 #include "spvit/build_info.h"
+#include <unistd.h>
 #if SPVIT_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace spvit {
@@ -60,6 +63,17 @@ bool reset_process_peak_rss() {
   clear << "5";
   clear.flush();
   return clear.good();
+}
+
+double total_memory_bytes(const torch::Device& device) {
+#if SPVIT_HAVE_CUDA
+  if (device.is_cuda()) {
+    const c10::cuda::CUDAGuard guard(device);
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return static_cast<double>(total);
+  }
+#endif
+  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
 }
 
 }  // namespace spvit

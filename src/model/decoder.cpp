@@ -40,11 +40,11 @@ const Registry<DecoderEntry>& decoders() {
       {{"unetr", "uniform grids: halo-exchange convolutional decoder (UNETR skips) on each rank's band of rows", true,
         "head.bias", [](int64_t bias_size, int64_t, int64_t) { return bias_size; },  // a channel per class
         [](const DecoderOptions& o) -> Decoder { return std::make_shared<UnetrDecoderImpl>(o); },
-        check_unetr},
+        check_unetr, UnetrDecoderImpl::forward_flops_per_token},
        {"tile", "any layout (adaptive included): each token predicts its P×P (P×P×P) logit tile", false,
         "tile_head.bias", classes_of_tile_head,
         [](const DecoderOptions& o) -> Decoder { return std::make_shared<TileDecoderImpl>(o); },
-        check_tile}});
+        check_tile, TileDecoderImpl::forward_flops_per_token}});
   return registry;
 }
 

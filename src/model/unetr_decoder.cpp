@@ -1,5 +1,7 @@
 #include "spvit/model/unetr_decoder.h"
 
+#include <cmath>
+
 #include "spvit/core/error.h"
 #include "spvit/core/int_math.h"
 #include "spvit/dist/collectives.h"
@@ -29,6 +31,30 @@ UnetrDecoderImpl::UnetrDecoderImpl(const DecoderOptions& o) : options_(o) {
   }
   stem_ = register_module("stem", HaloConv(o.channels, width(stages_), 3, o.spatial_dims));
   head_ = register_module("head", HaloConv(width(stages_), o.classes, 1, o.spatial_dims));
+}
+
+// Counts the layers the constructor above builds, at the resolution each runs at: stage j works on a grid 2^j times
+// finer per side than the tokens (2^(j·d) positions per token). A convolution costs 2·C_in·C_out·k^d FLOPs per
+// output position; a ×2 transposed convolution 2·C_in·C_out per output position.
+double UnetrDecoderImpl::forward_flops_per_token(const DecoderOptions& o) {
+  int64_t stages = 0;
+  while ((int64_t{1} << stages) < o.patch) ++stages;
+  const double d = o.spatial_dims, taps3 = std::pow(3.0, d), E = static_cast<double>(o.dim);
+  auto width = [&](int64_t stage) { return static_cast<double>(o.width << (stages - stage)); };
+  auto positions = [&](int64_t stage) { return std::pow(2.0, d * static_cast<double>(stage)); };
+  double flops = 0;
+  for (int64_t j = 1; j <= stages; ++j) {
+    const double in = j == 1 ? E : width(j - 1), w = width(j);
+    flops += 2.0 * in * w * positions(j);                                   // up_j
+    for (int64_t s = 0; j < stages && s < j; ++s) {                         // skip chain of stage j
+      flops += 2.0 * (s == 0 ? E : w) * w * positions(s + 1);
+    }
+    flops += 2.0 * (2.0 * w) * w * taps3 * positions(j);                    // fuse_j: 3x3 over [main ‖ skip]
+  }
+  const double finest = positions(stages), w = width(stages);
+  flops += 2.0 * static_cast<double>(o.channels) * w * taps3 * finest;     // stem on the raw image
+  flops += 2.0 * w * static_cast<double>(o.classes) * finest;              // 1x1 head
+  return flops;
 }
 
 torch::Tensor UnetrDecoderImpl::forward(const DecoderInput& in) {

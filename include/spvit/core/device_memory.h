@@ -15,6 +15,8 @@ double peak_memory_gib(const torch::Device& device);
 double process_memory_bytes(const char* key);
 // Sets the process's peak resident set (VmHWM) back to its current size (Linux >= 4.0); false where not allowed.
 bool reset_process_peak_rss();
+// Total memory of `device` in bytes: the GPU's (cudaMemGetInfo), or the host's physical memory (CPU).
+double total_memory_bytes(const torch::Device& device);
 // Returns the caching allocator's unused blocks to the driver (after an out-of-memory attempt).
 void release_cached_memory(const torch::Device& device);
 

@@ -66,6 +66,8 @@ struct DecoderEntry {
   std::function<Decoder(const DecoderOptions&)> make;
   // Decoder-specific configuration rules (ConfigError naming the key), beyond uniform_bands' own.
   std::function<void(const Config&)> validate;
+  // Forward FLOPs per token (multiply-adds x 2), for the performance model (spvit plan, src/plan/step_model.cpp).
+  std::function<double(const DecoderOptions&)> forward_flops_per_token;
 };
 const Registry<DecoderEntry>& decoders();
 

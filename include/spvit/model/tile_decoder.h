@@ -11,6 +11,8 @@ class TileDecoderImpl : public DecoderImpl {
  public:
   explicit TileDecoderImpl(const DecoderOptions& options);
   torch::Tensor forward(const DecoderInput& input) override;
+  // Forward FLOPs per token: one E -> K·P^d linear layer.
+  static double forward_flops_per_token(const DecoderOptions& options);
 
  private:
   DecoderOptions options_;

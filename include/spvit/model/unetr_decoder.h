@@ -16,6 +16,8 @@ class UnetrDecoderImpl : public DecoderImpl {
   explicit UnetrDecoderImpl(const DecoderOptions& options);
   std::vector<int64_t> taps() const override { return taps_; }
   torch::Tensor forward(const DecoderInput& input) override;
+  // Forward FLOPs per token of these options (the performance model's count of the convolutions below).
+  static double forward_flops_per_token(const DecoderOptions& options);
 
  private:
   // The weights in the order decode() reads them.

@@ -1,0 +1,150 @@
+// `spvit plan --calibrate`: a machine file (include/spvit/plan/machine.h) from microbenchmarks only — one matmul, the
+// attention kernel, one convolution, a copy, and two collectives — never from a full training step, so that the
+// step model's validation against full steps (docs/scaling.md) is a test, not a fit.
+//
+// The shapes come from the configuration (-c / --set, default: the built-in one): its width, heads and token count,
+// because on a CPU the achieved rate of a small matmul or of the explicit attention depends on the shape. Every
+// number's source says what was measured, where and when. Run it with as many ranks as the node will run (the
+// collectives need at least 2, and each rank computes with the threads it will have in training).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "bench_commands.h"
+#include "plan_commands.h"
+#include "spvit/core/atomic_file.h"
+#include "spvit/core/device.h"
+#include "spvit/core/device_memory.h"
+#include "spvit/core/error.h"
+#include "spvit/core/logging.h"
+#include "spvit/core/timer.h"
+#include "spvit/core/torch_compat.h"
+#include "spvit/plan/machine.h"
+#include "spvit/plan/step_model.h"
+
+namespace spvit::app {
+namespace {
+
+// Median seconds of `reps` runs of f (after one warm-up), the slowest rank's.
+template <class F>
+double median_seconds(F&& f, int reps, const torch::Device& device, dist::Communicator& world) {
+  f();
+  synchronize(device);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    Stopwatch watch;
+    f();
+    synchronize(device);
+    t.push_back(watch.seconds());
+  }
+  std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
+  auto slowest = torch::full({1}, t[static_cast<size_t>(reps / 2)], torch::kFloat64);
+  world.all_reduce(slowest, dist::ReduceOp::Max)->wait();
+  return slowest.item<double>();
+}
+
+// fwd + bwd of x[M, K] · w[K, N]: 3 matmuls of 2·M·K·N FLOPs.
+double matmul_tflops(int64_t M, int64_t K, int64_t N, const torch::TensorOptions& o, const torch::Device& device,
+                     dist::Communicator& world) {
+  auto x = torch::randn({M, K}, o).requires_grad_(true), w = torch::randn({K, N}, o).requires_grad_(true);
+  const double s = median_seconds([&] { torch::matmul(x, w).sum().backward(); }, 5, device, world);
+  return 3.0 * 2.0 * static_cast<double>(M * K * N) / s / 1e12;
+}
+
+// fwd + bwd of the encoder's attention kernel on [1, H, L, D]: 3 × 4·L²·E FLOPs.
+double attention_tflops(int64_t L, int64_t H, int64_t D, const torch::TensorOptions& o, const torch::Device& device,
+                        dist::Communicator& world) {
+  auto q = torch::randn({1, H, L, D}, o).requires_grad_(true), k = torch::randn({1, H, L, D}, o).requires_grad_(true),
+       v = torch::randn({1, H, L, D}, o).requires_grad_(true);
+  const double s = median_seconds([&] { compat::scaled_dot_product_attention(q, k, v, {}).sum().backward(); }, 3,
+                                  device, world);
+  return 3.0 * 4.0 * static_cast<double>(L * L * H * D) / s / 1e12;
+}
+
+// fwd + bwd of a 3x3 convolution C -> C on a side x side image: 3 × 2·C²·9·side² FLOPs.
+double conv_tflops(int64_t C, int64_t side, const torch::TensorOptions& o, const torch::Device& device,
+                   dist::Communicator& world) {
+  auto x = torch::randn({1, C, side, side}, o).requires_grad_(true);
+  auto w = torch::randn({C, C, 3, 3}, o).requires_grad_(true);
+  const double s = median_seconds([&] { torch::conv2d(x, w, {}, 1, 1).sum().backward(); }, 5, device, world);
+  return 3.0 * 2.0 * static_cast<double>(C * C * 9 * side * side) / s / 1e12;
+}
+
+// Streaming copy of 64 MiB: read + write per byte.
+double copy_gbs(const torch::Device& device, dist::Communicator& world) {
+  const int64_t n = int64_t{16} << 20;
+  auto a = torch::randn({n}, torch::TensorOptions().device(device)), b = torch::empty_like(a);
+  const double s = median_seconds([&] { b.copy_(a); }, 7, device, world);
+  return 2.0 * 4.0 * static_cast<double>(n) / s / 1e9;
+}
+
+}  // namespace
+
+int run_calibration(const PlanArgs& a, const AppContext& ctx) {
+  SPVIT_CHECK(!a.out.empty(), "plan --calibrate: --out machines/NAME.yaml names the machine file to write");
+  const Config c = a.config.empty() ? parse_config("", a.overrides) : load_config(a.config, a.overrides);
+  auto grid = make_grid({1, ctx.world_size}, c.dist.timeout_s, c.device, "auto");
+  auto& world = *grid.world();
+  SPVIT_CHECK(world.size() >= 2, "plan --calibrate measures the links between ranks: start it with 2 or more ranks "
+              "on one node (e.g. mpirun -np 2 spvit plan --calibrate ...)");
+  const torch::Device device = select_device(c.device, grid.local_rank());
+  const std::string precision = device.is_cuda() ? "bf16" : "fp32";
+  const auto opts = torch::TensorOptions().device(device).dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat);
+  const int64_t E = c.model.dim, H = c.model.heads, D = E / H;
+  const int64_t L = std::min<int64_t>(plan::tokens_per_sample(c), device.is_cuda() ? 65536 : 4096);
+  const std::string when = utc_now() + " on " + host_name() + " (" + std::to_string(world.size()) + " ranks, " +
+                           std::to_string(torch::get_num_threads()) + " thread(s) each)";
+  auto measured = [&](const std::string& what) { return "measured by spvit plan --calibrate: " + what + ", " + when; };
+  if (ctx.world_rank == 0) {
+    log::info("plan --calibrate: matmul, attention, conv and copy on {} ({} ranks at once), then collectives",
+              device.str(), world.size());
+  }
+  plan::MachineSpec m;
+  m.name = a.name.empty() ? host_name() : a.name;
+  m.kind = device.is_cuda() ? "gpu" : "cpu";
+  m.description = "calibrated from microbenchmarks on " + host_name() + " for shapes E=" + std::to_string(E) +
+                  ", H=" + std::to_string(H) + ", L=" + std::to_string(L);
+  const double cores = static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN));
+  const double threads = static_cast<double>(torch::get_num_threads());
+  m.ranks_per_node = {device.is_cuda() ? static_cast<double>(torch::cuda::device_count()) : std::max(1.0, cores / threads),
+                      device.is_cuda() ? "CUDA devices visible on this node" : "online cores / threads per rank"};
+  m.cores_per_node = {cores, "sysconf(_SC_NPROCESSORS_ONLN) on " + host_name()};
+  m.threads_per_rank = {threads, "torch::get_num_threads() of the calibrating ranks (OMP_NUM_THREADS)"};
+  m.memory_gib = {total_memory_bytes(device) / 1073741824.0 / (device.is_cuda() ? 1.0 : m.ranks_per_node.value),
+                  device.is_cuda() ? "the device's total memory" : "host memory / ranks_per_node"};
+  // Every rank runs the compute microbenchmarks at once: what a rank gets when the node is busy.
+  m.memory_bandwidth_gbs = {copy_gbs(device, world), measured("64 MiB tensor copy, (read + write) / time")};
+  m.matmul_tflops[precision] = {matmul_tflops(L, E, 4 * E, opts, device, world),
+                                measured("fwd+bwd of [" + std::to_string(L) + "," + std::to_string(E) + "] x [" +
+                                         std::to_string(E) + "," + std::to_string(4 * E) + "]")};
+  m.attention_tflops[precision] = {attention_tflops(L, H, D, opts, device, world),
+                                   measured("fwd+bwd of the encoder's attention kernel, L=" + std::to_string(L) +
+                                            ", H=" + std::to_string(H) + ", head dim " + std::to_string(D))};
+  const int64_t C = 2 * c.model.decoder_width, side = std::min<int64_t>(256, c.data.size);
+  m.conv_tflops[precision] = {conv_tflops(C, side, opts, device, world),
+                              measured("fwd+bwd of a 3x3 convolution " + std::to_string(C) + "->" +
+                                       std::to_string(C) + " channels on " + std::to_string(side) + "^2")};
+  // The α–β fit of all_gather: a tiny message is all latency; a large one is latency + bus bytes / β.
+  const int P = world.size();
+  const int64_t small = 8 * P, large = int64_t{8} << 20;
+  const double t_small = measure_collective_seconds(world, "all_gather", small, device, 5, 50);
+  const double t_large = measure_collective_seconds(world, "all_gather", large, device, 2, 10);
+  const double alpha = t_small / (P - 1);
+  const double beta = static_cast<double>(large) * (P - 1) / P / std::max(1e-9, t_large - (P - 1) * alpha);
+  const std::string fit = "all_gather on " + std::to_string(P) + " ranks, alpha = t(" + std::to_string(small) +
+                          " B)/(P-1), beta = bus bytes of 8 MiB / (t - (P-1) alpha)";
+  m.intra_node = {{alpha * 1e6, measured(fit)}, {beta / 1e9, measured(fit)}};
+  m.inter_node = {{alpha * 1e6, "not measured (one node): intra_node's, replace with the network's"},
+                  {beta / 1e9, "not measured (one node): intra_node's, replace with the network's"}};
+  if (ctx.world_rank == 0) {
+    write_text_atomically(a.out, plan::machine_yaml(m));
+    std::printf("%s", plan::machine_yaml(m).c_str());
+    log::info("plan --calibrate: wrote {}", a.out);
+  }
+  return 0;
+}
+
+}  // namespace spvit::app

@@ -1,0 +1,51 @@
+// A machine description for the performance model (`spvit plan`, docs/scaling.md "Performance model"): what one rank
+// computes per second, what its memory holds, and how fast it reaches the other ranks inside and across nodes.
+//
+// Every number carries its source (a vendor datasheet, a facility's user guide, or our own measurement), and the
+// loader refuses a number without one: a prediction is only as good as the numbers under it, and a reader must be
+// able to check each. Files live in machines/*.yaml; `spvit plan --calibrate` writes one from microbenchmarks.
+#pragma once
+#include <map>
+#include <string>
+
+namespace spvit::plan {
+
+// A number and where it comes from.
+struct Sourced {
+  double value = 0;
+  std::string source;
+};
+
+// One kind of link, as seen by one rank during a collective in which every rank takes part: the start-up latency
+// α and the bandwidth β per rank and direction (nccl-tests' bus bandwidth: what a ring algorithm achieves).
+struct LinkSpec {
+  Sourced latency_us;      // α, per message
+  Sourced bandwidth_gbs;   // β, GB/s (1e9 bytes) per rank and direction
+};
+
+struct MachineSpec {
+  std::string name, description;
+  std::string kind = "gpu";      // gpu: one rank per device; cpu: ranks share the node's cores (oversubscription)
+  Sourced ranks_per_node;        // devices (gpu) or the ranks a node runs at full speed (cpu: cores / threads)
+  Sourced cores_per_node;        // cpu: physical cores; ranks·threads beyond them share cores
+  Sourced threads_per_rank;      // cpu: the threads each rank computes with (OMP_NUM_THREADS)
+  Sourced memory_gib;            // per rank: device memory (gpu) or host memory / ranks (cpu)
+  Sourced memory_bandwidth_gbs;  // per rank: streaming copy bandwidth
+  // Achieved rates, TFLOP/s per rank, by precision ("fp32", "bf16", "fp16"): dense matmul of the encoder's linear
+  // layers, attention forward + backward (the same kernel the encoder calls), and the decoder's convolutions.
+  std::map<std::string, Sourced> matmul_tflops, attention_tflops, conv_tflops;
+  LinkSpec intra_node;           // between ranks of one node (NVLink, Infinity Fabric, shared memory)
+  LinkSpec inter_node;           // across nodes: β is the node's injection bandwidth / ranks_per_node
+
+  int ranks_per_node_int() const;
+  // The rate for a precision, or a clear error naming the file's missing key.
+  const Sourced& rate(const std::map<std::string, Sourced>& rates, const std::string& precision,
+                      const char* key) const;
+};
+
+// Reads and checks a machine file (every number present, positive and sourced). Errors name the file and the key.
+MachineSpec load_machine(const std::string& path);
+// The YAML text of a machine (what --calibrate writes): the format load_machine reads.
+std::string machine_yaml(const MachineSpec& m);
+
+}  // namespace spvit::plan

@@ -1,0 +1,163 @@
+// The performance model's pieces on their own (docs/scaling.md, "Performance model"): machine files, the α–β
+// collective times against a step-by-step ring, oversubscription, docs/cluster.md's worked example, the planner.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "spvit/core/error.h"
+#include "spvit/plan/planner.h"
+
+namespace spvit::plan {
+namespace {
+
+std::filesystem::path machines_dir() {
+  const char* fixtures = std::getenv("SPVIT_FIXTURE_DIR");  // tests/fixtures, set by the ctest entry
+  EXPECT_NE(fixtures, nullptr) << "SPVIT_FIXTURE_DIR is not set: run this test through ctest";
+  return std::filesystem::path(fixtures ? fixtures : ".") / ".." / ".." / "machines";
+}
+
+MachineSpec machine(const std::string& name) { return load_machine((machines_dir() / (name + ".yaml")).string()); }
+
+TEST(MachineFiles, EveryShippedMachineLoadsAndRoundTrips) {
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(machines_dir())) {
+    if (entry.path().extension() != ".yaml") continue;
+    const auto m = load_machine(entry.path().string());  // throws on a number without a source
+    const auto copy = std::filesystem::temp_directory_path() / ("spvit-machine-" + m.name + ".yaml");
+    std::ofstream(copy) << machine_yaml(m);
+    const auto again = load_machine(copy.string());
+    EXPECT_EQ(again.name, m.name);
+    EXPECT_DOUBLE_EQ(again.intra_node.bandwidth_gbs.value, m.intra_node.bandwidth_gbs.value);
+    EXPECT_EQ(again.matmul_tflops.size(), m.matmul_tflops.size());
+    EXPECT_EQ(again.inter_node.latency_us.source, m.inter_node.latency_us.source);
+    std::filesystem::remove(copy);
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 5) << "frontier, summit, dgx-h100, dgx-h200 and this machine";
+}
+
+TEST(MachineFiles, ANumberWithoutItsSourceIsRefusedByName) {
+  auto text = machine_yaml(machine("frontier"));
+  const auto at = text.find("intra_node:");
+  ASSERT_NE(at, std::string::npos);
+  const auto key = text.find("bandwidth_gbs: {", at);
+  const auto end = text.find('}', key);
+  text.replace(key, end - key + 1, "bandwidth_gbs: {value: 50}");
+  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-unsourced.yaml";
+  std::ofstream(path) << text;
+  try {
+    load_machine(path.string());
+    ADD_FAILURE() << "a number without a source was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'intra_node.bandwidth_gbs'"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
+// A ring all-gather / reduce-scatter is P−1 steps of one block (bytes/P) per rank; an all-reduce is both in turn.
+double ring_steps(int P, double bytes, double alpha, double beta, int phases) {
+  double t = 0;
+  for (int phase = 0; phase < phases; ++phase) {
+    for (int step = 0; step < P - 1; ++step) t += alpha + bytes / P / beta;
+  }
+  return t;
+}
+
+TEST(CollectiveModel, AlphaBetaTimesEqualTheRingAlgorithmStepByStep) {
+  const LinkSpec link{{7.0, "test"}, {25.0, "test"}};
+  for (int P : {2, 3, 8, 64}) {
+    for (double bytes : {64.0, 1e6, 3e8}) {
+      const double a = 7e-6, b = 25e9;
+      EXPECT_NEAR(collective_seconds("all_gather", P, bytes, link), ring_steps(P, bytes, a, b, 1), 1e-12);
+      EXPECT_NEAR(collective_seconds("reduce_scatter", P, bytes, link), ring_steps(P, bytes, a, b, 1), 1e-12);
+      EXPECT_NEAR(collective_seconds("all_reduce", P, bytes, link), ring_steps(P, bytes, a, b, 2), 1e-12);
+    }
+  }
+  EXPECT_EQ(collective_seconds("all_gather", 1, 1e9, link), 0.0);
+}
+
+Workload vit_b16(int64_t tokens, const std::string& precision) {
+  Config c;
+  c.model.dim = 768;
+  c.model.depth = 12;
+  c.model.heads = 12;
+  c.model.patch = 16;
+  c.model.decoder = "unetr";
+  c.model.decoder_width = 16;
+  c.model.pos_encoding = "coords";
+  c.data.size = 16 * static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(tokens))));
+  auto w = workload_from_config(c, 4);
+  set_precision(w, precision);
+  return w;
+}
+
+// docs/cluster.md, "Worked example: ViT-B/16", 65,536 tokens, N_s = 8, bf16, fused attention: encoder 5.1 GB of
+// which K‖V 2.4 GB, decoder 1.0 GB.
+TEST(MemoryModel, ReproducesTheWorkedExampleOfTheClusterGuide) {
+  const auto w = vit_b16(65536, "bf16");
+  Candidate c;
+  c.seq = 8;
+  c.data = 1;
+  const auto e = memory_per_rank(w, c, 8, /*fused_attention=*/true);
+  EXPECT_NEAR(e.encoder / 1e9, 5.1, 0.1);
+  EXPECT_NEAR(e.decoder / 1e9, 1.0, 0.05);
+  EXPECT_EQ(e.attention_scores, 0.0);
+  c.checkpointing = true;  // one block's activations + every block's input
+  EXPECT_LT(memory_per_rank(w, c, 8, true).encoder, e.encoder / 2);
+}
+
+TEST(StepModel, RanksBeyondTheCoresShareThem) {
+  auto m = machine("frontier");
+  m.kind = "cpu";
+  m.ranks_per_node = {2, "test"};
+  m.cores_per_node = {2, "test"};
+  m.threads_per_rank = {1, "test"};
+  const auto w = vit_b16(1024, "fp32");
+  Candidate two, four;
+  two.seq = 2;
+  four.seq = 4;
+  const auto p2 = predict(w, m, two, 2), p4 = predict(w, m, four, 4);
+  EXPECT_DOUBLE_EQ(p2.oversubscription, 1.0);
+  EXPECT_DOUBLE_EQ(p4.oversubscription, 2.0);
+  // Half the tokens per rank at twice the slowdown: the matmul time of a rank stays the same.
+  EXPECT_NEAR(p4.linear_ms / p2.linear_ms, 1.0, 1e-9);
+}
+
+TEST(StepModel, SequenceGroupsBeyondANodeUseTheNetwork) {
+  const auto m = machine("frontier");
+  const auto w = vit_b16(65536, "bf16");
+  Candidate inside, across;
+  inside.data = 2;
+  inside.seq = 8;
+  across.data = 1;
+  across.seq = 16;
+  const auto a = predict(w, m, inside, 16), b = predict(w, m, across, 16);
+  ASSERT_FALSE(a.collectives.empty());
+  EXPECT_FALSE(a.collectives.front().across_nodes);
+  EXPECT_TRUE(b.collectives.front().across_nodes);
+  EXPECT_GT(b.collectives.front().ms, a.collectives.front().ms);  // slower links for a similar volume
+}
+
+TEST(Planner, RecommendsAFittingCandidateAndSaysWhyOrThatNothingFits) {
+  const auto m = machine("frontier");
+  const auto p = make_plan(vit_b16(65536, "bf16"), m, 16);
+  ASSERT_TRUE(p.any_fits());
+  EXPECT_TRUE(p.candidates.front().fits);
+  for (size_t i = 1; i < p.candidates.size() && p.candidates[i].fits; ++i) {
+    EXPECT_GE(p.candidates.front().samples_per_s, 0.99 * p.candidates[i].samples_per_s);
+  }
+  EXPECT_GE(p.reasons.size(), 4u);
+  // A fixed global batch of 2 on 16 ranks leaves N_s >= 8.
+  const auto capped = make_plan(vit_b16(65536, "bf16"), m, 16, 2);
+  for (const auto& q : capped.candidates) EXPECT_GE(q.candidate.seq, 8);
+  // 16M tokens on one rank of 64 GB: nothing fits, and the reason names the smallest need.
+  const auto none = make_plan(vit_b16(16777216, "bf16"), m, 1);
+  EXPECT_FALSE(none.any_fits());
+  ASSERT_EQ(none.reasons.size(), 1u);
+  EXPECT_NE(none.reasons.front().find("nothing fits"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace spvit::plan
