@@ -42,6 +42,7 @@ struct BenchArgs {
   int64_t steps = 10, warmup = 3, loader_batches = 8;
   bool split = false, memory = false, find_max = false, loader_only = false;
   std::string out;
+  std::string trace;                    // --trace FILE: the collectives of the last timed step (synthetic runs)
   std::vector<std::string> shorthands;  // --dim 768 -> "model.dim=768", in the order given
   std::string precision;                // --precision (synthetic runs: bf16 unless told otherwise); "" = the config's
 };
@@ -260,6 +261,24 @@ class StepBench {
     if (!args_.out.empty()) std::ofstream(args_.out, std::ios::app) << r.dump() << "\n";
   }
 
+  // --trace: rank 0's collectives of one step, in order — a header line (what ran: bench step's row) and one line per
+  // call (op, communicator, its size, nccl-tests' bytes, phase). scripts/simulation/ replays them with SimGrid.
+  void write_trace(const nlohmann::json& row, const std::vector<dist::TraceEvent>& trace) const {
+    if (ctx_.world_rank != 0) return;
+    std::ofstream out(args_.trace, std::ios::app);
+    SPVIT_CHECK(out.good(), "bench step: cannot open --trace '", args_.trace, "' for appending");
+    auto header = row;
+    header["trace_events"] = trace.size();
+    out << header.dump() << "\n";
+    for (const auto& e : trace) {
+      out << nlohmann::json{{"op", dist::op_name(e.op)}, {"comm", e.comm}, {"ranks", e.ranks}, {"bytes", e.bytes},
+                            {"sent", e.sent}, {"received", e.received}, {"phase", e.phase}}
+                 .dump()
+          << "\n";
+    }
+    SPVIT_CHECK(out.good(), "bench step: writing --trace '", args_.trace, "' failed");
+  }
+
   void run_synthetic(int64_t n) {
     const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
     SPVIT_CHECK(side * side == n, "bench step: --tokens ", n, " must be a square number (a square image of P-pixel "
@@ -281,13 +300,17 @@ class StepBench {
                 parts->precision.describe());
     }
     const auto batch = synthetic_batch(c, pixels, *timed_grid_, kClasses);
-    const auto local = time_steps(*parts, c, *timed_grid_, stats_, [&] { return batch; }, timing_options(args_.split));
+    auto options = timing_options(args_.split || !args_.trace.empty());
+    std::vector<dist::TraceEvent> trace;
+    if (!args_.trace.empty()) options.trace = &trace;
+    const auto local = time_steps(*parts, c, *timed_grid_, stats_, [&] { return batch; }, options);
     const auto t = average_over_world(local, *grid_);
     auto r = result_line(c, *parts, t, n, kClasses, args_.split);
     r["image_side"] = pixels;
     r["attention_ms"] = attention_only_ms(c.model, n / grid_->seq_size(), parts->precision.device,
                                           parts->precision.autocast ? parts->precision.autocast_dtype : torch::kFloat);
     report(r);
+    if (!args_.trace.empty()) write_trace(r, trace);
   }
 
   // --loader-only: the trainer's loader on this rank's share, no model. Host memory per rank: the process's resident
@@ -439,8 +462,14 @@ void add_bench_command(CLI::App& app, AppContext& ctx) {
   cmd->add_flag("--memory", a->memory, "the step's peak memory above the resident set before it (CPU)");
   cmd->add_flag("--find-max", a->find_max, "with --tokens: double the side after the last size until out of memory");
   cmd->add_option("--out", a->out, "append each JSON line to this file");
+  cmd->add_option("--trace", a->trace,
+                  "with --tokens: append rank 0's collectives of the last timed step to this file (JSONL: the run's "
+                  "row, then one line per call with its phase) for scripts/simulation/");
   cmd->callback([&ctx, a]() {
     if (a->tokens.empty() && a->find_max) SPVIT_THROW(ConfigError, "bench step: --find-max needs --tokens");
+    if (!a->trace.empty() && a->tokens.empty()) {
+      SPVIT_THROW(ConfigError, "bench step: --trace records a synthetic run's collectives: give --tokens");
+    }
     if (!a->tokens.empty() && a->loader_only) {
       SPVIT_THROW(ConfigError, "bench step: --loader-only times a configuration's loader; --tokens has none");
     }

@@ -70,6 +70,9 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
   };
   auto mark = [&](int phase) {
     if (options.split) synchronize(device);
+    for (auto& e : stats->trace) {  // the calls since the previous mark belong to this phase
+      if (e.phase.empty()) e.phase = bench_phase_name(phase);
+    }
     const double now = clock.seconds(), c = stats->total_seconds();
     time[phase] += now - last;
     comm[phase] += c - last_comm;
@@ -113,6 +116,8 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
     }
     std::fill(time.begin(), time.end(), 0.0);
     std::fill(comm.begin(), comm.end(), 0.0);
+    const bool traced = options.trace != nullptr && s + 1 == options.warmup + options.steps;
+    stats->trace.clear();
     clock.reset();
     restart();
     const auto batch = next_batch();
@@ -129,6 +134,7 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
       clock.reset();
       restart();
     }
+    stats->tracing = traced;  // the step itself, not the encoder probe above
     const bool measure = options.memory && reset_process_peak_rss();
     const double resident = measure ? process_memory_bytes("VmRSS:") : 0.0;
     boundary_seen = false;
@@ -157,6 +163,9 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
     out.tokens = result.tokens;
     out.batch_samples = static_cast<int64_t>(batch.samples.size());
   }
+  stats->tracing = false;
+  if (options.trace != nullptr) *options.trace = std::move(stats->trace);
+  stats->trace.clear();
   SPVIT_CHECK(counted > 0, "bench step: every one of the ", options.steps, " timed steps was skipped (non-finite loss or "
               "gradients, or fp16 overflow): nothing to time");
   for (int p = 0; p < kBenchPhases; ++p) {

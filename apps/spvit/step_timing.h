@@ -39,6 +39,8 @@ struct StepTimingOptions {
   int64_t warmup = 3, steps = 10;
   bool split = true;    // mark phases (synchronising a GPU at each mark); off: whole steps only
   bool memory = false;  // peak resident set above the pre-step one (CPU; see docs/benchmarks.md)
+  // Not null: every collective of the last timed step, in order, each with its phase (needs split).
+  std::vector<dist::TraceEvent>* trace = nullptr;
 };
 
 // Means over the timed steps of this rank (world means after average_over_world).

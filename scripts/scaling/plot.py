@@ -9,6 +9,9 @@ Writes, for each sweep kind present (strong, weak, data):
   KIND_split.png      the step's time split (bench step --split phases) as stacked bars per strategy and rank count
   KIND_bytes.png      bytes sent + received per rank and step (all communicators) against ranks, per strategy
   KIND_memory.png     peak memory per rank against ranks, per strategy
+and, for rows that `spvit plan --validate --out` gave a prediction ("predicted_ms"):
+  model_vs_measured.png  predicted against measured step time per row (log-log), the ±25% band, per strategy,
+                         with the median absolute error in the title
 Rows from oversubscribed runs (more ranks than cores) are drawn hollow and the title says so. Prints one line per
 figure; exits non-zero when a file has no usable rows.
 """
@@ -137,6 +140,37 @@ def plot_per_rank(groups, value, ylabel, heading, title, path):
     plt.close(fig)
 
 
+def plot_validation(rows, path):
+    rows = [r for r in rows if "predicted_ms" in r]
+    if not rows:
+        return False
+    errors = sorted(abs(r["predicted_ms"] - r["step_ms"]) / r["step_ms"] for r in rows)
+    k = len(errors)
+    median = errors[k // 2] if k % 2 else 0.5 * (errors[k // 2 - 1] + errors[k // 2])
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo = min(min(r["step_ms"], r["predicted_ms"]) for r in rows) * 0.7
+    hi = max(max(r["step_ms"], r["predicted_ms"]) for r in rows) * 1.4
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="predicted = measured")
+    ax.fill_between([lo, hi], [lo * 0.75, hi * 0.75], [lo * 1.25, hi * 1.25], color="0.85", label="±25%")
+    every = collections.defaultdict(list)  # all rows: several token counts per strategy and rank count
+    for r in rows:
+        every[r["strategy"]].append(r)
+    for strategy, pts in sorted(every.items()):
+        line = ax.plot([], [], "o", label=strategy)[0]
+        for p in pts:
+            ax.plot(p["step_ms"], p["predicted_ms"], "o", color=line.get_color(), **marker_style(p))
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured step ms",
+           ylabel="predicted step ms (spvit plan)")
+    ax.legend(fontsize=8)
+    machines = sorted({r.get("machine", "?") for r in rows})
+    ax.set_title(f"model vs measurement: {k} steps, median |error| {100 * median:.0f}%\n"
+                 f"{', '.join(machines)}; hollow = oversubscribed", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("jsonl", nargs="+")
@@ -162,6 +196,8 @@ def main(argv):
         plot_per_rank(groups, lambda r: r["peak_gib"] * 1024, f"peak MiB per rank ({kind_rows[0]['peak_of']})",
                       "memory per rank", title, out("memory"))
         written.append(out("memory"))
+    if plot_validation(rows, os.path.join(a.out_dir, "model_vs_measured.png")):
+        written.append(os.path.join(a.out_dir, "model_vs_measured.png"))
     for path in written:
         print(f"plot: wrote {path}")
 

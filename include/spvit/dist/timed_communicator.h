@@ -14,8 +14,20 @@
 
 namespace spvit::dist {
 
+// One call recorded while tracing (spvit bench step --trace): what a replay needs to issue the same call.
+struct TraceEvent {
+  CollectiveOp op;
+  std::string comm;    // the communicator's name ("seq", "data", "world", their duplicates and subgroups)
+  int ranks = 1;       // its size
+  int64_t bytes = 0;   // nccl-tests' size of the call (dist::traffic)
+  int64_t sent = 0, received = 0;
+  std::string phase;   // the step phase it belongs to (filled in by whoever marks phases)
+};
+
 struct CommStats {
   static constexpr size_t kOps = static_cast<size_t>(CollectiveOp::kCount);
+  bool tracing = false;             // record every call in `trace`
+  std::vector<TraceEvent> trace;
   std::array<int64_t, kOps> calls{}, bytes{}, bytes_sent{}, bytes_received{};
   std::array<double, kOps> seconds{};
   // Adds what happened between the snapshots `before` and `after` of some stats.
@@ -116,6 +128,10 @@ class TimedCommunicator : public Communicator {
     stats_->bytes_received[k] += added.bytes_received[k];
     // This wrapper's own counters mirror the inner ones, so code that reads counters() sees the traffic too.
     count_call(op, Traffic{added.bytes[k], added.bytes_sent[k], added.bytes_received[k]});
+    if (stats_->tracing) {
+      stats_->trace.push_back(
+          {op, name(), size(), added.bytes[k], added.bytes_sent[k], added.bytes_received[k], std::string()});
+    }
     return std::make_shared<TimedWork>(std::move(work), stats_, k);
   }
 
