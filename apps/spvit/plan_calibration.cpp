@@ -1,5 +1,5 @@
 // `spvit plan --calibrate`: a machine file (include/spvit/plan/machine.h) from microbenchmarks only — one matmul, the
-// attention kernel, one convolution, a copy, and two collectives — never from a full training step, so that the
+// attention kernel, one convolution, one block's element-wise ops, and two collectives — never from a full training step, so that the
 // step model's validation against full steps (docs/scaling.md) is a test, not a fit.
 //
 // The shapes come from the configuration (-c / --set, default: the built-in one): its width, heads and token count,
@@ -73,12 +73,25 @@ double conv_tflops(int64_t C, int64_t side, const torch::TensorOptions& o, const
   return 3.0 * 2.0 * static_cast<double>(C * C * 9 * side * side) / s / 1e12;
 }
 
-// Streaming copy of 64 MiB: read + write per byte.
-double copy_gbs(const torch::Device& device, dist::Communicator& world) {
-  const int64_t n = int64_t{16} << 20;
-  auto a = torch::randn({n}, torch::TensorOptions().device(device)), b = torch::empty_like(a);
-  const double s = median_seconds([&] { b.copy_(a); }, 7, device, world);
-  return 2.0 * 4.0 * static_cast<double>(n) / s / 1e9;
+// The element-wise work of one encoder block, fwd + bwd, at the configuration's shape: two LayerNorms, the MLP's
+// GELU on r·E values per token, two residual adds. Expressed as the bandwidth at which the step model's element-wise
+// term — 3·(10 + 2r)·L·E·b bytes per block (src/plan/step_model.cpp) — would take this long: on a GPU these kernels
+// are bandwidth-bound and this is close to the copy bandwidth; on a CPU GELU and LayerNorm are compute-bound and
+// it is much lower.
+double elementwise_gbs(int64_t L, int64_t E, double r, const torch::TensorOptions& o, const torch::Device& device,
+                       dist::Communicator& world) {
+  const int64_t hidden = static_cast<int64_t>(std::llround(r * static_cast<double>(E)));
+  auto x = torch::randn({1, L, E}, o).requires_grad_(true), h = torch::randn({1, L, hidden}, o).requires_grad_(true);
+  auto w = torch::ones({E}, o).requires_grad_(true), b = torch::zeros({E}, o).requires_grad_(true);
+  const double s = median_seconds(
+      [&] {
+        auto a = torch::layer_norm(x, {E}, w, b) + x;
+        auto c = torch::layer_norm(a, {E}, w, b) + a;
+        (c.sum() + torch::gelu(h).sum()).backward();
+      },
+      5, device, world);
+  const double bytes = 3.0 * (10.0 + 2.0 * r) * static_cast<double>(L * E) * static_cast<double>(o.dtype().itemsize());
+  return bytes / s / 1e9;
 }
 
 }  // namespace
@@ -116,7 +129,9 @@ int run_calibration(const PlanArgs& a, const AppContext& ctx) {
   m.memory_gib = {total_memory_bytes(device) / 1073741824.0 / (device.is_cuda() ? 1.0 : m.ranks_per_node.value),
                   device.is_cuda() ? "the device's total memory" : "host memory / ranks_per_node"};
   // Every rank runs the compute microbenchmarks at once: what a rank gets when the node is busy.
-  m.memory_bandwidth_gbs = {copy_gbs(device, world), measured("64 MiB tensor copy, (read + write) / time")};
+  m.memory_bandwidth_gbs = {elementwise_gbs(L, E, c.model.mlp_ratio, opts, device, world),
+                            measured("one encoder block's element-wise ops (2 LayerNorms, GELU, residual adds) fwd+bwd "
+                                     "at L=" + std::to_string(L) + ", as bytes of the step model's element-wise term")};
   m.matmul_tflops[precision] = {matmul_tflops(L, E, 4 * E, opts, device, world),
                                 measured("fwd+bwd of [" + std::to_string(L) + "," + std::to_string(E) + "] x [" +
                                          std::to_string(E) + "," + std::to_string(4 * E) + "]")};

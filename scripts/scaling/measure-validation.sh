@@ -27,4 +27,4 @@ for L in 256 1024 2304; do  # one rank runs the same local attention whatever th
     --out "$OUT" --spvit "$SPVIT" -- "${MODEL[@]}"
 done
 "$SPVIT" plan --validate "$OUT" --machine "$MACHINE" --out docs/scaling/validation-2core-predicted.jsonl || true
-scripts/scaling/plot.py docs/scaling/validation-2core-predicted.jsonl --out-dir docs/images/scaling
+scripts/scaling/plot.py docs/scaling/validation-2core-predicted.jsonl --out-dir docs/images/scaling/validation

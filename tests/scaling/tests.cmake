@@ -80,3 +80,29 @@ foreach(_mode sweep preempt)
   set_tests_properties(slurm_${_mode} PROPERTIES TIMEOUT 400 PROCESSORS 2 RESOURCE_LOCK slurm LABELS "mpi;faults"
                        PASS_REGULAR_EXPRESSION "PASSED:")
 endforeach()
+
+# `spvit bench step --trace` (the simulation's input, docs/scaling.md "Simulation"): rank 0's collectives of one step
+# with their phases — for lss-kv on 2 ranks, depth 1: one K‖V all_gather in the forward pass (the decoder's halo
+# exchanges are send_recvs), one reduce_scatter in the encoder's backward (the strategy's own calls), the gradient
+# all-reduce on the averager's communicator.
+add_test(NAME scaling_trace_mkdir COMMAND ${CMAKE_COMMAND} -E make_directory ${_scaling_dir})
+set_tests_properties(scaling_trace_mkdir PROPERTIES FIXTURES_REQUIRED scaling_clean FIXTURES_SETUP scaling_trace_dir)
+spvit_add_mpi_test(scaling_trace_np2 NP 2 TIMEOUT 120 COMMAND ${SPVIT_BIN} bench step --tokens 256 --dim 32 --depth 1
+                   --heads 2 --patch 8 --decoder-width 4 --steps 1 --warmup 1 --set model.attention=lss-kv
+                   --trace ${_scaling_dir}/trace.jsonl)
+set_tests_properties(scaling_trace_np2 PROPERTIES FIXTURES_REQUIRED scaling_trace_dir FIXTURES_SETUP scaling_trace)
+add_test(NAME scaling_trace_check COMMAND ${_python} -c "
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+head, events = lines[0], lines[1:]
+assert head['trace_events'] == len(events) and head['grid'] == '1x2', head
+def calls(op, comm, phase):
+    return [e for e in events if e['op'] == op and e['comm'] == comm and e['phase'].startswith(phase)]
+ag = calls('all_gather', 'seq', 'model forward')
+rs = calls('reduce_scatter', 'seq', 'encoder backward')
+assert len(ag) == 1 and len(rs) == 1, (ag, rs)
+assert ag[0]['bytes'] == 2 * 256 * 32 * 4 and ag[0]['ranks'] == 2, ag  # K||V of all 256 tokens, fp32
+assert any(e['op'] == 'all_reduce' and e['comm'] == 'world.grads' for e in events), events
+print('trace OK: %d calls' % len(events))
+" ${_scaling_dir}/trace.jsonl)
+set_tests_properties(scaling_trace_check PROPERTIES FIXTURES_REQUIRED scaling_trace PASS_REGULAR_EXPRESSION "trace OK")

@@ -30,7 +30,7 @@ struct MachineSpec {
   Sourced cores_per_node;        // cpu: physical cores; ranks·threads beyond them share cores
   Sourced threads_per_rank;      // cpu: the threads each rank computes with (OMP_NUM_THREADS)
   Sourced memory_gib;            // per rank: device memory (gpu) or host memory / ranks (cpu)
-  Sourced memory_bandwidth_gbs;  // per rank: streaming copy bandwidth
+  Sourced memory_bandwidth_gbs;  // per rank: what element-wise kernels achieve (GPUs: ~ the copy bandwidth)
   // Achieved rates, TFLOP/s per rank, by precision ("fp32", "bf16", "fp16"): dense matmul of the encoder's linear
   // layers, attention forward + backward (the same kernel the encoder calls), and the decoder's convolutions.
   std::map<std::string, Sourced> matmul_tflops, attention_tflops, conv_tflops;
