@@ -17,6 +17,7 @@ packages=(
   python3-nibabel                   # tests: NIfTI files checked against an independent reader
   python3-matplotlib                # scripts/scaling/plot.py: the scaling figures (its test fails without it)
   slurmctld slurmd slurm-client munge  # tests: a one-node Slurm runs the sweeps and the preemption path (slurm_*)
+  libsimgrid-dev python3-yaml       # scripts/simulation/: SimGrid SMPI replay of traced layers (simulation_* tests)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -68,12 +68,20 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
     last = clock.seconds();
     last_comm = stats->total_seconds();
   };
+  int64_t encoder_calls = -1;  // tracing: the calls of the encoder's forward (-1: not known)
   auto mark = [&](int phase) {
     if (options.split) synchronize(device);
-    // The calls since the previous mark belong to this phase. Inside the step the forward pass is one phase (the
-    // encoder's own forward row comes from a separate, untraced probe), so its calls are labelled as such.
+    // The calls since the previous mark belong to this phase. Inside the step the forward pass is one phase; its
+    // first `encoder_calls` calls are the encoder's (the probe below made exactly those on the same batch).
+    int64_t forward_seen = 0;
     for (auto& e : stats->trace) {
-      if (e.phase.empty()) e.phase = phase == kDecoderForward ? "model forward" : bench_phase_name(phase);
+      if (!e.phase.empty()) continue;
+      if (phase == kDecoderForward) {
+        e.phase = encoder_calls < 0 ? "model forward"
+                                    : forward_seen++ < encoder_calls ? "encoder forward" : "decoder forward";
+      } else {
+        e.phase = bench_phase_name(phase);
+      }
     }
     const double now = clock.seconds(), c = stats->total_seconds();
     time[phase] += now - last;
@@ -126,6 +134,7 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
     mark(kLoaderWait);
     double encoder_s = 0, encoder_comm = 0;
     if (encoder_alone) {  // outside the step's clock: its time moves from the decoder row to the encoder row
+      stats->tracing = traced;  // counts the encoder's calls (discarded below)
       const dist::CommStats at = *stats;
       Stopwatch watch;
       encoder_forward(parts, config, grid, batch);
@@ -133,10 +142,12 @@ StepTiming time_steps(train::TrainingParts& parts, const Config& config, const d
       encoder_s = watch.seconds();
       encoder_comm = stats->total_seconds() - at.total_seconds();
       if (timed) probe.add(*stats, at);
+      if (traced) encoder_calls = static_cast<int64_t>(stats->trace.size());
+      stats->trace.clear();
       clock.reset();
       restart();
     }
-    stats->tracing = traced;  // the step itself, not the encoder probe above
+    stats->tracing = traced;  // the step itself (the probe's calls were only counted)
     const bool measure = options.memory && reset_process_peak_rss();
     const double resident = measure ? process_memory_bytes("VmRSS:") : 0.0;
     boundary_seen = false;

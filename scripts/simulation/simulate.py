@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""Simulated scaling of spvit's encoder at 64-4,096 ranks with SimGrid SMPI (docs/scaling.md, "Simulation").
+
+  scripts/simulation/simulate.py --out docs/scaling/simulated.jsonl [--quick] [--spvit build/bin/spvit]
+
+1. records the strategies' own collectives with `spvit bench step --trace` (ViT-B/16 width, one block, fp32, L=576
+   tokens on 2, 3 and 4 local ranks: the replay fits each call's count and bytes per token against the group size
+   and checks the fit on the third);
+2. builds simulation/replay.cpp with Debian's smpicxx (libsimgrid-dev) and writes the two platforms
+   (scripts/simulation/platforms.py: a Frontier-like dragonfly, a Summit-like fat tree);
+3. replays one encoder layer of a 65,536-token sample (ViT-B/16: E=768, 12 heads; depth 12 by extrapolation) for each
+   strategy, sequence-group size N_s in {8, 16, 64} (ulysses only where N_s <= 12 heads) and 64-4,096 ranks (N_d =
+   ranks / N_s data groups), with compute injected at the machine file's fp32 roofline rates (machines/frontier.yaml,
+   machines/summit.yaml), plus the depth-12 gradient all-reduce over every rank;
+4. appends one row per simulation, with `spvit plan`'s analytic prediction of the same encoder time beside it.
+--quick: 64 and 256 ranks only (the CI test). The full sweep took the time docs/scaling.md states.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import platforms  # noqa: E402
+
+STRATEGIES = ["lss-kv", "lss-x", "ulysses", "ring"]
+MODEL = ["--dim", "768", "--heads", "12", "--depth", "1", "--patch", "16", "--decoder-width", "4"]
+TRACE_TOKENS = 576  # 24²: divisible by 2, 3 and 4 ranks
+TOKENS = 65536
+DEPTH = 12
+SCALE = 1000  # messages and bandwidths both divided by it: same times under CM02, small simulator buffers
+SIMGRID = ["--cfg=smpi/simulate-computation:no", "--cfg=network/model:CM02", "--cfg=smpi/coll-selector:mpich",
+           "--cfg=smpi/display-timing:no", "--log=root.thres:critical"]
+MACHINE_OF = {"frontier-dragonfly": "frontier", "summit-fattree": "summit"}
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise SystemExit(f"simulate: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    return p.stdout
+
+
+def record_traces(spvit, work):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    traces = {}
+    for strategy in STRATEGIES:
+        for ranks in (2, 3, 4):
+            path = os.path.join(work, f"trace-{strategy}-{ranks}.jsonl")
+            run(["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none", "--allow-run-as-root", spvit,
+                 "bench", "step", "--tokens", str(TRACE_TOKENS), *MODEL, "--steps", "1", "--warmup", "1",
+                 "--set", f"model.attention={strategy}", "--trace", path], env=env)
+            traces[(strategy, ranks)] = path
+    print(f"simulate: recorded {len(traces)} traces")
+    return traces
+
+
+def rates(machine):
+    with open(os.path.join(ROOT, "machines", machine + ".yaml")) as f:
+        m = yaml.safe_load(f)
+    return {"matmul": m["matmul_tflops"]["fp32"]["value"], "attention": m["attention_tflops"]["fp32"]["value"],
+            "bandwidth": m["memory_bandwidth_gbs"]["value"]}
+
+
+def analytic(spvit, machine, ranks, seq, strategy):
+    """spvit plan's encoder time for the same run: matmuls + attention + element-wise + communication."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
+        side = 16 * int(TOKENS ** 0.5)
+        subprocess.run([spvit, "plan", "--machine", os.path.join(ROOT, "machines", machine + ".yaml"),
+                        "--ranks", str(ranks), "--top", "1", "--out", out.name, "--set", "model.dim=768",
+                        "--set", "model.heads=12", "--set", f"model.depth={DEPTH}", "--set", "model.patch=16",
+                        "--set", "model.pos_encoding=coords", "--set", f"data.size={side}"],
+                       capture_output=True, text=True)
+        for line in open(out.name):
+            r = json.loads(line)
+            if r["strategy"] == strategy and r["grid"] == f"{ranks // seq}x{seq}" and not r["checkpointing"]:
+                s = r["split_ms"]
+                seq_comm = sum(c["ms"] for c in r["collectives"] if c["group"] == "seq")
+                grad = sum(c["ms"] for c in r["collectives"] if c["group"] != "seq")
+                return {"encoder_ms": s["linear"] + s["attention"] + s["elementwise"] + seq_comm + grad,
+                        "layer_comm_ms": seq_comm / DEPTH, "grad_ms": grad}
+    return None
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True)
+    p.add_argument("--spvit", default=os.path.join(ROOT, "build", "bin", "spvit"))
+    p.add_argument("--work", default=None, help="folder for traces, the replay binary and platforms")
+    p.add_argument("--quick", action="store_true", help="64 and 256 ranks, N_s 8 and 16, Frontier only")
+    p.add_argument("--ranks", default="64,256,1024,4096", help="simulated rank counts (rounded to whole nodes)")
+    a = p.parse_args(argv)
+    for tool in ("smpicxx", "smpirun"):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            raise SystemExit(f"simulate: {tool} not found: install Debian's libsimgrid-dev (scripts/install-deps.sh)")
+    if not os.access(a.spvit, os.X_OK):
+        raise SystemExit(f"simulate: {a.spvit} is not an executable spvit (build it, or pass --spvit)")
+    work = a.work or tempfile.mkdtemp(prefix="spvit-sim-")
+    os.makedirs(work, exist_ok=True)
+    replay = os.path.join(work, "replay")
+    run(["smpicxx", "-O2", "-std=c++17", "-o", replay, os.path.join(ROOT, "simulation", "replay.cpp")])
+    platforms.write(work, SCALE)
+    traces = record_traces(a.spvit, work)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    ranks_list = [64, 256] if a.quick else [int(x) for x in a.ranks.split(",")]
+    seqs = [8, 16] if a.quick else [8, 16, 64]
+    names = ["frontier-dragonfly"] if a.quick else ["frontier-dragonfly", "summit-fattree"]
+    started = time.time()
+    for name in names:
+        per_node = platforms.PLATFORMS[name]["ranks_per_node"]
+        r = rates(MACHINE_OF[name])
+        for seq in seqs:
+            for strategy in STRATEGIES:
+                if strategy == "ulysses" and seq > 12:
+                    continue  # Ulysses splits the 12 heads over the group
+                for ranks in ranks_list:
+                    ranks = max(seq, ranks // seq * seq) if per_node == 8 else max(seq, round(ranks / (6 * seq)) * 6 * seq)
+                    if ranks % seq:
+                        continue
+                    t0 = time.time()
+                    out = run(["smpirun", "-np", str(ranks), "-platform", os.path.join(work, name + ".xml"),
+                               "-hostfile", os.path.join(work, name + ".hosts"),
+                               *SIMGRID, replay, "--bytes-scale", str(SCALE),
+                               "--trace", traces[(strategy, 2)], "--trace", traces[(strategy, 4)],
+                               "--check", traces[(strategy, 3)], "--seq", str(seq), "--depth", str(DEPTH),
+                               "--tokens-per-rank", str(TOKENS // seq), "--matmul-tflops", str(r["matmul"]),
+                               "--attention-tflops", str(r["attention"]), "--bandwidth-gbs", str(r["bandwidth"]),
+                               "--platform-name", name])
+                    row = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+                    row["analytic"] = analytic(a.spvit, MACHINE_OF[name], ranks, seq, strategy)
+                    row["wall_s"] = round(time.time() - t0, 1)
+                    with open(a.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    an = row["analytic"]["encoder_ms"] if row["analytic"] else float("nan")
+                    print(f"{name:18s} {strategy:8s} ranks={ranks:5d} seq={seq:3d}: simulated {row['step_ms']:9.1f} ms"
+                          f" (layer comm {row['layer_comm_ms']:7.2f} ms, grad {row['grad_allreduce_ms']:7.1f} ms),"
+                          f" analytic {an:9.1f} ms  [{row['wall_s']} s]", flush=True)
+    print(f"simulate: {time.time() - started:.0f} s of simulation")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
