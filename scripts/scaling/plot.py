@@ -9,6 +9,9 @@ Writes, for each sweep kind present (strong, weak, data):
   KIND_split.png      the step's time split (bench step --split phases) as stacked bars per strategy and rank count
   KIND_bytes.png      bytes sent + received per rank and step (all communicators) against ranks, per strategy
   KIND_memory.png     peak memory per rank against ranks, per strategy
+and, for rows of scripts/simulation/simulate.py ("simulated"):
+  simulated_PLATFORM.png  simulated step time against ranks per strategy and N_s, `spvit plan`'s analytic encoder
+                          time dashed beside it
 and, for rows that `spvit plan --validate --out` gave a prediction ("predicted_ms"):
   model_vs_measured.png  predicted against measured step time per row (log-log), the ±25% band, per strategy,
                          with the median absolute error in the title
@@ -38,7 +41,7 @@ def load(paths):
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise SystemExit(f"plot: {path}:{n} is not JSON: {e}")
-                if "sweep" in row and "step_ms" in row:
+                if ("sweep" in row or row.get("simulated")) and "step_ms" in row:
                     rows.append(row)
     if not rows:
         raise SystemExit(f"plot: no sweep rows (with 'sweep' and 'step_ms') in {', '.join(paths)}")
@@ -171,6 +174,34 @@ def plot_validation(rows, path):
     return True
 
 
+def plot_simulated(rows, out_dir):
+    written = []
+    rows = [r for r in rows if r.get("simulated")]
+    for platform in sorted({r["platform"] for r in rows}):
+        mine = [r for r in rows if r["platform"] == platform]
+        seqs = sorted({r["seq"] for r in mine})
+        fig, axes = plt.subplots(1, len(seqs), figsize=(4.2 * len(seqs), 4), squeeze=False)
+        for ax, seq in zip(axes[0], seqs):
+            for strategy in sorted({r["strategy"] for r in mine}):
+                pts = sorted((r for r in mine if r["seq"] == seq and r["strategy"] == strategy), key=lambda r: r["ranks"])
+                if not pts:
+                    continue
+                line = ax.plot([p["ranks"] for p in pts], [p["step_ms"] for p in pts], "o-", label=strategy)[0]
+                analytic = [(p["ranks"], p["analytic"]["encoder_ms"]) for p in pts if p.get("analytic")]
+                if analytic:
+                    ax.plot(*zip(*analytic), "--", color=line.get_color(), alpha=0.6)
+            ax.set(xscale="log", xlabel="ranks (N_d = ranks / N_s)", ylabel="encoder step ms",
+                   title=f"N_s = {seq}, L = {int(mine[0]['tokens'])}")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"SimGrid SMPI, {platform}: simulated (solid) vs spvit plan (dashed)", fontsize=9)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"simulated_{platform}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("jsonl", nargs="+")
@@ -179,8 +210,9 @@ def main(argv):
     rows = load(a.jsonl)
     os.makedirs(a.out_dir, exist_ok=True)
     written = []
+    written += plot_simulated(rows, a.out_dir)
     for kind in ("strong", "weak", "data"):
-        kind_rows = [r for r in rows if r["sweep"] == kind]
+        kind_rows = [r for r in rows if r.get("sweep") == kind]
         if not kind_rows:
             continue
         groups = by_strategy(kind_rows)
