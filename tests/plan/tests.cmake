@@ -51,18 +51,12 @@ print('memory model OK')
 set_tests_properties(plan_memory_check PROPERTIES FIXTURES_REQUIRED plan_memory PASS_REGULAR_EXPRESSION "memory model OK")
 
 # Bad input: a number without its source, a missing machine file, a file of no step rows; each named, exit non-zero.
-function(_plan_refused name regex)
-  string(REPLACE ";" "|" _cmd "${ARGN}")
-  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${_cmd}" "-DREGEX=${regex}"
-           -P ${PROJECT_SOURCE_DIR}/tests/cmake/ExpectFailure.cmake)
-  set_tests_properties(${name} PROPERTIES LABELS errors TIMEOUT 60)
-endfunction()
-_plan_refused(plan_unsourced_number "'inter_node.bandwidth_gbs' must be \\{value: NUMBER, source"
+spvit_add_refusal_test(plan_unsourced_number "'inter_node.bandwidth_gbs' must be \\{value: NUMBER, source"
               ${SPVIT_BIN} plan --machine ${PROJECT_SOURCE_DIR}/tests/fixtures/machines/unsourced.yaml --ranks 8)
-_plan_refused(plan_missing_machine "machine file .*no-such.yaml cannot be read"
+spvit_add_refusal_test(plan_missing_machine "machine file .*no-such.yaml cannot be read"
               ${SPVIT_BIN} plan --machine ${PROJECT_SOURCE_DIR}/machines/no-such.yaml --ranks 8)
-_plan_refused(plan_validate_no_rows "default.yaml:1 is not JSON"
+spvit_add_refusal_test(plan_validate_no_rows "default.yaml:1 is not JSON"
               ${SPVIT_BIN} plan --validate ${PROJECT_SOURCE_DIR}/configs/default.yaml
               --machine ${PROJECT_SOURCE_DIR}/machines/frontier.yaml)
-_plan_refused(plan_calibrate_one_rank "start it with 2 or more ranks"
+spvit_add_refusal_test(plan_calibrate_one_rank "start it with 2 or more ranks"
               ${SPVIT_BIN} plan --calibrate --out ${_plan_dir}/never.yaml)

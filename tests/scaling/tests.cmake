@@ -57,16 +57,10 @@ add_test(NAME scaling_plot_committed_check COMMAND ${_python} -c "${_check_pngs}
 set_tests_properties(scaling_plot_committed_check PROPERTIES FIXTURES_REQUIRED scaling_committed_pngs)
 
 # Bad input: a missing spvit and a file without sweep rows are named and exit non-zero.
-function(_scaling_refused name regex)
-  string(REPLACE ";" "|" _cmd "${ARGN}")
-  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} "-DCOMMAND=${_cmd}" "-DREGEX=${regex}"
-           -P ${PROJECT_SOURCE_DIR}/tests/cmake/ExpectFailure.cmake)
-  set_tests_properties(${name} PROPERTIES LABELS errors TIMEOUT 60)
-endfunction()
-_scaling_refused(scaling_sweep_missing_spvit "no-such-spvit is not an executable spvit"
+spvit_add_refusal_test(scaling_sweep_missing_spvit "no-such-spvit is not an executable spvit"
                  ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/sweep.py --kind strong --out
                  ${_scaling_dir}/never.jsonl --spvit ${_scaling_dir}/no-such-spvit)
-_scaling_refused(scaling_plot_not_jsonl "default.yaml:[0-9]+ is not JSON"
+spvit_add_refusal_test(scaling_plot_not_jsonl "default.yaml:[0-9]+ is not JSON"
                  ${_python} ${PROJECT_SOURCE_DIR}/scripts/scaling/plot.py ${PROJECT_SOURCE_DIR}/configs/default.yaml
                  --out-dir ${_scaling_dir}/none)
 
