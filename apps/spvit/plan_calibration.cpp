@@ -1,6 +1,7 @@
 // `spvit plan --calibrate`: a machine file (include/spvit/plan/machine.h) from microbenchmarks only — one matmul, the
-// attention kernel, one convolution, one block's element-wise ops, and two collectives — never from a full training step, so that the
-// step model's validation against full steps (docs/scaling.md) is a test, not a fit.
+// attention kernel (on CPUs at several sizes), the decoder alone, one block's element-wise ops, and two collectives —
+// never from a full training step, so that the step model's validation against full steps (docs/scaling.md) is a
+// test, not a fit.
 //
 // The shapes come from the configuration (-c / --set, default: the built-in one): its width, heads and token count,
 // because on a CPU the achieved rate of a small matmul or of the explicit attention depends on the shape. Every
@@ -22,6 +23,8 @@
 #include "spvit/core/logging.h"
 #include "spvit/core/timer.h"
 #include "spvit/core/torch_compat.h"
+#include "spvit/model/decoder.h"
+#include "spvit/model/uniform_bands.h"
 #include "spvit/plan/machine.h"
 #include "spvit/plan/step_model.h"
 
@@ -64,13 +67,60 @@ double attention_tflops(int64_t L, int64_t H, int64_t D, const torch::TensorOpti
   return 3.0 * 4.0 * static_cast<double>(L * L * H * D) / s / 1e12;
 }
 
-// fwd + bwd of a 3x3 convolution C -> C on a side x side image: 3 × 2·C²·9·side² FLOPs.
-double conv_tflops(int64_t C, int64_t side, const torch::TensorOptions& o, const torch::Device& device,
-                   dist::Communicator& world) {
-  auto x = torch::randn({1, C, side, side}, o).requires_grad_(true);
-  auto w = torch::randn({C, C, 3, 3}, o).requires_grad_(true);
-  const double s = median_seconds([&] { torch::conv2d(x, w, {}, 1, 1).sum().backward(); }, 5, device, world);
-  return 3.0 * 2.0 * static_cast<double>(C * C * 9 * side * side) / s / 1e12;
+// The attention kernel on square calls [1, H, l, D], l = 128, 256, ... up to `largest`: the rate against the score
+// matrix's size H·l² (MachineSpec::attention_curve). On a CPU the explicit kernel's rate falls by 2x or more once
+// the scores leave the caches; the step model reads each strategy's own call size off this curve.
+plan::RateCurve attention_curve(int64_t largest, int64_t H, int64_t D, const torch::TensorOptions& o,
+                                const torch::Device& device, dist::Communicator& world) {
+  plan::RateCurve curve;
+  for (int64_t l = 128; l <= largest; l *= 2) {
+    curve.points.emplace_back(static_cast<double>(H * l * l), attention_tflops(l, H, D, o, device, world));
+  }
+  return curve;
+}
+
+// The configured decoder, fwd + bwd, on one side^d image and the encoder features it reads (its taps and the last
+// block's, random): the conv rate at which the step model's decoder term (plan::decoder_cost: FLOPs at the conv rate
+// plus element-wise bytes at `bandwidth_gbs`) takes this long. A single convolution runs far faster than the
+// decoder's mix of small-channel and transposed convolutions, concatenations and halo padding, so the decoder
+// itself is the microbenchmark.
+double decoder_tflops(const Config& c, int64_t side, int64_t classes, double bandwidth_gbs,
+                      const torch::TensorOptions& o, const torch::Device& device, dist::Communicator& world,
+                      double* tokens_out) {
+  const auto& m = c.model;
+  const auto& entry = model::decoders().at(m.decoder);
+  model::DecoderOptions options;
+  options.dim = m.dim;
+  options.depth = m.depth;
+  options.channels = m.channels;
+  options.patch = m.patch;
+  options.spatial_dims = static_cast<int>(m.spatial_dims);
+  options.classes = classes;
+  options.width = m.decoder_width;
+  auto decoder = entry.make(options);
+  decoder->to(device, o.dtype().toScalarType());
+  std::vector<int64_t> shape(static_cast<size_t>(m.spatial_dims), side);
+  const auto bands = model::UniformBands::even(shape, m.patch, 1, 0);
+  const int64_t tokens = bands.num_tokens();
+  model::DecoderInput in;
+  for (size_t k = 0; k <= decoder->taps().size(); ++k) {
+    in.features.push_back(torch::randn({1, tokens, m.dim}, o).requires_grad_(true));
+  }
+  if (entry.uniform_bands) {
+    std::vector<int64_t> image{1, m.channels};
+    image.insert(image.end(), shape.begin(), shape.end());
+    in.image_band = torch::randn(image, o);
+    in.bands = &bands;
+  }
+  const double s = median_seconds([&] { decoder->forward(in).sum().backward(); }, 5, device, world);
+  Config one = c;
+  one.train.precision = o.dtype() == torch::kFloat ? "fp32" : "bf16";
+  auto w = plan::workload_from_config(one, classes);
+  const auto cost = plan::decoder_cost(w, static_cast<double>(tokens));
+  *tokens_out = static_cast<double>(tokens);
+  // The element-wise part at the measured bandwidth; what remains is the convolutions' (never below 10% of the time).
+  const double conv_s = std::max(0.1 * s, s - cost.bytes / (bandwidth_gbs * 1e9));
+  return cost.flops / conv_s / 1e12;
 }
 
 // The element-wise work of one encoder block, fwd + bwd, at the configuration's shape: two LayerNorms, the MLP's
@@ -138,10 +188,25 @@ int run_calibration(const PlanArgs& a, const AppContext& ctx) {
   m.attention_tflops[precision] = {attention_tflops(L, H, D, opts, device, world),
                                    measured("fwd+bwd of the encoder's attention kernel, L=" + std::to_string(L) +
                                             ", H=" + std::to_string(H) + ", head dim " + std::to_string(D))};
-  const int64_t C = 2 * c.model.decoder_width, side = std::min<int64_t>(256, c.data.size);
-  m.conv_tflops[precision] = {conv_tflops(C, side, opts, device, world),
-                              measured("fwd+bwd of a 3x3 convolution " + std::to_string(C) + "->" +
-                                       std::to_string(C) + " channels on " + std::to_string(side) + "^2")};
+  if (!device.is_cuda()) {  // the explicit kernel: its rate depends on whether the scores fit the caches
+    constexpr int64_t kLargest = 4096;  // a machine property, not the configuration's: up to what a CPU runs
+    auto curve = attention_curve(kLargest, H, D, opts, device, world);
+    curve.source = measured("fwd+bwd of the encoder's attention kernel on [1, " + std::to_string(H) + ", l, " +
+                            std::to_string(D) + "], l = 128 ... " + std::to_string(kLargest) +
+                            " in powers of 2, against H*l^2 score values");
+    m.attention_curve[precision] = std::move(curve);
+  }
+  // The decoder on one image of the configuration's side (at most 256 pixels in 2D, 64 in 3D: a microbenchmark),
+  // 4 classes (what bench step's synthetic runs use).
+  const int64_t side = std::min<int64_t>(c.model.spatial_dims == 3 ? 64 : 256, c.data.size);
+  double decoder_tokens = 0;
+  const double conv = decoder_tflops(c, side, 4, m.memory_bandwidth_gbs.value, opts, device, world, &decoder_tokens);
+  m.conv_tflops[precision] = {conv, measured("fwd+bwd of the " + c.model.decoder + " decoder (width " +
+                                             std::to_string(c.model.decoder_width) + ", 4 classes) on one " +
+                                             std::to_string(side) + "-pixel-sided image (" +
+                                             std::to_string(static_cast<int64_t>(decoder_tokens)) +
+                                             " tokens), its counted conv FLOPs over the time left after its "
+                                             "element-wise bytes at memory_bandwidth_gbs")};
   // The α–β fit of all_gather: a tiny message is all latency; a large one is latency + bus bytes / β.
   const int P = world.size();
   const int64_t small = 8 * P, large = int64_t{8} << 20;

@@ -85,6 +85,10 @@ int run_validation(const PlanArgs& a, const AppContext& ctx) {
     r["predicted_ms"] = p.step_ms;
     r["predicted_compute_ms"] = p.compute_ms();
     r["predicted_comm_ms"] = p.comm_ms;
+    // Beside the measured split_ms: which term of the model misses.
+    r["predicted_split_ms"] = {{"linear", p.linear_ms}, {"attention", p.attention_ms},
+                               {"elementwise", p.elementwise_ms}, {"decoder", p.decoder_ms},
+                               {"optimizer", p.optimizer_ms}, {"communication", p.comm_ms}};
     r["error"] = error;
     errors.push_back(std::abs(error));
     rows.push_back(std::move(r));

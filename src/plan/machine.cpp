@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -49,6 +50,39 @@ class Reader {
     return out;
   }
 
+  // Optional: {PRECISION: {source: TEXT, points: [[size, TFLOP/s], ...]}} with sizes increasing.
+  std::map<std::string, RateCurve> curves(const YAML::Node& root, const std::string& key) const {
+    std::map<std::string, RateCurve> out;
+    const auto node = root[key];
+    if (!node) return out;
+    if (!node.IsMap()) fail(key, "must map precisions to {source: TEXT, points: [[size, TFLOP/s], ...]}");
+    for (const auto& kv : node) {
+      const auto precision = kv.first.as<std::string>();
+      const std::string name = key + "." + precision;
+      const auto& c = kv.second;
+      if (!c.IsMap() || !c["source"] || !c["points"] || !c["points"].IsSequence() || c["points"].size() == 0) {
+        fail(name, "must be {source: TEXT, points: [[size, TFLOP/s], ...]}");
+      }
+      RateCurve curve;
+      try {
+        curve.source = c["source"].as<std::string>();
+        for (const auto& p : c["points"]) curve.points.emplace_back(p[0].as<double>(), p[1].as<double>());
+      } catch (const YAML::Exception&) {
+        fail(name, "points must be pairs of numbers [size, TFLOP/s]");
+      }
+      if (curve.source.empty()) fail(name, "has an empty source: say where the numbers come from");
+      for (size_t i = 0; i < curve.points.size(); ++i) {
+        const auto [size, rate] = curve.points[i];
+        if (!std::isfinite(size) || !std::isfinite(rate) || size <= 0 || rate <= 0) {
+          fail(name, "points must be positive numbers");
+        }
+        if (i > 0 && size <= curve.points[i - 1].first) fail(name, "points must have increasing sizes");
+      }
+      out[precision] = std::move(curve);
+    }
+    return out;
+  }
+
   LinkSpec link(const YAML::Node& root, const std::string& key) const {
     const auto node = root[key];
     if (!node || !node.IsMap()) fail(key, "must hold latency_us and bandwidth_gbs");
@@ -69,6 +103,23 @@ void emit(YAML::Emitter& out, const std::string& key, const Sourced& s) {
 }
 
 }  // namespace
+
+double RateCurve::at(double size) const {
+  SPVIT_CHECK(!points.empty(), "RateCurve::at on an empty curve");
+  if (size <= points.front().first) return points.front().second;
+  if (size >= points.back().first) return points.back().second;
+  const auto hi = std::upper_bound(points.begin(), points.end(), size,
+                                   [](double s, const std::pair<double, double>& p) { return s < p.first; });
+  const auto lo = hi - 1;
+  const double t = std::log(size / lo->first) / std::log(hi->first / lo->first);
+  return lo->second + t * (hi->second - lo->second);
+}
+
+double MachineSpec::attention_rate(const std::string& precision, double score_elements) const {
+  const auto curve = attention_curve.find(precision);
+  if (curve != attention_curve.end()) return curve->second.at(score_elements);
+  return rate(attention_tflops, precision, "attention_tflops").value;
+}
 
 int MachineSpec::ranks_per_node_int() const { return std::max(1, static_cast<int>(std::lround(ranks_per_node.value))); }
 
@@ -109,6 +160,7 @@ MachineSpec load_machine(const std::string& path) {
   m.matmul_tflops = r.rates(root, "matmul_tflops");
   m.attention_tflops = r.rates(root, "attention_tflops");
   m.conv_tflops = r.rates(root, "conv_tflops");
+  m.attention_curve = r.curves(root, "attention_curve");
   m.intra_node = r.link(root, "intra_node");
   m.inter_node = r.link(root, "inter_node");
   return m;
@@ -133,6 +185,19 @@ std::string machine_yaml(const MachineSpec& m) {
                                    {"conv_tflops", &m.conv_tflops}}) {
     out << YAML::Key << key << YAML::Value << YAML::BeginMap;
     for (const auto& [precision, s] : *rates) emit(out, precision, s);
+    out << YAML::EndMap;
+  }
+  if (!m.attention_curve.empty()) {
+    out << YAML::Key << "attention_curve" << YAML::Value << YAML::BeginMap;
+    for (const auto& [precision, curve] : m.attention_curve) {
+      out << YAML::Key << precision << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "source" << YAML::Value << YAML::DoubleQuoted << curve.source;
+      out << YAML::Key << "points" << YAML::Value << YAML::BeginSeq;
+      for (const auto& [size, rate] : curve.points) {
+        out << YAML::Flow << YAML::BeginSeq << size << rate << YAML::EndSeq;
+      }
+      out << YAML::EndSeq << YAML::EndMap;
+    }
     out << YAML::EndMap;
   }
   for (const auto& [key, link] : {std::pair<const char*, const LinkSpec*>{"intra_node", &m.intra_node},

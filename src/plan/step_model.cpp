@@ -54,6 +54,13 @@ double decoder_flops(const ModelConfig& m, int64_t classes) {
   return entry.forward_flops_per_token(o);
 }
 
+// The values the decoder keeps per output pixel for backward (docs/cluster.md, "Memory per rank"): the unetr
+// stages' activations (~12 × the finest stage's width) and ~10 per class in the head, softmax and loss.
+double decoder_values_per_pixel(const ModelConfig& m, int64_t classes) {
+  const double head = 10.0 * static_cast<double>(classes);
+  return model::decoders().at(m.decoder).uniform_bands ? 12.0 * static_cast<double>(m.decoder_width) + head : head;
+}
+
 // Where the ranks sit: world rank r on node r / R (block placement, docs/cluster.md "Rank placement"); a sequence
 // group is N_s consecutive ranks, a data group every N_s-th rank.
 struct Placement {
@@ -118,17 +125,40 @@ class StepModel {
     const double embed = 2.0 * B * n_ * static_cast<double>(md.channels) * pixels_per_token(md) * E;
     p.linear_ms = f * 1e3 * (passes * linear + 3.0 * embed) / rate(m_.matmul_tflops, "matmul_tflops");
     const double attention = D * 4.0 * B * n_ * L * E;  // q·kᵀ and p·v over all L keys, for this rank's queries
-    p.attention_ms = f * 1e3 * passes * attention / rate(m_.attention_tflops, "attention_tflops");
+    // The ring's backward recomputes each block's scores (one more q·kᵀ: 5 matmuls against the usual 4).
+    const double attention_passes = passes + (uses_ring() ? 0.5 : 0.0);
+    p.attention_ms = f * 1e3 * attention_passes * attention /
+                     (m_.attention_rate(w_.precision, scores_per_call()) * 1e12);
     // Element-wise work per block: each of the (10 + 2r)·E values a token keeps for backward is written in forward,
     // read and its gradient written in backward (docs/cluster.md, "Memory per rank").
     p.elementwise_ms = f * 1e3 * (passes * D * (10.0 + 2.0 * r) * B * n_ * E * b) / bandwidth();
-    const double px = pixels_per_token(md);
-    const double decoder_traffic = 3.0 * B * n_ * px * (12.0 * static_cast<double>(md.decoder_width) +
-                                                        10.0 * static_cast<double>(w_.classes)) * b;
-    p.decoder_ms = f * 1e3 * (3.0 * B * n_ * w_.decoder_flops_per_token / rate(m_.conv_tflops, "conv_tflops") +
-                              decoder_traffic / bandwidth());
+    const auto decoder = decoder_cost(w_, B * n_);
+    p.decoder_ms = f * 1e3 * (decoder.flops / rate(m_.conv_tflops, "conv_tflops") + decoder.bytes / bandwidth());
     // AdamW reads parameter, gradient, m, v and writes three of them (fp32), plus zeroing and bucket copies.
     p.optimizer_ms = f * 1e3 * (10.0 * 4.0 * w_.params) / bandwidth();
+  }
+
+  bool uses_ring() const {
+    return c_.seq > 1 && (c_.strategy == "ring" || (c_.strategy == "hybrid" && c_.hybrid_outer == "ring"));
+  }
+
+  // The score matrix of one attention call (batch × heads × queries × keys): on a CPU it decides whether the
+  // explicit kernel works from the caches (MachineSpec::attention_curve). The strategies cut the same L² work
+  // differently: lss-kv/lss-x this rank's queries against all keys, ulysses all queries for H/N_s heads, ring one
+  // N_s-th of the keys per call.
+  double scores_per_call() const {
+    const auto& md = w_.model;
+    const double B = static_cast<double>(w_.batch), H = static_cast<double>(md.heads);
+    const double L = static_cast<double>(w_.tokens), S = static_cast<double>(c_.seq);
+    if (c_.seq <= 1) return B * H * L * L;
+    const std::string& s = c_.strategy;
+    if (s == "ring") return B * H * n_ * n_;
+    if (s == "ulysses") return B * (H / S) * L * L;
+    if (s == "hybrid") {
+      const double u = static_cast<double>(std::max<int64_t>(1, c_.ulysses_size)), chunk = L / (S / u);
+      return B * (H / u) * chunk * (c_.hybrid_outer == "ring" ? chunk : L);
+    }
+    return B * H * n_ * L;
   }
 
   const LinkSpec& link(bool across_nodes) const { return across_nodes ? m_.inter_node : m_.intra_node; }
@@ -258,6 +288,14 @@ void set_precision(Workload& w, const std::string& precision) {
   w.element_bytes = precision == "fp32" ? 4.0 : 2.0;
 }
 
+DecoderCost decoder_cost(const Workload& w, double tokens) {
+  const auto& md = w.model;
+  DecoderCost cost;
+  cost.flops = 3.0 * tokens * w.decoder_flops_per_token;
+  cost.bytes = 3.0 * tokens * pixels_per_token(md) * decoder_values_per_pixel(md, w.classes) * w.element_bytes;
+  return cost;
+}
+
 double encoder_model_flops(const ModelConfig& m, int64_t tokens) {
   const double N = static_cast<double>(tokens), E = static_cast<double>(m.dim);
   const double in = static_cast<double>(m.channels) * pixels_per_token(m);
@@ -301,11 +339,7 @@ MemoryEstimate memory_per_rank(const Workload& w, const Candidate& c, int world_
     const double keys = c.strategy == "ring" && c.seq > 1 ? n : L;  // ring: one block at a time, recomputed
     e.attention_scores = (c.checkpointing || c.strategy == "ring" ? 1.0 : D) * B * H * n * keys * b;
   }
-  const double px = pixels_per_token(m);
-  const double per_pixel = model::decoders().at(m.decoder).uniform_bands
-                               ? 12.0 * static_cast<double>(m.decoder_width) + 10.0 * static_cast<double>(w.classes)
-                               : 10.0 * static_cast<double>(w.classes);
-  e.decoder = B * n * px * per_pixel * b;
+  e.decoder = B * n * pixels_per_token(m) * decoder_values_per_pixel(m, w.classes) * b;
   return e;
 }
 

@@ -56,6 +56,35 @@ TEST(MachineFiles, ANumberWithoutItsSourceIsRefusedByName) {
   std::filesystem::remove(path);
 }
 
+TEST(MachineFiles, AnAttentionCurveInterpolatesInLogSizeAndRoundTrips) {
+  auto m = machine("frontier");
+  m.attention_curve["bf16"] = {{{1e4, 4.0}, {1e6, 2.0}, {1e8, 1.0}}, "test"};
+  EXPECT_DOUBLE_EQ(m.attention_rate("bf16", 1e3), 4.0);  // held beyond the ends
+  EXPECT_DOUBLE_EQ(m.attention_rate("bf16", 1e9), 1.0);
+  EXPECT_NEAR(m.attention_rate("bf16", 1e5), 3.0, 1e-12);  // halfway in log(size) between 1e4 and 1e6
+  EXPECT_NEAR(m.attention_rate("bf16", 1e7), 1.5, 1e-12);
+  EXPECT_DOUBLE_EQ(m.attention_rate("fp16", 1e5), m.attention_tflops.at("fp16").value);  // no curve: the number
+  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-curve.yaml";
+  std::ofstream(path) << machine_yaml(m);
+  const auto again = load_machine(path.string());
+  ASSERT_EQ(again.attention_curve.count("bf16"), 1u);
+  EXPECT_EQ(again.attention_curve.at("bf16").points, m.attention_curve.at("bf16").points);
+  EXPECT_EQ(again.attention_curve.at("bf16").source, "test");
+  // Sizes out of order are refused by name.
+  auto text = machine_yaml(m);
+  const auto at = text.find("[100000000, 1]");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 14, "[100, 1]");
+  std::ofstream(path) << text;
+  try {
+    load_machine(path.string());
+    ADD_FAILURE() << "a curve with decreasing sizes was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'attention_curve.bf16'"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
 // A ring all-gather / reduce-scatter is P−1 steps of one block (bytes/P) per rank; an all-reduce is both in turn.
 double ring_steps(int P, double bytes, double alpha, double beta, int phases) {
   double t = 0;
@@ -123,6 +152,29 @@ TEST(StepModel, RanksBeyondTheCoresShareThem) {
   EXPECT_DOUBLE_EQ(p4.oversubscription, 2.0);
   // Half the tokens per rank at twice the slowdown: the matmul time of a rank stays the same.
   EXPECT_NEAR(p4.linear_ms / p2.linear_ms, 1.0, 1e-9);
+}
+
+// Every strategy does the same L²-work per layer, cut into calls of different sizes: with a rate that falls from 100
+// to 20 TFLOP/s between ring's blocks and one rank's whole matrix, each strategy's attention time says which call
+// size the model charged.
+TEST(StepModel, AttentionIsChargedAtTheRateOfEachStrategysCallSize) {
+  auto m = machine("frontier");
+  const auto w = vit_b16(4096, "bf16");
+  const double H = 12, L = 4096, S = 4, n = L / S;
+  m.attention_curve["bf16"] = {{{H * n * n, 100.0}, {H * L * L, 20.0}}, "test"};  // 16x the scores, 1/5 the rate
+  auto attention_ms = [&](const std::string& strategy, int64_t seq) {
+    Candidate c;
+    c.strategy = strategy;
+    c.seq = seq;
+    return predict(w, m, c, static_cast<int>(seq)).attention_ms;
+  };
+  const double flop_ms = 12 * 3.0 * 4.0 * n * L * 768 / 1e12 * 1e3;  // one rank's attention FLOPs at 1 TFLOP/s
+  // lss-kv, lss-x: n queries x L keys; ulysses: H/S heads x L x L. Both 4x ring's blocks: halfway in log size.
+  for (const char* s : {"lss-kv", "lss-x", "ulysses"}) EXPECT_NEAR(attention_ms(s, 4), flop_ms / 60.0, 1e-9) << s;
+  // ring: n x n blocks at the full rate, and a backward that recomputes the scores (3.5 passes, not 3).
+  EXPECT_NEAR(attention_ms("ring", 4), flop_ms / 100.0 * 3.5 / 3.0, 1e-9);
+  // One rank: the whole L x L matrix, 4x the FLOPs at the lowest rate.
+  EXPECT_NEAR(attention_ms("lss-kv", 1), 4.0 * flop_ms / 20.0, 1e-9);
 }
 
 TEST(StepModel, SequenceGroupsBeyondANodeUseTheNetwork) {

@@ -7,6 +7,8 @@
 #pragma once
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace spvit::plan {
 
@@ -23,6 +25,15 @@ struct LinkSpec {
   Sourced bandwidth_gbs;   // β, GB/s (1e9 bytes) per rank and direction
 };
 
+// A rate that depends on the size of the work, as points (size, TFLOP/s) sorted by size: read by linear
+// interpolation in log(size), held at the end points beyond them. On a CPU the explicit attention kernel slows as its
+// score matrix leaves the caches (docs/scaling.md, "Performance model"), which one number cannot say.
+struct RateCurve {
+  std::vector<std::pair<double, double>> points;
+  std::string source;
+  double at(double size) const;
+};
+
 struct MachineSpec {
   std::string name, description;
   std::string kind = "gpu";      // gpu: one rank per device; cpu: ranks share the node's cores (oversubscription)
@@ -34,6 +45,9 @@ struct MachineSpec {
   // Achieved rates, TFLOP/s per rank, by precision ("fp32", "bf16", "fp16"): dense matmul of the encoder's linear
   // layers, attention forward + backward (the same kernel the encoder calls), and the decoder's convolutions.
   std::map<std::string, Sourced> matmul_tflops, attention_tflops, conv_tflops;
+  // Optional, by precision: the attention rate against the score matrix of one call (batch × heads × queries ×
+  // keys). Where present it replaces attention_tflops (spvit plan --calibrate measures it on CPUs).
+  std::map<std::string, RateCurve> attention_curve;
   LinkSpec intra_node;           // between ranks of one node (NVLink, Infinity Fabric, shared memory)
   LinkSpec inter_node;           // across nodes: β is the node's injection bandwidth / ranks_per_node
 
@@ -41,6 +55,9 @@ struct MachineSpec {
   // The rate for a precision, or a clear error naming the file's missing key.
   const Sourced& rate(const std::map<std::string, Sourced>& rates, const std::string& precision,
                       const char* key) const;
+  // TFLOP/s of attention calls whose score matrix holds `score_elements` values: attention_curve where the file
+  // has one for the precision, else attention_tflops.
+  double attention_rate(const std::string& precision, double score_elements) const;
 };
 
 // Reads and checks a machine file (every number present, positive and sourced). Errors name the file and the key.

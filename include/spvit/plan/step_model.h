@@ -92,6 +92,15 @@ Prediction predict(const Workload& w, const MachineSpec& m, const Candidate& c, 
 // all_reduce's input, all_to_all's send buffer; send_recv: one message), in seconds.
 double collective_seconds(const std::string& op, int ranks, double bytes, const LinkSpec& link);
 
+// The decoder's forward + backward over `tokens` tokens of one sample: its convolution FLOPs (3 × the registry's
+// forward count) and its element-wise traffic (activations written in forward, read and their gradients written in
+// backward). The step model charges them at the machine's conv rate and memory bandwidth; --calibrate inverts the
+// same sum to measure the conv rate.
+struct DecoderCost {
+  double flops = 0, bytes = 0;
+};
+DecoderCost decoder_cost(const Workload& w, double tokens);
+
 // The encoder's model FLOPs of one training step (forward + backward = 3x forward) of `tokens` tokens
 // (docs/performance.md, "Model FLOPs").
 double encoder_model_flops(const ModelConfig& m, int64_t tokens);
