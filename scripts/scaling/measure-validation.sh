@@ -16,7 +16,7 @@ export OMP_NUM_THREADS=1  # one thread per rank, as the sweeps run
 # The validation model: a small ViT + UNETR (E=64, 2 blocks, 4 heads, patch 8), as docs/scaling.md's sweeps.
 SHAPE=(--set model.dim=64 --set model.depth=2 --set model.heads=4 --set model.patch=8 --set model.decoder_width=8
        --set data.size=256)
-MODEL=(--dim 64 --depth 2 --heads 4 --patch 8 --decoder-width 8 --steps 3 --warmup 1)
+MODEL=(--dim 64 --depth 2 --heads 4 --patch 8 --decoder-width 8 --steps 5 --warmup 1)
 mpirun -np 2 --bind-to none --allow-run-as-root -x OMP_NUM_THREADS "$SPVIT" plan --calibrate --name dev-2core \
   "${SHAPE[@]}" --out "$MACHINE"
 rm -f "$OUT"
