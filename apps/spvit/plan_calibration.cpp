@@ -80,13 +80,9 @@ plan::RateCurve attention_curve(int64_t largest, int64_t H, int64_t D, const tor
 }
 
 // The configured decoder, fwd + bwd, on one side^d image and the encoder features it reads (its taps and the last
-// block's, random): the conv rate at which the step model's decoder term (plan::decoder_cost: FLOPs at the conv rate
-// plus element-wise bytes at `bandwidth_gbs`) takes this long. A single convolution runs far faster than the
-// decoder's mix of small-channel and transposed convolutions, concatenations and halo padding, so the decoder
-// itself is the microbenchmark.
-double decoder_tflops(const Config& c, int64_t side, int64_t classes, double bandwidth_gbs,
-                      const torch::TensorOptions& o, const torch::Device& device, dist::Communicator& world,
-                      double* tokens_out) {
+// block's, random): median seconds and the tokens of that image.
+std::pair<double, double> decoder_seconds(const Config& c, int64_t side, int64_t classes, const torch::TensorOptions& o,
+                                          const torch::Device& device, dist::Communicator& world) {
   const auto& m = c.model;
   const auto& entry = model::decoders().at(m.decoder);
   model::DecoderOptions options;
@@ -113,14 +109,33 @@ double decoder_tflops(const Config& c, int64_t side, int64_t classes, double ban
     in.bands = &bands;
   }
   const double s = median_seconds([&] { decoder->forward(in).sum().backward(); }, 5, device, world);
+  return {s, static_cast<double>(tokens)};
+}
+
+// The decoder's terms of the step model (plan::decoder_cost: a fixed time per call, FLOPs at the conv rate, element-
+// wise bytes at the bandwidth) from the decoder timed on two image sides: the line through the two times gives the
+// fixed part (its intercept: per-call costs of LibTorch's many small ops, which dominate small images on a CPU) and
+// the per-token part, whose time left after the element-wise bytes sets the conv rate. A single convolution runs
+// far faster than the decoder's mix of small-channel and transposed convolutions, concatenations and halo padding, so
+// the decoder itself is the microbenchmark.
+struct DecoderFit {
+  double tflops = 0, overhead_ms = 0, tokens_small = 0, tokens_large = 0;
+};
+DecoderFit fit_decoder(const Config& c, int64_t side, int64_t classes, double bandwidth_gbs,
+                       const torch::TensorOptions& o, const torch::Device& device, dist::Communicator& world) {
+  const auto [t_small, n_small] = decoder_seconds(c, side / 2, classes, o, device, world);
+  const auto [t_large, n_large] = decoder_seconds(c, side, classes, o, device, world);
+  double per_token = (t_large - t_small) / (n_large - n_small), fixed = t_large - per_token * n_large;
+  if (fixed < 0 || per_token <= 0) {  // noise: no fixed part resolvable, charge everything per token
+    fixed = 0;
+    per_token = t_large / n_large;
+  }
   Config one = c;
   one.train.precision = o.dtype() == torch::kFloat ? "fp32" : "bf16";
-  auto w = plan::workload_from_config(one, classes);
-  const auto cost = plan::decoder_cost(w, static_cast<double>(tokens));
-  *tokens_out = static_cast<double>(tokens);
-  // The element-wise part at the measured bandwidth; what remains is the convolutions' (never below 10% of the time).
-  const double conv_s = std::max(0.1 * s, s - cost.bytes / (bandwidth_gbs * 1e9));
-  return cost.flops / conv_s / 1e12;
+  const auto cost = plan::decoder_cost(plan::workload_from_config(one, classes), 1.0);  // per token
+  // What remains after the element-wise bytes is the convolutions' (never below 10% of the per-token time).
+  const double conv_s = std::max(0.1 * per_token, per_token - cost.bytes / (bandwidth_gbs * 1e9));
+  return {cost.flops / conv_s / 1e12, fixed * 1e3, n_small, n_large};
 }
 
 // The element-wise work of one encoder block, fwd + bwd, at the configuration's shape: two LayerNorms, the MLP's
@@ -199,14 +214,18 @@ int run_calibration(const PlanArgs& a, const AppContext& ctx) {
   // The decoder on one image of the configuration's side (at most 256 pixels in 2D, 64 in 3D: a microbenchmark),
   // 4 classes (what bench step's synthetic runs use).
   const int64_t side = std::min<int64_t>(c.model.spatial_dims == 3 ? 64 : 256, c.data.size);
-  double decoder_tokens = 0;
-  const double conv = decoder_tflops(c, side, 4, m.memory_bandwidth_gbs.value, opts, device, world, &decoder_tokens);
-  m.conv_tflops[precision] = {conv, measured("fwd+bwd of the " + c.model.decoder + " decoder (width " +
-                                             std::to_string(c.model.decoder_width) + ", 4 classes) on one " +
-                                             std::to_string(side) + "-pixel-sided image (" +
-                                             std::to_string(static_cast<int64_t>(decoder_tokens)) +
-                                             " tokens), its counted conv FLOPs over the time left after its "
-                                             "element-wise bytes at memory_bandwidth_gbs")};
+  const auto decoder = fit_decoder(c, side, 4, m.memory_bandwidth_gbs.value, opts, device, world);
+  const std::string timed = "fwd+bwd of the " + c.model.decoder + " decoder (width " +
+                            std::to_string(c.model.decoder_width) + ", 4 classes) on one image of side " +
+                            std::to_string(side / 2) + " and one of side " + std::to_string(side) + " (" +
+                            std::to_string(static_cast<int64_t>(decoder.tokens_small)) + " and " +
+                            std::to_string(static_cast<int64_t>(decoder.tokens_large)) + " tokens)";
+  m.conv_tflops[precision] = {decoder.tflops, measured(timed + ": its counted conv FLOPs per token over the time per "
+                                                       "token (the line's slope) less its element-wise bytes at "
+                                                       "memory_bandwidth_gbs")};
+  if (decoder.overhead_ms > 0) {
+    m.decoder_overhead_ms = {decoder.overhead_ms, measured(timed + ": the line's intercept")};
+  }
   // The α–β fit of all_gather: a tiny message is all latency; a large one is latency + bus bytes / β.
   const int P = world.size();
   const int64_t small = 8 * P, large = int64_t{8} << 20;

@@ -161,6 +161,7 @@ MachineSpec load_machine(const std::string& path) {
   m.attention_tflops = r.rates(root, "attention_tflops");
   m.conv_tflops = r.rates(root, "conv_tflops");
   m.attention_curve = r.curves(root, "attention_curve");
+  if (root["decoder_overhead_ms"]) m.decoder_overhead_ms = r.number(root, "decoder_overhead_ms", "");
   m.intra_node = r.link(root, "intra_node");
   m.inter_node = r.link(root, "inter_node");
   return m;
@@ -187,6 +188,7 @@ std::string machine_yaml(const MachineSpec& m) {
     for (const auto& [precision, s] : *rates) emit(out, precision, s);
     out << YAML::EndMap;
   }
+  if (m.decoder_overhead_ms.value > 0) emit(out, "decoder_overhead_ms", m.decoder_overhead_ms);
   if (!m.attention_curve.empty()) {
     out << YAML::Key << "attention_curve" << YAML::Value << YAML::BeginMap;
     for (const auto& [precision, curve] : m.attention_curve) {

@@ -133,7 +133,8 @@ class StepModel {
     // read and its gradient written in backward (docs/cluster.md, "Memory per rank").
     p.elementwise_ms = f * 1e3 * (passes * D * (10.0 + 2.0 * r) * B * n_ * E * b) / bandwidth();
     const auto decoder = decoder_cost(w_, B * n_);
-    p.decoder_ms = f * 1e3 * (decoder.flops / rate(m_.conv_tflops, "conv_tflops") + decoder.bytes / bandwidth());
+    p.decoder_ms = f * (m_.decoder_overhead_ms.value +
+                        1e3 * (decoder.flops / rate(m_.conv_tflops, "conv_tflops") + decoder.bytes / bandwidth()));
     // AdamW reads parameter, gradient, m, v and writes three of them (fp32), plus zeroing and bucket copies.
     p.optimizer_ms = f * 1e3 * (10.0 * 4.0 * w_.params) / bandwidth();
   }

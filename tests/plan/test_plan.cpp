@@ -177,6 +177,25 @@ TEST(StepModel, AttentionIsChargedAtTheRateOfEachStrategysCallSize) {
   EXPECT_NEAR(attention_ms("lss-kv", 1), 4.0 * flop_ms / 20.0, 1e-9);
 }
 
+// The decoder term is a fixed time per call plus its FLOPs at the conv rate plus its bytes at the bandwidth, for this
+// rank's tokens: what --calibrate's two-size fit inverts.
+TEST(StepModel, TheDecoderTermIsItsOverheadPlusFlopsAndBytesOfThisRanksTokens) {
+  auto m = machine("frontier");
+  const auto w = vit_b16(4096, "bf16");
+  Candidate c;
+  c.seq = 4;
+  const double bare = predict(w, m, c, 4).decoder_ms;
+  const auto cost = decoder_cost(w, 1024.0);
+  EXPECT_NEAR(bare, 1e3 * (cost.flops / (m.conv_tflops.at("bf16").value * 1e12) +
+                           cost.bytes / (m.memory_bandwidth_gbs.value * 1e9)), 1e-9);
+  m.decoder_overhead_ms = {7.5, "test"};
+  EXPECT_NEAR(predict(w, m, c, 4).decoder_ms, bare + 7.5, 1e-9);
+  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-overhead.yaml";
+  std::ofstream(path) << machine_yaml(m);
+  EXPECT_DOUBLE_EQ(load_machine(path.string()).decoder_overhead_ms.value, 7.5);
+  std::filesystem::remove(path);
+}
+
 TEST(StepModel, SequenceGroupsBeyondANodeUseTheNetwork) {
   const auto m = machine("frontier");
   const auto w = vit_b16(65536, "bf16");

@@ -48,6 +48,8 @@ struct MachineSpec {
   // Optional, by precision: the attention rate against the score matrix of one call (batch × heads × queries ×
   // keys). Where present it replaces attention_tflops (spvit plan --calibrate measures it on CPUs).
   std::map<std::string, RateCurve> attention_curve;
+  // Optional: the decoder's fixed time per call beyond its FLOPs and bytes (LibTorch's per-op costs; 0 if absent).
+  Sourced decoder_overhead_ms;
   LinkSpec intra_node;           // between ranks of one node (NVLink, Infinity Fabric, shared memory)
   LinkSpec inter_node;           // across nodes: β is the node's injection bandwidth / ranks_per_node
 
