@@ -2,6 +2,7 @@
 """Simulated scaling of spvit's encoder at 64-4,096 ranks with SimGrid SMPI (docs/scaling.md, "Simulation").
 
   scripts/simulation/simulate.py --out docs/scaling/simulated.jsonl [--quick] [--spvit build/bin/spvit]
+                                 [--ranks 64,256,1024,4096] [--seqs 8,16,64] [--platforms NAME,NAME]
 
 1. records the strategies' own collectives with `spvit bench step --trace` (ViT-B/16 width, one block, fp32, L=576
    tokens on 2, 3 and 4 local ranks: the replay fits each call's count and bytes per token against the group size
@@ -101,6 +102,8 @@ def main(argv):
     p.add_argument("--work", default=None, help="folder for traces, the replay binary and platforms")
     p.add_argument("--quick", action="store_true", help="64 and 256 ranks, N_s 8 and 16, Frontier only")
     p.add_argument("--ranks", default="64,256,1024,4096", help="simulated rank counts (rounded to whole nodes)")
+    p.add_argument("--seqs", default="8,16,64", help="sequence-group sizes N_s")
+    p.add_argument("--platforms", default="frontier-dragonfly,summit-fattree", help="platforms.py names")
     a = p.parse_args(argv)
     for tool in ("smpicxx", "smpirun"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
@@ -115,8 +118,8 @@ def main(argv):
     traces = record_traces(a.spvit, work)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     ranks_list = [64, 256] if a.quick else [int(x) for x in a.ranks.split(",")]
-    seqs = [8, 16] if a.quick else [8, 16, 64]
-    names = ["frontier-dragonfly"] if a.quick else ["frontier-dragonfly", "summit-fattree"]
+    seqs = [8, 16] if a.quick else [int(x) for x in a.seqs.split(",")]
+    names = ["frontier-dragonfly"] if a.quick else a.platforms.split(",")
     started = time.time()
     for name in names:
         per_node = platforms.PLATFORMS[name]["ranks_per_node"]
