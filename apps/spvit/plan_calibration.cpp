@@ -85,15 +85,7 @@ std::pair<double, double> decoder_seconds(const Config& c, int64_t side, int64_t
                                           const torch::Device& device, dist::Communicator& world) {
   const auto& m = c.model;
   const auto& entry = model::decoders().at(m.decoder);
-  model::DecoderOptions options;
-  options.dim = m.dim;
-  options.depth = m.depth;
-  options.channels = m.channels;
-  options.patch = m.patch;
-  options.spatial_dims = static_cast<int>(m.spatial_dims);
-  options.classes = classes;
-  options.width = m.decoder_width;
-  auto decoder = entry.make(options);
+  auto decoder = entry.make(model::DecoderOptions::from_config(m, classes));
   decoder->to(device, o.dtype().toScalarType());
   std::vector<int64_t> shape(static_cast<size_t>(m.spatial_dims), side);
   const auto bands = model::UniformBands::even(shape, m.patch, 1, 0);
@@ -115,9 +107,9 @@ std::pair<double, double> decoder_seconds(const Config& c, int64_t side, int64_t
 // The decoder's terms of the step model (plan::decoder_cost: a fixed time per call, FLOPs at the conv rate, element-
 // wise bytes at the bandwidth) from the decoder timed on two image sides: the line through the two times gives the
 // fixed part (its intercept: per-call costs of LibTorch's many small ops, which dominate small images on a CPU) and
-// the per-token part, whose time left after the element-wise bytes sets the conv rate. A single convolution runs
-// far faster than the decoder's mix of small-channel and transposed convolutions, concatenations and halo padding, so
-// the decoder itself is the microbenchmark.
+// the per-token part, whose time left after the element-wise bytes sets the conv rate. A lone convolution says
+// nothing of the fixed part or of the mix of small-channel and transposed convolutions, concatenations and halo
+// padding, so the decoder itself is the microbenchmark.
 struct DecoderFit {
   double tflops = 0, overhead_ms = 0, tokens_small = 0, tokens_large = 0;
 };
@@ -200,15 +192,19 @@ int run_calibration(const PlanArgs& a, const AppContext& ctx) {
   m.matmul_tflops[precision] = {matmul_tflops(L, E, 4 * E, opts, device, world),
                                 measured("fwd+bwd of [" + std::to_string(L) + "," + std::to_string(E) + "] x [" +
                                          std::to_string(E) + "," + std::to_string(4 * E) + "]")};
-  m.attention_tflops[precision] = {attention_tflops(L, H, D, opts, device, world),
-                                   measured("fwd+bwd of the encoder's attention kernel, L=" + std::to_string(L) +
-                                            ", H=" + std::to_string(H) + ", head dim " + std::to_string(D))};
-  if (!device.is_cuda()) {  // the explicit kernel: its rate depends on whether the scores fit the caches
+  if (device.is_cuda()) {  // fused attention: one rate serves every size
+    m.attention_tflops[precision] = {attention_tflops(L, H, D, opts, device, world),
+                                     measured("fwd+bwd of the encoder's attention kernel, L=" + std::to_string(L) +
+                                              ", H=" + std::to_string(H) + ", head dim " + std::to_string(D))};
+  } else {  // the explicit kernel: its rate depends on whether the scores fit the caches
     constexpr int64_t kLargest = 4096;  // a machine property, not the configuration's: up to what a CPU runs
     auto curve = attention_curve(kLargest, H, D, opts, device, world);
     curve.source = measured("fwd+bwd of the encoder's attention kernel on [1, " + std::to_string(H) + ", l, " +
                             std::to_string(D) + "], l = 128 ... " + std::to_string(kLargest) +
                             " in powers of 2, against H*l^2 score values");
+    // The single number (what readers without the curve use) is the curve's at the configuration's L.
+    m.attention_tflops[precision] = {curve.at(static_cast<double>(H * L * L)),
+                                     "attention_curve at L=" + std::to_string(L) + " (H*L^2 score values)"};
     m.attention_curve[precision] = std::move(curve);
   }
   // The decoder on one image of the configuration's side (at most 256 pixels in 2D, 64 in 3D: a microbenchmark),

@@ -34,6 +34,19 @@ int64_t classes_of_tile_head(int64_t bias_size, int64_t patch, int64_t spatial_d
 
 }  // namespace
 
+DecoderOptions DecoderOptions::from_config(const ModelConfig& m, int64_t classes) {
+  DecoderOptions o;
+  o.dim = m.dim;
+  o.depth = m.depth;
+  o.channels = m.channels;
+  o.patch = m.patch;
+  o.spatial_dims = static_cast<int>(m.spatial_dims);
+  o.classes = classes;
+  o.width = m.decoder_width;
+  o.chunk_rows = m.decoder_chunk_rows;
+  return o;
+}
+
 const Registry<DecoderEntry>& decoders() {
   static const Registry<DecoderEntry> registry(
       "decoder", "model.decoder",

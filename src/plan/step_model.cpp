@@ -26,28 +26,16 @@ double encoder_params(const ModelConfig& m) {
   return blocks + embed + position;
 }
 
-model::DecoderOptions decoder_options(const ModelConfig& m, int64_t classes) {
-  model::DecoderOptions o;
-  o.dim = m.dim;
-  o.depth = m.depth;
-  o.channels = m.channels;
-  o.patch = m.patch;
-  o.spatial_dims = static_cast<int>(m.spatial_dims);
-  o.classes = classes;
-  o.width = m.decoder_width;
-  return o;
-}
-
 // The decoder's parameters, counted on the module itself (built on the CPU: a few MB).
 double decoder_params(const ModelConfig& m, int64_t classes) {
-  const auto decoder = model::decoders().at(m.decoder).make(decoder_options(m, classes));
+  const auto decoder = model::decoders().at(m.decoder).make(model::DecoderOptions::from_config(m, classes));
   double n = 0;
   for (const auto& p : decoder->parameters()) n += static_cast<double>(p.numel());
   return n;
 }
 
 double decoder_flops(const ModelConfig& m, int64_t classes) {
-  const auto o = decoder_options(m, classes);
+  const auto o = model::DecoderOptions::from_config(m, classes);
   const auto& entry = model::decoders().at(m.decoder);
   SPVIT_CHECK(entry.forward_flops_per_token != nullptr, "decoder '", m.decoder,
               "' does not count its FLOPs (model::DecoderEntry::forward_flops_per_token)");

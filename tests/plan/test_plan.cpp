@@ -20,19 +20,35 @@ std::filesystem::path machines_dir() {
 
 MachineSpec machine(const std::string& name) { return load_machine((machines_dir() / (name + ".yaml")).string()); }
 
+// `text` written as a machine file and read back by the loader.
+MachineSpec load_text(const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-test.yaml";
+  std::ofstream(path) << text;
+  auto m = load_machine(path.string());
+  std::filesystem::remove(path);
+  return m;
+}
+
+// The loader must refuse `text` with an error that names `key`; `what` says what was wrong with it.
+void expect_refused(const std::string& text, const std::string& key, const std::string& what) {
+  try {
+    load_text(text);
+    ADD_FAILURE() << what << " was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'" + key + "'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(MachineFiles, EveryShippedMachineLoadsAndRoundTrips) {
   int loaded = 0;
   for (const auto& entry : std::filesystem::directory_iterator(machines_dir())) {
     if (entry.path().extension() != ".yaml") continue;
     const auto m = load_machine(entry.path().string());  // throws on a number without a source
-    const auto copy = std::filesystem::temp_directory_path() / ("spvit-machine-" + m.name + ".yaml");
-    std::ofstream(copy) << machine_yaml(m);
-    const auto again = load_machine(copy.string());
+    const auto again = load_text(machine_yaml(m));
     EXPECT_EQ(again.name, m.name);
     EXPECT_DOUBLE_EQ(again.intra_node.bandwidth_gbs.value, m.intra_node.bandwidth_gbs.value);
     EXPECT_EQ(again.matmul_tflops.size(), m.matmul_tflops.size());
     EXPECT_EQ(again.inter_node.latency_us.source, m.inter_node.latency_us.source);
-    std::filesystem::remove(copy);
     ++loaded;
   }
   EXPECT_GE(loaded, 5) << "frontier, summit, dgx-h100, dgx-h200 and this machine";
@@ -45,15 +61,7 @@ TEST(MachineFiles, ANumberWithoutItsSourceIsRefusedByName) {
   const auto key = text.find("bandwidth_gbs: {", at);
   const auto end = text.find('}', key);
   text.replace(key, end - key + 1, "bandwidth_gbs: {value: 50}");
-  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-unsourced.yaml";
-  std::ofstream(path) << text;
-  try {
-    load_machine(path.string());
-    ADD_FAILURE() << "a number without a source was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("'intra_node.bandwidth_gbs'"), std::string::npos) << e.what();
-  }
-  std::filesystem::remove(path);
+  expect_refused(text, "intra_node.bandwidth_gbs", "a number without a source");
 }
 
 TEST(MachineFiles, AnAttentionCurveInterpolatesInLogSizeAndRoundTrips) {
@@ -64,9 +72,7 @@ TEST(MachineFiles, AnAttentionCurveInterpolatesInLogSizeAndRoundTrips) {
   EXPECT_NEAR(m.attention_rate("bf16", 1e5), 3.0, 1e-12);  // halfway in log(size) between 1e4 and 1e6
   EXPECT_NEAR(m.attention_rate("bf16", 1e7), 1.5, 1e-12);
   EXPECT_DOUBLE_EQ(m.attention_rate("fp16", 1e5), m.attention_tflops.at("fp16").value);  // no curve: the number
-  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-curve.yaml";
-  std::ofstream(path) << machine_yaml(m);
-  const auto again = load_machine(path.string());
+  const auto again = load_text(machine_yaml(m));
   ASSERT_EQ(again.attention_curve.count("bf16"), 1u);
   EXPECT_EQ(again.attention_curve.at("bf16").points, m.attention_curve.at("bf16").points);
   EXPECT_EQ(again.attention_curve.at("bf16").source, "test");
@@ -75,14 +81,7 @@ TEST(MachineFiles, AnAttentionCurveInterpolatesInLogSizeAndRoundTrips) {
   const auto at = text.find("[100000000, 1]");
   ASSERT_NE(at, std::string::npos) << text;
   text.replace(at, 14, "[100, 1]");
-  std::ofstream(path) << text;
-  try {
-    load_machine(path.string());
-    ADD_FAILURE() << "a curve with decreasing sizes was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("'attention_curve.bf16'"), std::string::npos) << e.what();
-  }
-  std::filesystem::remove(path);
+  expect_refused(text, "attention_curve.bf16", "a curve with decreasing sizes");
 }
 
 // A ring all-gather / reduce-scatter is P−1 steps of one block (bytes/P) per rank; an all-reduce is both in turn.
@@ -190,10 +189,7 @@ TEST(StepModel, TheDecoderTermIsItsOverheadPlusFlopsAndBytesOfThisRanksTokens) {
                            cost.bytes / (m.memory_bandwidth_gbs.value * 1e9)), 1e-9);
   m.decoder_overhead_ms = {7.5, "test"};
   EXPECT_NEAR(predict(w, m, c, 4).decoder_ms, bare + 7.5, 1e-9);
-  const auto path = std::filesystem::temp_directory_path() / "spvit-machine-overhead.yaml";
-  std::ofstream(path) << machine_yaml(m);
-  EXPECT_DOUBLE_EQ(load_machine(path.string()).decoder_overhead_ms.value, 7.5);
-  std::filesystem::remove(path);
+  EXPECT_DOUBLE_EQ(load_text(machine_yaml(m)).decoder_overhead_ms.value, 7.5);
 }
 
 TEST(StepModel, SequenceGroupsBeyondANodeUseTheNetwork) {

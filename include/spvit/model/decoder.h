@@ -31,6 +31,9 @@ struct DecoderOptions {
   int64_t classes = 4;
   int64_t width = 16;         // unetr: channels of the full-resolution stage; ×2 per coarser stage
   int64_t chunk_rows = 0;     // unetr: decode this many token rows at a time, recomputed in backward (0: all)
+
+  // The decoder a model configuration describes, for `classes` classes.
+  static DecoderOptions from_config(const ModelConfig& model, int64_t classes);
 };
 
 // The decoder's input. features: the encoder outputs of this rank's tokens [B, L_s, E] at the blocks taps()
