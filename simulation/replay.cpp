@@ -15,12 +15,17 @@
 //      before and between the forward calls, backward (2x) likewise;
 //   4. times the gradient all-reduce of a depth-D model once (fp32, extrapolated from the trace's depth-1 bytes by
 //      the parameters of D − 1 more blocks) and reports step = D · layer + that all-reduce.
+// --part layer replays only steps 1-3 and --part grad only step 4 (default: both). The layer's calls never leave a
+// sequence group, so on a platform whose switches give every group of whole switches links of its own, one such
+// block of ranks replays the layer exactly as the whole machine would, while the gradient all-reduce spans every
+// rank: simulate.py runs the two parts separately at 4,096 ranks (docs/scaling.md, "Simulation").
 // Buffers are SMPI_SHARED_MALLOC'd and reductions use a no-op operator. Every message is --bytes-scale times smaller
 // than spvit's, on a platform whose bandwidths are the same factor lower (scripts/simulation/platforms.py --scale):
 // under SimGrid's max-min flow model without size-dependent factors (network/model:CM02) the times are the same,
 // and SMPI's collective algorithms, which allocate real temporary buffers per rank, fit in the simulator's memory.
 #include <mpi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -164,6 +169,18 @@ double replay_phase(const std::vector<Run>& runs, const std::string& phase, doub
   return in_calls;
 }
 
+// The largest of every rank's `seconds`, on rank 0: the replay's own bookkeeping, after the timed part. A gather,
+// not MPI_Reduce(MPI_MAX): SMPI's MPICH selector reduces one double with a linear algorithm whose simulation took
+// 30 s of wall time at 1,024 ranks (a gather of 4,096 doubles: 0.5 s).
+double slowest(double seconds) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  std::vector<double> all(rank == 0 ? world : 1);
+  MPI_Gather(&seconds, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  return *std::max_element(all.begin(), all.end());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,7 +189,7 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   std::vector<std::string> traces;
-  std::string check, platform = "?", out;
+  std::string check, platform = "?", out, part = "all";
   int seq = 0, depth = 12;
   double n = 0, scale = 1;
   Rates rates;
@@ -189,8 +206,11 @@ int main(int argc, char** argv) {
     else if (k == "--bandwidth-gbs") rates.bandwidth = std::atof(v.c_str()) * 1e9;
     else if (k == "--platform-name") platform = v;
     else if (k == "--out") out = v;
+    else if (k == "--part") part = v;  // all, layer (steps 1-3) or grad (step 4)
     else fail("unknown argument '" + k + "'");
   }
+  if (part != "all" && part != "layer" && part != "grad") fail("--part must be all, layer or grad, not '" + part + "'");
+  const bool replay_layer = part != "grad", replay_grad = part != "layer";
   if (traces.size() != 2) fail("give two --trace files (two sequence-group sizes of one strategy and model)");
   if (seq < 1 || world % seq != 0) fail("--seq must divide the " + std::to_string(world) + " simulated ranks");
   if (rates.matmul <= 0 || rates.attention <= 0 || rates.bandwidth <= 0) fail("give the machine's rates");
@@ -213,8 +233,8 @@ int main(int argc, char** argv) {
   for (auto& r : runs) r.bytes = std::max(static_cast<double>(seq) * 4.0, std::round(r.bytes / scale));
   const double L = n * seq;
   const double fwd = forward_seconds(a.head, n, L, rates);
-  MPI_Comm comm;
-  MPI_Comm_split(MPI_COMM_WORLD, rank / seq, rank % seq, &comm);
+  MPI_Comm comm = MPI_COMM_NULL;  // the rank's sequence group; only the layer needs it
+  if (replay_layer) MPI_Comm_split(MPI_COMM_WORLD, rank / seq, rank % seq, &comm);
   double largest = 1 << 20;
   for (const auto& r : runs) largest = std::max(largest, r.bytes);
   const auto& m = a.head["model"];
@@ -228,20 +248,25 @@ int main(int argc, char** argv) {
 
   MPI_Barrier(MPI_COMM_WORLD);
   const double t0 = MPI_Wtime();
-  double comm_s = replay_phase(runs, "encoder forward", fwd, comm, buf, sum);
-  comm_s += replay_phase(runs, "encoder backward", 2.0 * fwd, comm, buf, sum);
+  double comm_s = 0;
+  if (replay_layer) {
+    comm_s += replay_phase(runs, "encoder forward", fwd, comm, buf, sum);
+    comm_s += replay_phase(runs, "encoder backward", 2.0 * fwd, comm, buf, sum);
+  }
+  // The layer ends when its slowest rank does (not at a barrier over every simulated rank, whose own time would
+  // grow with the machine, not the layer).
+  const double layer_s = slowest(MPI_Wtime() - t0);
   MPI_Barrier(MPI_COMM_WORLD);
-  const double layer_s = MPI_Wtime() - t0;
   const double t1 = MPI_Wtime();
-  if (world > 1) MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(grad_bytes / 4), MPI_FLOAT, sum, MPI_COMM_WORLD);
+  if (replay_grad && world > 1) MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(grad_bytes / 4), MPI_FLOAT, sum, MPI_COMM_WORLD);
   MPI_Barrier(MPI_COMM_WORLD);
   const double grad_s = MPI_Wtime() - t1;
-  double slowest_comm = 0;
-  MPI_Reduce(&comm_s, &slowest_comm, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  const double slowest_comm = slowest(comm_s);
   if (rank == 0) {
     nlohmann::json row = {{"simulated", true}, {"platform", platform}, {"ranks", world}, {"seq", seq},
                           {"data", world / seq}, {"strategy", a.head["attention"]}, {"tokens", L},
-                          {"tokens_per_rank", n}, {"depth", depth}, {"layer_ms", 1e3 * layer_s},
+                          {"tokens_per_rank", n}, {"depth", depth}, {"part", part},
+                          {"grad_bytes", grad_bytes * scale}, {"layer_ms", 1e3 * layer_s},
                           {"layer_compute_ms", 3e3 * fwd}, {"layer_comm_ms", 1e3 * slowest_comm},
                           {"grad_allreduce_ms", 1e3 * grad_s}, {"step_ms", 1e3 * (depth * layer_s + grad_s)},
                           {"traces", traces}};
@@ -250,7 +275,7 @@ int main(int argc, char** argv) {
   }
   SMPI_SHARED_FREE(buf);
   MPI_Op_free(&sum);
-  MPI_Comm_free(&comm);
+  if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
   MPI_Finalize();
   return 0;
 }

@@ -17,14 +17,21 @@ rank (a node's name repeated for each of its ranks, as smpirun -hostfile wants).
                       guide: 23 GB/s measured); non-blocking two-level fat tree of 24-node leaf switches (Summit's is a
                       three-level non-blocking fat tree of 4,608 nodes); 1 us per hop; inside a node one 50 GB/s
                       loopback (NVLink 2.0 per direction).
+
+nodes_per_switch: the nodes under one router (dragonfly) or leaf switch (fat tree). Every link above a node belongs
+to a switch or to a pair of switches, and both topologies route between two switches over links of their own (the
+dragonfly's all-to-all router links inside a group; the non-blocking fat tree's per-leaf up- and down-links), so a
+run of consecutive ranks filling whole switches shares no link with the rest of the machine as long as its traffic
+stays inside it and inside one nodes_per_group (the dragonfly's group: its global links are shared by every
+router of the group; the fat tree's whole machine) (simulate.py: one such block replays a layer).
 """
 import os
 import sys
 
 PLATFORMS = {
-    "frontier-dragonfly": dict(nodes=512, ranks_per_node=8, bw="100GBps", lat="2us", loopback_bw="50GBps",
+    "frontier-dragonfly": dict(nodes=512, ranks_per_node=8, nodes_per_switch=4, nodes_per_group=128, bw="100GBps", lat="2us", loopback_bw="50GBps",
                                loopback_lat="1us", topology="DRAGONFLY", topo="4,16;1,1;32,1;4"),
-    "summit-fattree": dict(nodes=768, ranks_per_node=6, bw="25GBps", lat="1us", loopback_bw="50GBps",
+    "summit-fattree": dict(nodes=768, ranks_per_node=6, nodes_per_switch=24, nodes_per_group=768, bw="25GBps", lat="1us", loopback_bw="50GBps",
                            loopback_lat="1us", topology="FAT_TREE", topo="2;24,32;1,24;1,1"),
 }
 

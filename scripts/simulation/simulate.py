@@ -14,10 +14,13 @@
    ranks / N_s data groups), with compute injected at the machine file's fp32 roofline rates (machines/frontier.yaml,
    machines/summit.yaml), plus the depth-12 gradient all-reduce over every rank;
 4. appends one row per simulation, with `spvit plan`'s analytic prediction of the same encoder time beside it.
---quick: 64 and 256 ranks only (the CI test). The full sweep took the time docs/scaling.md states.
+The layer is replayed on one block of whole switches and sequence groups (simulated_ranks), the gradient all-reduce on
+every rank. --quick: 64 and 256 ranks, N_s 8 and 16, each block also checked against the whole machine (the CI
+test). The full sweep took the time docs/scaling.md states.
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -44,6 +47,11 @@ SCALE = 1000  # messages and bandwidths both divided by it: same times under CM0
 SIMGRID = ["--cfg=smpi/simulate-computation:no", "--cfg=network/model:CM02", "--cfg=network/optim:Full",
            "--cfg=smpi/coll-selector:mpich", "--cfg=smpi/privatization:no", "--cfg=smpi/display-timing:no",
            "--log=root.thres:critical"]
+# The gradient all-reduce over every rank runs Rabenseifner's algorithm (reduce-scatter by recursive halving, then
+# all-gather by recursive doubling), what MPICH's selector picks for large commutative reductions on a flat
+# communicator. Left to the selector, SMPI first builds its node-aware two-level variant, whose simulation took 29 s
+# of wall time at 1,024 ranks and 3 s at 512 (rab_rdb: 1.4 s and 0.6 s; 31 s at 4,096): it would not fit the hour.
+GRAD_ALLREDUCE = ["--cfg=smpi/allreduce:rab_rdb"]
 MACHINE_OF = {"frontier-dragonfly": "frontier", "summit-fattree": "summit"}
 
 
@@ -75,6 +83,37 @@ def rates(machine):
             "bandwidth": m["memory_bandwidth_gbs"]["value"]}
 
 
+def rate_args(r):
+    return ["--matmul-tflops", str(r["matmul"]), "--attention-tflops", str(r["attention"]),
+            "--bandwidth-gbs", str(r["bandwidth"])]
+
+
+def replay_row(cmd):
+    out = run(cmd)
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+def simulated_ranks(name, seq, target):
+    """The simulated machine's rank count near `target`, and the ranks one encoder layer is replayed on.
+
+    A layer's calls stay inside a sequence group (consecutive ranks). A block of consecutive ranks that holds whole
+    sequence groups and fills whole switches uses links no other block uses (platforms.py, nodes_per_switch), so
+    every block replays the layer in the same simulated time and one block stands for the machine; the gradient
+    all-reduce, which spans every rank, is replayed on all of them. Machines larger than one block are rounded to
+    whole blocks. ctest simulation_quick checks a block against the whole machine."""
+    p = platforms.PLATFORMS[name]
+    per_node = p["ranks_per_node"]
+    block = math.lcm(seq, p["nodes_per_switch"] * per_node)
+    if target <= block or block > p["nodes_per_group"] * per_node:
+        # whole nodes and whole sequence groups, replayed whole
+        ranks = max(seq, target // seq * seq) if per_node == 8 else max(seq, round(target / (per_node * seq)) * per_node * seq)
+        return ranks, ranks
+    ranks = max(block, round(target / block) * block)
+    if ranks > p["nodes"] * per_node:
+        ranks -= block
+    return ranks, block
+
+
 def analytic(spvit, machine, ranks, seq, strategy):
     """spvit plan's encoder time for the same run: matmuls + attention + element-wise + communication."""
     with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
@@ -100,7 +139,10 @@ def main(argv):
     p.add_argument("--out", required=True)
     p.add_argument("--spvit", default=os.path.join(ROOT, "build", "bin", "spvit"))
     p.add_argument("--work", default=None, help="folder for traces, the replay binary and platforms")
-    p.add_argument("--quick", action="store_true", help="64 and 256 ranks, N_s 8 and 16, Frontier only")
+    p.add_argument("--quick", action="store_true",
+                   help="64 and 256 ranks, N_s 8 and 16, every block checked against its whole machine (ctest)")
+    p.add_argument("--verify-blocks", action="store_true",
+                   help="also replay each layer on the whole machine and require the block's time")
     p.add_argument("--ranks", default="64,256,1024,4096", help="simulated rank counts (rounded to whole nodes)")
     p.add_argument("--seqs", default="8,16,64", help="sequence-group sizes N_s")
     p.add_argument("--platforms", default="frontier-dragonfly,summit-fattree", help="platforms.py names")
@@ -119,37 +161,54 @@ def main(argv):
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     ranks_list = [64, 256] if a.quick else [int(x) for x in a.ranks.split(",")]
     seqs = [8, 16] if a.quick else [int(x) for x in a.seqs.split(",")]
-    names = ["frontier-dragonfly"] if a.quick else a.platforms.split(",")
+    names = a.platforms.split(",")
+    a.verify_blocks = a.verify_blocks or a.quick
     started = time.time()
+    grad_rows = {}  # (platform, ranks) -> the gradient all-reduce's row: the same for every strategy and N_s
+    layer_rows = {}  # (platform, strategy, N_s, block) -> the layer's row: the same for every machine of that block
     for name in names:
-        per_node = platforms.PLATFORMS[name]["ranks_per_node"]
-        r = rates(MACHINE_OF[name])
         for seq in seqs:
             for strategy in STRATEGIES:
                 if strategy == "ulysses" and seq > 12:
                     continue  # Ulysses splits the 12 heads over the group
-                for ranks in ranks_list:
-                    ranks = max(seq, ranks // seq * seq) if per_node == 8 else max(seq, round(ranks / (6 * seq)) * 6 * seq)
-                    if ranks % seq:
-                        continue
+                for target in ranks_list:
+                    ranks, layer_ranks = simulated_ranks(name, seq, target)
                     t0 = time.time()
-                    out = run(["smpirun", "-np", str(ranks), "-platform", os.path.join(work, name + ".xml"),
-                               "-hostfile", os.path.join(work, name + ".hosts"),
-                               *SIMGRID, replay, "--bytes-scale", str(SCALE),
-                               "--trace", traces[(strategy, 2)], "--trace", traces[(strategy, 4)],
-                               "--check", traces[(strategy, 3)], "--seq", str(seq), "--depth", str(DEPTH),
-                               "--tokens-per-rank", str(TOKENS // seq), "--matmul-tflops", str(r["matmul"]),
-                               "--attention-tflops", str(r["attention"]), "--bandwidth-gbs", str(r["bandwidth"]),
-                               "--platform-name", name])
-                    row = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+                    common = ["-platform", os.path.join(work, name + ".xml"), "-hostfile",
+                              os.path.join(work, name + ".hosts"), *SIMGRID, replay, "--bytes-scale", str(SCALE),
+                              "--trace", traces[(strategy, 2)], "--trace", traces[(strategy, 4)], "--seq", str(seq),
+                              "--depth", str(DEPTH), "--tokens-per-rank", str(TOKENS // seq),
+                              *rate_args(rates(MACHINE_OF[name])), "--platform-name", name]
+                    layer_key = (name, strategy, seq, layer_ranks)  # the same block replays the same layer
+                    if layer_key not in layer_rows:
+                        layer_rows[layer_key] = replay_row(["smpirun", "-np", str(layer_ranks), *common, "--part",
+                                                            "layer", "--check", traces[(strategy, 3)]])
+                    row = dict(layer_rows[layer_key])
+                    if a.verify_blocks and layer_ranks < ranks:  # the block against the whole machine
+                        whole = replay_row(["smpirun", "-np", str(ranks), *common, "--part", "layer"])
+                        row["whole_machine_layer_ms"] = whole["layer_ms"]
+                        if abs(whole["layer_ms"] - row["layer_ms"]) > 1e-3 * whole["layer_ms"]:
+                            raise SystemExit(f"simulate: {name} {strategy} N_s={seq}: a block of {layer_ranks} ranks "
+                                             f"took {row['layer_ms']} ms per layer, all {ranks} {whole['layer_ms']}")
+                    if (name, ranks) not in grad_rows:
+                        grad_rows[(name, ranks)] = replay_row(["smpirun", "-np", str(ranks), *common, *GRAD_ALLREDUCE,
+                                                               "--part", "grad"])
+                    grad = grad_rows[(name, ranks)]
+                    if grad["grad_bytes"] != row["grad_bytes"]:
+                        raise SystemExit(f"simulate: {strategy} has other gradient bytes than the cached all-reduce")
+                    row.update(ranks=ranks, data=ranks // seq, layer_ranks=layer_ranks,
+                               grad_allreduce_ms=grad["grad_allreduce_ms"],
+                               step_ms=DEPTH * row["layer_ms"] + grad["grad_allreduce_ms"])
+                    del row["part"]
                     row["analytic"] = analytic(a.spvit, MACHINE_OF[name], ranks, seq, strategy)
                     row["wall_s"] = round(time.time() - t0, 1)
                     with open(a.out, "a") as f:
                         f.write(json.dumps(row) + "\n")
                     an = row["analytic"]["encoder_ms"] if row["analytic"] else float("nan")
                     print(f"{name:18s} {strategy:8s} ranks={ranks:5d} seq={seq:3d}: simulated {row['step_ms']:9.1f} ms"
-                          f" (layer comm {row['layer_comm_ms']:7.2f} ms, grad {row['grad_allreduce_ms']:7.1f} ms),"
-                          f" analytic {an:9.1f} ms  [{row['wall_s']} s]", flush=True)
+                          f" (layer comm {row['layer_comm_ms']:7.2f} ms on {layer_ranks} ranks, grad"
+                          f" {row['grad_allreduce_ms']:7.1f} ms), analytic {an:9.1f} ms  [{row['wall_s']} s]",
+                          flush=True)
     print(f"simulate: {time.time() - started:.0f} s of simulation")
 
 

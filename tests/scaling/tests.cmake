@@ -103,9 +103,10 @@ print('trace OK: %d calls' % len(events))
 set_tests_properties(scaling_trace_check PROPERTIES FIXTURES_REQUIRED scaling_trace PASS_REGULAR_EXPRESSION "trace OK")
 
 # The SimGrid SMPI replay (scripts/simulation/simulate.py --quick: traces of the 4 strategies on 2-4 local ranks,
-# replayed on a Frontier-like dragonfly at 64 and 256 ranks with N_s 8 and 16). Fails, not skips, without Debian's
-# libsimgrid-dev. Then: every row's fit check passed (the replay fails otherwise), and the simulated step is near
-# the analytic model's (both are alpha-beta over the same volumes; the simulation adds contention and SMPI's algorithms).
+# replayed on the Frontier-like dragonfly and the Summit-like fat tree near 64 and 256 ranks with N_s 8 and 16).
+# Fails, not skips, without Debian's libsimgrid-dev. Then: every row's fit check passed (the replay fails otherwise),
+# a layer replayed on one block of whole switches took the time the whole machine took, on both platforms (what
+# lets the full sweep reach 4,096 ranks), and the simulated step is near the analytic model's (both are alpha-beta over the same volumes; the simulation adds contention and SMPI's algorithms).
 add_test(NAME simulation_quick COMMAND ${_python} ${PROJECT_SOURCE_DIR}/scripts/simulation/simulate.py --quick
          --spvit ${SPVIT_BIN} --out ${_scaling_dir}/simulated.jsonl --work ${_scaling_dir}/simulation)
 set_tests_properties(simulation_quick PROPERTIES FIXTURES_REQUIRED scaling_trace_dir FIXTURES_SETUP simulation_rows
@@ -119,6 +120,10 @@ for r in rows:
     assert a, r
     ratio = r['step_ms'] / a['encoder_ms']
     assert 0.5 < ratio < 2.0, (r['strategy'], r['ranks'], r['seq'], r['step_ms'], a)
-print('simulation OK: %d rows' % len(rows))
+    if r['layer_ranks'] < r['ranks']:
+        assert abs(r['whole_machine_layer_ms'] - r['layer_ms']) <= 1e-3 * r['layer_ms'], r
+blocks = {r['platform'] for r in rows if r['layer_ranks'] < r['ranks']}
+assert blocks == {'frontier-dragonfly', 'summit-fattree'}, blocks
+print('simulation OK: %d rows, blocks checked against whole machines on %s' % (len(rows), sorted(blocks)))
 " ${_scaling_dir}/simulated.jsonl)
 set_tests_properties(simulation_check PROPERTIES FIXTURES_REQUIRED simulation_rows PASS_REGULAR_EXPRESSION "simulation OK")
