@@ -89,7 +89,8 @@ struct Prediction {
 Prediction predict(const Workload& w, const MachineSpec& m, const Candidate& c, int ranks);
 
 // α–β time of one collective on `ranks` ranks, `bytes` the full buffer (all_gather's output, reduce_scatter's and
-// all_reduce's input, all_to_all's send buffer; send_recv: one message), in seconds.
+// all_reduce's input, all_to_all's send buffer; send_recv: one message), in seconds. Rings, except all_reduce: the
+// faster of a ring and Rabenseifner's recursive halving/doubling.
 double collective_seconds(const std::string& op, int ranks, double bytes, const LinkSpec& link);
 
 // The decoder's forward + backward over `tokens` tokens of one sample: its convolution FLOPs (3 × the registry's
