@@ -88,11 +88,6 @@ def rate_args(r):
             "--bandwidth-gbs", str(r["bandwidth"])]
 
 
-def replay_row(cmd):
-    out = run(cmd)
-    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-
-
 def simulated_ranks(name, seq, target):
     """The simulated machine's rank count near `target`, and the ranks one encoder layer is replayed on.
 
@@ -112,6 +107,50 @@ def simulated_ranks(name, seq, target):
     if ranks > p["nodes"] * per_node:
         ranks -= block
     return ranks, block
+
+
+class Replayer:
+    """Runs simulation/replay.cpp under smpirun: one encoder layer on a block (simulated_ranks), the gradient
+    all-reduce on the whole machine, each once — a block's layer is the same for every machine it is part of, and the
+    all-reduce the same for every strategy and N_s — and combines them into one row per simulated machine."""
+
+    def __init__(self, work, replay, traces, verify_blocks):
+        self.work, self.replay, self.traces, self.verify_blocks = work, replay, traces, verify_blocks
+        self.layers = {}  # (platform, strategy, N_s, block ranks) -> the layer's row
+        self.grads = {}  # (platform, ranks) -> the all-reduce's row
+
+    def smpirun(self, ranks, name, strategy, seq, part, simgrid=(), replay_args=()):
+        cmd = ["smpirun", "-np", str(ranks), "-platform", os.path.join(self.work, name + ".xml"), "-hostfile",
+               os.path.join(self.work, name + ".hosts"), *SIMGRID, *simgrid, self.replay, "--part", part,
+               "--bytes-scale", str(SCALE), "--trace", self.traces[(strategy, 2)],
+               "--trace", self.traces[(strategy, 4)], "--seq", str(seq), "--depth", str(DEPTH),
+               "--tokens-per-rank", str(TOKENS // seq), *rate_args(rates(MACHINE_OF[name])), "--platform-name", name,
+               *replay_args]
+        out = run(cmd)
+        return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+    def row(self, name, strategy, seq, target):
+        ranks, block = simulated_ranks(name, seq, target)
+        key = (name, strategy, seq, block)
+        if key not in self.layers:
+            self.layers[key] = self.smpirun(block, name, strategy, seq, "layer",
+                                            replay_args=("--check", self.traces[(strategy, 3)]))
+        row = dict(self.layers[key])
+        if self.verify_blocks and block < ranks:  # the block against the whole machine
+            whole = self.smpirun(ranks, name, strategy, seq, "layer")
+            row["whole_machine_layer_ms"] = whole["layer_ms"]
+            if abs(whole["layer_ms"] - row["layer_ms"]) > 1e-3 * whole["layer_ms"]:
+                raise SystemExit(f"simulate: {name} {strategy} N_s={seq}: a block of {block} ranks took "
+                                 f"{row['layer_ms']} ms per layer, all {ranks} {whole['layer_ms']}")
+        if (name, ranks) not in self.grads:
+            self.grads[(name, ranks)] = self.smpirun(ranks, name, strategy, seq, "grad", simgrid=GRAD_ALLREDUCE)
+        grad = self.grads[(name, ranks)]
+        if grad["grad_bytes"] != row["grad_bytes"]:
+            raise SystemExit(f"simulate: {strategy} has other gradient bytes than the cached all-reduce")
+        row.update(ranks=ranks, data=ranks // seq, layer_ranks=block, grad_allreduce_ms=grad["grad_allreduce_ms"],
+                   step_ms=DEPTH * row["layer_ms"] + grad["grad_allreduce_ms"])
+        del row["part"]
+        return row
 
 
 def analytic(spvit, machine, ranks, seq, strategy):
@@ -164,51 +203,24 @@ def main(argv):
     names = a.platforms.split(",")
     a.verify_blocks = a.verify_blocks or a.quick
     started = time.time()
-    grad_rows = {}  # (platform, ranks) -> the gradient all-reduce's row: the same for every strategy and N_s
-    layer_rows = {}  # (platform, strategy, N_s, block) -> the layer's row: the same for every machine of that block
+    replayer = Replayer(work, replay, traces, a.verify_blocks)
     for name in names:
         for seq in seqs:
             for strategy in STRATEGIES:
                 if strategy == "ulysses" and seq > 12:
                     continue  # Ulysses splits the 12 heads over the group
                 for target in ranks_list:
-                    ranks, layer_ranks = simulated_ranks(name, seq, target)
                     t0 = time.time()
-                    common = ["-platform", os.path.join(work, name + ".xml"), "-hostfile",
-                              os.path.join(work, name + ".hosts"), *SIMGRID, replay, "--bytes-scale", str(SCALE),
-                              "--trace", traces[(strategy, 2)], "--trace", traces[(strategy, 4)], "--seq", str(seq),
-                              "--depth", str(DEPTH), "--tokens-per-rank", str(TOKENS // seq),
-                              *rate_args(rates(MACHINE_OF[name])), "--platform-name", name]
-                    layer_key = (name, strategy, seq, layer_ranks)  # the same block replays the same layer
-                    if layer_key not in layer_rows:
-                        layer_rows[layer_key] = replay_row(["smpirun", "-np", str(layer_ranks), *common, "--part",
-                                                            "layer", "--check", traces[(strategy, 3)]])
-                    row = dict(layer_rows[layer_key])
-                    if a.verify_blocks and layer_ranks < ranks:  # the block against the whole machine
-                        whole = replay_row(["smpirun", "-np", str(ranks), *common, "--part", "layer"])
-                        row["whole_machine_layer_ms"] = whole["layer_ms"]
-                        if abs(whole["layer_ms"] - row["layer_ms"]) > 1e-3 * whole["layer_ms"]:
-                            raise SystemExit(f"simulate: {name} {strategy} N_s={seq}: a block of {layer_ranks} ranks "
-                                             f"took {row['layer_ms']} ms per layer, all {ranks} {whole['layer_ms']}")
-                    if (name, ranks) not in grad_rows:
-                        grad_rows[(name, ranks)] = replay_row(["smpirun", "-np", str(ranks), *common, *GRAD_ALLREDUCE,
-                                                               "--part", "grad"])
-                    grad = grad_rows[(name, ranks)]
-                    if grad["grad_bytes"] != row["grad_bytes"]:
-                        raise SystemExit(f"simulate: {strategy} has other gradient bytes than the cached all-reduce")
-                    row.update(ranks=ranks, data=ranks // seq, layer_ranks=layer_ranks,
-                               grad_allreduce_ms=grad["grad_allreduce_ms"],
-                               step_ms=DEPTH * row["layer_ms"] + grad["grad_allreduce_ms"])
-                    del row["part"]
-                    row["analytic"] = analytic(a.spvit, MACHINE_OF[name], ranks, seq, strategy)
+                    row = replayer.row(name, strategy, seq, target)
+                    row["analytic"] = analytic(a.spvit, MACHINE_OF[name], row["ranks"], seq, strategy)
                     row["wall_s"] = round(time.time() - t0, 1)
                     with open(a.out, "a") as f:
                         f.write(json.dumps(row) + "\n")
                     an = row["analytic"]["encoder_ms"] if row["analytic"] else float("nan")
-                    print(f"{name:18s} {strategy:8s} ranks={ranks:5d} seq={seq:3d}: simulated {row['step_ms']:9.1f} ms"
-                          f" (layer comm {row['layer_comm_ms']:7.2f} ms on {layer_ranks} ranks, grad"
-                          f" {row['grad_allreduce_ms']:7.1f} ms), analytic {an:9.1f} ms  [{row['wall_s']} s]",
-                          flush=True)
+                    print(f"{name:18s} {strategy:8s} ranks={row['ranks']:5d} seq={seq:3d}: simulated "
+                          f"{row['step_ms']:9.1f} ms (layer comm {row['layer_comm_ms']:7.2f} ms on "
+                          f"{row['layer_ranks']} ranks, grad {row['grad_allreduce_ms']:7.1f} ms), analytic {an:9.1f} ms"
+                          f"  [{row['wall_s']} s]", flush=True)
     print(f"simulate: {time.time() - started:.0f} s of simulation")
 
 
