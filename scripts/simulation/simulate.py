@@ -100,8 +100,9 @@ def simulated_ranks(name, seq, target):
     per_node = p["ranks_per_node"]
     block = math.lcm(seq, p["nodes_per_switch"] * per_node)
     if target <= block or block > p["nodes_per_group"] * per_node:
-        # whole nodes and whole sequence groups, replayed whole
-        ranks = max(seq, target // seq * seq) if per_node == 8 else max(seq, round(target / (per_node * seq)) * per_node * seq)
+        # whole sequence groups (on the fat tree whole 6-GPU nodes too), replayed whole
+        unit = seq if per_node == 8 else per_node * seq
+        ranks = max(seq, (target // unit if per_node == 8 else round(target / unit)) * unit)
         return ranks, ranks
     ranks = max(block, round(target / block) * block)
     if ranks > p["nodes"] * per_node:
